@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/rlcontainers/rl/rootfs"
+)
+
+// PsCmd is `rl ps`.
+type PsCmd struct {
+	All   bool `short:"a" help:"Show all containers, not only running ones."`
+	Quiet bool `short:"q" help:"Only show container ids."`
+}
+
+func (c *PsCmd) Run(g *Globals) error {
+	s, err := g.open()
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	list, err := s.store.Containers()
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+	if !c.Quiet {
+		fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
+	}
+	for _, ctr := range list {
+		rec := rootfs.ReadRecord(&ctr)
+		st := rootfs.ReadState(s.store, ctr.ID)
+		if !c.All && st.Status != "running" {
+			continue
+		}
+		if c.Quiet {
+			fmt.Fprintln(w, ctr.ID[:12])
+			continue
+		}
+		cmd := strings.Join(rec.Command, " ")
+		if len(cmd) > 30 {
+			cmd = cmd[:27] + "..."
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ctr.ID[:12], rec.Image, cmd, ago(ctr.Created), status(st), rec.Name)
+	}
+	return w.Flush()
+}
+
+func status(st rootfs.State) string {
+	switch st.Status {
+	case "running":
+		return "Up " + strings.TrimSuffix(ago(st.StartedAt), " ago")
+	case "exited":
+		if st.ExitCode < 0 {
+			return "Exited (unknown)"
+		}
+		return fmt.Sprintf("Exited (%d) %s", st.ExitCode, ago(st.FinishedAt))
+	}
+	return "Created"
+}

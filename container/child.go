@@ -1,0 +1,232 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/moby/sys/user"
+	"github.com/rlcontainers/rl/netstack"
+	"github.com/rlcontainers/rl/rootfs"
+	"golang.org/x/sys/unix"
+)
+
+// initSocketFd is where the supervisor puts the init's end of the
+// SOCK_SEQPACKET socketpair (exec.Cmd.ExtraFiles[0]).
+const initSocketFd = 3
+
+// IsInit reports whether this process was started as a container's init.
+func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == initArg }
+
+// Init runs in the container's new namespaces, as root of rl's user
+// namespace. It receives the Spec, builds the container's view (mounts,
+// hostname, lo, pivot_root, user, workdir) and execs the workload. It
+// returns only when that failed, after sending the one error report to the
+// supervisor; the caller exits with the returned code.
+func Init() int {
+	// Credentials and the final exec must happen on one thread.
+	runtime.LockOSThread()
+	unix.CloseOnExec(initSocketFd)
+	buf := make([]byte, 1<<20)
+	n, _, _, _, err := unix.Recvmsg(initSocketFd, buf, nil, 0)
+	if err != nil || n == 0 {
+		return ExitRlError
+	}
+	var spec Spec
+	if err := json.Unmarshal(buf[:n], &spec); err != nil {
+		return report(ExitRlError, fmt.Errorf("container init: decoding the spec: %w", err))
+	}
+	code, err := initContainer(&spec)
+	return report(code, err)
+}
+
+func report(code int, err error) int {
+	msg, _ := json.Marshal(initError{Message: err.Error(), Code: code})
+	_ = unix.Sendmsg(initSocketFd, msg, nil, nil, 0)
+	return code
+}
+
+func initContainer(spec *Spec) (int, error) {
+	// The mount namespace was cloned from the supervisor's; its mounts are
+	// peers of ours until made private, and ours would show up there.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return ExitRlError, fmt.Errorf("making mounts private: %w", err)
+	}
+	// pivot_root needs the new root to be a mount point (vfs gives a plain directory).
+	if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return ExitRlError, fmt.Errorf("bind-mounting the rootfs: %w", err)
+	}
+	if spec.Hostname != "" {
+		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
+			return ExitRlError, fmt.Errorf("setting the hostname: %w", err)
+		}
+	}
+	if err := netstack.LoopbackUp(); err != nil {
+		return ExitRlError, err
+	}
+	if err := rootfs.Apply(spec.Rootfs, spec.Mounts); err != nil {
+		return ExitRlError, err
+	}
+	var tty int = -1
+	if spec.Terminal {
+		var err error
+		if tty, err = openPty(spec.Rootfs); err != nil {
+			return ExitRlError, err
+		}
+	}
+	if _, err := unix.Setsid(); err != nil {
+		return ExitRlError, fmt.Errorf("setsid: %w", err)
+	}
+	if tty >= 0 {
+		if err := unix.IoctlSetInt(tty, unix.TIOCSCTTY, 0); err != nil {
+			return ExitRlError, fmt.Errorf("setting the controlling terminal: %w", err)
+		}
+		for fd := 0; fd < 3; fd++ {
+			if err := unix.Dup2(tty, fd); err != nil {
+				return ExitRlError, fmt.Errorf("dup2 tty: %w", err)
+			}
+		}
+		unix.Close(tty)
+	}
+	if err := rootfs.PivotRoot(spec.Rootfs); err != nil {
+		return ExitRlError, err
+	}
+	return execWorkload(spec)
+}
+
+// openPty opens a pty pair in the container's own devpts and hands the
+// master to the supervisor, so /dev/pts/0 inside is the container's.
+func openPty(root string) (int, error) {
+	master, err := unix.Open(filepath.Join(root, "dev/pts/ptmx"), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("opening the container's /dev/pts/ptmx: %w", err)
+	}
+	defer unix.Close(master)
+	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
+		return -1, fmt.Errorf("unlocking the pty: %w", err)
+	}
+	// TIOCGPTPEER opens the peer without a path lookup (linux 4.13).
+	slave, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
+	if errno != 0 {
+		return -1, fmt.Errorf("opening the pty peer: %w", errno)
+	}
+	if err := unix.Sendmsg(initSocketFd, []byte("pty"), unix.UnixRights(master), nil, 0); err != nil {
+		unix.Close(int(slave))
+		return -1, fmt.Errorf("sending the pty to the supervisor: %w", err)
+	}
+	return int(slave), nil
+}
+
+const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// execWorkload runs after pivot_root: it resolves the user against the
+// image's files, enters the workdir, drops to the user and execs.
+func execWorkload(spec *Spec) (int, error) {
+	eu, err := user.GetExecUserPath(spec.User, &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}, "/etc/passwd", "/etc/group")
+	if err != nil {
+		return ExitRlError, fmt.Errorf("user %q: %v: use a numeric uid[:gid] or a user the image defines in /etc/passwd", spec.User, err)
+	}
+	env := spec.Env
+	if lookupEnv(env, "PATH") == "" {
+		env = append(env, defaultPath)
+	}
+	if lookupEnv(env, "HOME") == "" {
+		env = append(env, "HOME="+eu.Home)
+	}
+	cwd := spec.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := os.MkdirAll(cwd, 0o755); err != nil {
+		return ExitRlError, fmt.Errorf("workdir %s cannot be created: %v: choose another -w/--workdir", cwd, unwrapPathError(err))
+	}
+	if err := unix.Chdir(cwd); err != nil {
+		return ExitRlError, fmt.Errorf("workdir %s: %w: choose another -w/--workdir", cwd, err)
+	}
+	if err := setCredentials(eu); err != nil {
+		return ExitRlError, err
+	}
+	if len(spec.Args) == 0 {
+		return ExitRlError, errors.New("no command: the image sets no Entrypoint or Cmd; give one after the image name")
+	}
+	path, err := lookPath(spec.Args[0], lookupEnv(env, "PATH"))
+	if err != nil {
+		return ExitNotFound, err
+	}
+	err = unix.Exec(path, spec.Args, env)
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return ExitNotFound, fmt.Errorf("%s: no such file or directory (a missing interpreter or dynamic loader?)", spec.Args[0])
+	default:
+		return ExitCannotExecute, fmt.Errorf("%s: %w", spec.Args[0], err)
+	}
+}
+
+func setCredentials(eu *user.ExecUser) error {
+	if eu.Uid == 0 && eu.Gid == 0 && len(eu.Sgids) == 0 {
+		return nil
+	}
+	// With a single-ID map setgroups is denied (user_namespaces(7)); the
+	// only group there is 0 anyway.
+	if b, err := os.ReadFile("/proc/self/setgroups"); err != nil || strings.TrimSpace(string(b)) != "deny" {
+		if err := syscall.Setgroups(eu.Sgids); err != nil {
+			return fmt.Errorf("setting supplementary groups %v: %w", eu.Sgids, err)
+		}
+	}
+	if err := syscall.Setresgid(eu.Gid, eu.Gid, eu.Gid); err != nil {
+		return fmt.Errorf("switching to gid %d: %w%s", eu.Gid, err, unmappedHint(err))
+	}
+	if err := syscall.Setresuid(eu.Uid, eu.Uid, eu.Uid); err != nil {
+		return fmt.Errorf("switching to uid %d: %w%s", eu.Uid, err, unmappedHint(err))
+	}
+	return nil
+}
+
+func unmappedHint(err error) string {
+	if errors.Is(err, unix.EINVAL) {
+		return ": the id is not mapped in rl's user namespace (single-ID map); add a range for your user to /etc/subuid and /etc/subgid"
+	}
+	return ""
+}
+
+func lookupEnv(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// lookPath searches the container's PATH (not rl's) for the command.
+func lookPath(file, path string) (string, error) {
+	if strings.Contains(file, "/") {
+		if _, err := os.Stat(file); err != nil {
+			return "", fmt.Errorf("%s: %v", file, unwrapPathError(err))
+		}
+		return file, nil
+	}
+	for _, dir := range filepath.SplitList(path) {
+		if dir == "" {
+			dir = "."
+		}
+		p := filepath.Join(dir, file)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s: executable file not found in $PATH", file)
+}
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

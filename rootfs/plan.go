@@ -1,0 +1,199 @@
+package rootfs
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// OpKind is what one step of the mount plan does.
+type OpKind string
+
+const (
+	OpMount   OpKind = "mount"   // mount Source (FSType) on Target with Flags and Data
+	OpBind    OpKind = "bind"    // bind-mount host path Source on Target (recursive)
+	OpSymlink OpKind = "symlink" // create symlink Target -> Source
+	OpMkdir   OpKind = "mkdir"   // create directory Target
+	OpRemount OpKind = "remount" // make the mount at Target read-only (keeping its locked flags)
+)
+
+// Op is one step of the mount plan. Targets are absolute paths inside the
+// container's root; Apply resolves them below the rootfs.
+type Op struct {
+	Kind   OpKind
+	Source string
+	Target string
+	FSType string
+	Flags  uintptr
+	Data   string
+	// File makes a bind target a file rather than a directory.
+	File bool
+	// Optional: a failure is skipped (e.g. a device the host lacks).
+	Optional bool
+	// Fallback is tried when the op fails with EPERM (e.g. sysfs in a
+	// network namespace rl does not own: bind the host's /sys instead).
+	Fallback []Op
+}
+
+// Volume is a -v SRC:DST[:ro] bind mount.
+type Volume struct {
+	Source, Target string
+	ReadOnly       bool
+}
+
+// Tmpfs is a --tmpfs DST[:OPTIONS] mount.
+type Tmpfs struct {
+	Target  string
+	Options string
+}
+
+// PlanInput is everything the mount plan depends on.
+type PlanInput struct {
+	// EtcFiles maps /etc/hosts, /etc/hostname, /etc/resolv.conf to the
+	// generated host files to bind over them.
+	EtcFiles map[string]string
+	Volumes  []Volume
+	Tmpfs    []Tmpfs
+	ReadOnly bool
+	// TTYGroup is the gid owning /dev/pts entries; -1 when gid 5 is not
+	// mapped (single-ID user namespace), where devpts refuses gid=5.
+	TTYGroup int
+	// HostNet: the container shares a network namespace rl does not own,
+	// where the kernel refuses a fresh sysfs.
+	HostNet bool
+}
+
+const (
+	nosuidNodevNoexec = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+)
+
+// devices are bind-mounted from the host: mknod is refused in a user
+// namespace (the kernel allows it only to init_user_ns's CAP_MKNOD).
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// Plan builds the container's mount plan: the order matters (a mount point
+// must exist before its mount; read-only remounts last).
+func Plan(in PlanInput) ([]Op, error) {
+	var ops []Op
+	ops = append(ops, Op{Kind: OpMount, Source: "proc", Target: "/proc", FSType: "proc", Flags: nosuidNodevNoexec})
+
+	ops = append(ops, Op{Kind: OpMount, Source: "tmpfs", Target: "/dev", FSType: "tmpfs",
+		Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"})
+	for _, d := range devices {
+		ops = append(ops, Op{Kind: OpBind, Source: "/dev/" + d, Target: "/dev/" + d, File: true, Optional: d == "tty"})
+	}
+	pts := "newinstance,ptmxmode=0666,mode=0620"
+	if in.TTYGroup >= 0 {
+		pts += fmt.Sprintf(",gid=%d", in.TTYGroup)
+	}
+	ops = append(ops,
+		Op{Kind: OpMount, Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: pts},
+		Op{Kind: OpSymlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
+		Op{Kind: OpMount, Source: "shm", Target: "/dev/shm", FSType: "tmpfs", Flags: nosuidNodevNoexec, Data: "mode=1777,size=65536k"},
+		Op{Kind: OpMount, Source: "mqueue", Target: "/dev/mqueue", FSType: "mqueue", Flags: nosuidNodevNoexec},
+		Op{Kind: OpSymlink, Source: "/proc/self/fd", Target: "/dev/fd"},
+		Op{Kind: OpSymlink, Source: "/proc/self/fd/0", Target: "/dev/stdin"},
+		Op{Kind: OpSymlink, Source: "/proc/self/fd/1", Target: "/dev/stdout"},
+		Op{Kind: OpSymlink, Source: "/proc/self/fd/2", Target: "/dev/stderr"},
+	)
+
+	sysBind := []Op{
+		{Kind: OpBind, Source: "/sys", Target: "/sys"},
+		{Kind: OpRemount, Target: "/sys"},
+	}
+	if in.HostNet {
+		ops = append(ops, sysBind...)
+	} else {
+		ops = append(ops, Op{Kind: OpMount, Source: "sysfs", Target: "/sys", FSType: "sysfs",
+			Flags: nosuidNodevNoexec | unix.MS_RDONLY, Fallback: sysBind})
+	}
+
+	for _, name := range []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"} {
+		if src, ok := in.EtcFiles[name]; ok {
+			ops = append(ops, Op{Kind: OpBind, Source: src, Target: name, File: true})
+		}
+	}
+	if in.ReadOnly {
+		// As podman's --read-only-tmpfs (on by default): scratch space stays writable.
+		for _, dir := range []string{"/tmp", "/var/tmp", "/run"} {
+			if !mountedBy(dir, in) {
+				ops = append(ops, Op{Kind: OpMount, Source: "tmpfs", Target: dir, FSType: "tmpfs",
+					Flags: unix.MS_NOSUID | unix.MS_NODEV, Data: "mode=1777"})
+			}
+		}
+	}
+	for _, t := range in.Tmpfs {
+		flags, data, err := tmpfsOptions(t.Options)
+		if err != nil {
+			return nil, fmt.Errorf("--tmpfs %s: %w", t.Target, err)
+		}
+		ops = append(ops, Op{Kind: OpMount, Source: "tmpfs", Target: t.Target, FSType: "tmpfs", Flags: flags, Data: data})
+	}
+	for _, v := range in.Volumes {
+		ops = append(ops, Op{Kind: OpBind, Source: v.Source, Target: v.Target})
+		if v.ReadOnly {
+			ops = append(ops, Op{Kind: OpRemount, Target: v.Target})
+		}
+	}
+	if in.ReadOnly {
+		ops = append(ops, Op{Kind: OpRemount, Target: "/"})
+	}
+	return ops, nil
+}
+
+func mountedBy(dir string, in PlanInput) bool {
+	for _, t := range in.Tmpfs {
+		if path.Clean(t.Target) == dir {
+			return true
+		}
+	}
+	for _, v := range in.Volumes {
+		if path.Clean(v.Target) == dir {
+			return true
+		}
+	}
+	return false
+}
+
+// tmpfsOptions splits --tmpfs options into mount flags and data, as podman.
+func tmpfsOptions(opts string) (uintptr, string, error) {
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
+	data := []string{}
+	hasMode := false
+	if opts != "" {
+		for _, o := range strings.Split(opts, ",") {
+			switch o {
+			case "ro":
+				flags |= unix.MS_RDONLY
+			case "rw":
+				flags &^= unix.MS_RDONLY
+			case "noexec":
+				flags |= unix.MS_NOEXEC
+			case "exec":
+				flags &^= unix.MS_NOEXEC
+			case "nosuid":
+				flags |= unix.MS_NOSUID
+			case "suid":
+				flags &^= unix.MS_NOSUID
+			case "nodev":
+				flags |= unix.MS_NODEV
+			case "dev":
+				flags &^= unix.MS_NODEV
+			case "":
+			default:
+				k, _, ok := strings.Cut(o, "=")
+				if !ok || (k != "size" && k != "mode" && k != "nr_inodes" && k != "uid" && k != "gid") {
+					return 0, "", fmt.Errorf("unknown tmpfs option %q (known: ro, rw, exec, noexec, suid, nosuid, dev, nodev, size=, mode=, nr_inodes=, uid=, gid=)", o)
+				}
+				hasMode = hasMode || k == "mode"
+				data = append(data, o)
+			}
+		}
+	}
+	if !hasMode {
+		data = append(data, "mode=1777")
+	}
+	return flags, strings.Join(data, ","), nil
+}

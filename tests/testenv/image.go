@@ -1,0 +1,311 @@
+// Package testenv builds the fixtures rl's integration tests and demo need:
+// a busybox image made offline from Debian's busybox-static, a local
+// docker-registry to pull it from, archives for `rl load`, the containers
+// config files of a test user and the test users themselves.
+//
+// It drives nothing of rl's own: only the image library, the standard library
+// and Debian's tools.
+package testenv
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// BusyboxPath is where Debian's busybox-static installs its binary.
+const BusyboxPath = "/bin/busybox"
+
+// BusyboxTag is the tag the OCI layout built by BuildBusybox carries.
+const BusyboxTag = "latest"
+
+// epoch is the mtime of every file in the image and its creation date, so
+// that two builds from the same busybox give the same digests.
+var epoch = time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// BuildBusybox writes an OCI image layout to dir/busybox, tagged "latest":
+// one gzip layer with /bin/busybox from busybox-static, a /bin symlink per
+// applet, /etc/passwd and /etc/group (root, tester 1000, nobody/nogroup
+// 65534) and the usual top-level directories. It returns the layout's
+// directory; refer to the image as layout:DIR:latest.
+func BuildBusybox(dir string) (string, error) {
+	bin, err := os.ReadFile(BusyboxPath)
+	if err != nil {
+		return "", fmt.Errorf("read busybox: %w (install Debian's busybox-static)", err)
+	}
+	if err := checkStatic(BusyboxPath); err != nil {
+		return "", err
+	}
+	out, err := exec.Command(BusyboxPath, "--list").Output()
+	if err != nil {
+		return "", fmt.Errorf("%s --list: %w", BusyboxPath, err)
+	}
+	applets := strings.Fields(string(out))
+	sort.Strings(applets)
+
+	layer, err := busyboxLayer(bin, applets)
+	if err != nil {
+		return "", err
+	}
+	return writeLayout(filepath.Join(dir, "busybox"), layer, imageConfig{
+		Cmd: []string{"sh"},
+		Env: []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+	})
+}
+
+// checkStatic refuses a dynamically linked busybox (Debian's plain busybox
+// package): it would not run in an image with no libc.
+func checkStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return fmt.Errorf("inspect %s: %w", path, err)
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked: install Debian's busybox-static", path)
+		}
+	}
+	return nil
+}
+
+// entry is one file of a layer; Body is set for regular files, Link for
+// symlinks, neither for directories.
+type entry struct {
+	Name     string
+	Mode     int64
+	UID, GID int
+	Body     []byte
+	Link     string
+}
+
+func busyboxLayer(bin []byte, applets []string) ([]entry, error) {
+	dirs := []entry{
+		{Name: "bin", Mode: 0o755},
+		{Name: "dev", Mode: 0o755},
+		{Name: "etc", Mode: 0o755},
+		{Name: "home", Mode: 0o755},
+		{Name: "home/tester", Mode: 0o755, UID: 1000, GID: 1000},
+		{Name: "proc", Mode: 0o555},
+		{Name: "root", Mode: 0o700},
+		{Name: "sys", Mode: 0o555},
+		{Name: "tmp", Mode: 0o1777},
+		{Name: "var", Mode: 0o755},
+	}
+	files := []entry{
+		{Name: "bin/busybox", Mode: 0o755, Body: bin},
+		{Name: "etc/passwd", Mode: 0o644, Body: []byte(
+			"root:x:0:0:root:/root:/bin/sh\n" +
+				"tester:x:1000:1000::/home/tester:/bin/sh\n" +
+				"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")},
+		{Name: "etc/group", Mode: 0o644, Body: []byte(
+			"root:x:0:\n" +
+				"tester:x:1000:\n" +
+				"nogroup:x:65534:\n")},
+	}
+	for _, a := range applets {
+		if a == "busybox" || strings.Contains(a, "/") {
+			continue
+		}
+		files = append(files, entry{Name: "bin/" + a, Mode: 0o777, Link: "busybox"})
+	}
+	return append(dirs, files...), nil
+}
+
+type imageConfig struct {
+	Cmd []string `json:"Cmd,omitempty"`
+	Env []string `json:"Env,omitempty"`
+}
+
+type descriptor struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// writeLayout writes a one-layer image as an OCI layout in dir (replacing
+// what was there) and returns dir.
+func writeLayout(dir string, files []entry, cfg imageConfig) (string, error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
+		return "", err
+	}
+	raw, err := tarLayer(files)
+	if err != nil {
+		return "", err
+	}
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if err != nil {
+		return "", err
+	}
+	if _, err := zw.Write(raw); err != nil {
+		return "", err
+	}
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	layer, err := writeBlob(dir, "application/vnd.oci.image.layer.v1.tar+gzip", gz.Bytes())
+	if err != nil {
+		return "", err
+	}
+
+	config, err := json.Marshal(map[string]any{
+		"created":      epoch.Format(time.RFC3339),
+		"architecture": "amd64",
+		"os":           "linux",
+		"config":       cfg,
+		"rootfs": map[string]any{
+			"type":     "layers",
+			"diff_ids": []string{digestOf(raw)},
+		},
+		"history": []map[string]any{{
+			"created":    epoch.Format(time.RFC3339),
+			"created_by": "rl testenv: busybox-static",
+		}},
+	})
+	if err != nil {
+		return "", err
+	}
+	configDesc, err := writeBlob(dir, "application/vnd.oci.image.config.v1+json", config)
+	if err != nil {
+		return "", err
+	}
+
+	manifest, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
+		"config":        configDesc,
+		"layers":        []descriptor{layer},
+	})
+	if err != nil {
+		return "", err
+	}
+	manifestDesc, err := writeBlob(dir, "application/vnd.oci.image.manifest.v1+json", manifest)
+	if err != nil {
+		return "", err
+	}
+	manifestDesc.Annotations = map[string]string{"org.opencontainers.image.ref.name": BusyboxTag}
+
+	index, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.oci.image.index.v1+json",
+		"manifests":     []descriptor{manifestDesc},
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "index.json"), index, 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
+
+func tarLayer(files []entry) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		h := &tar.Header{
+			Name:    f.Name,
+			Mode:    f.Mode,
+			Uid:     f.UID,
+			Gid:     f.GID,
+			ModTime: epoch,
+			Format:  tar.FormatPAX,
+		}
+		switch {
+		case f.Link != "":
+			h.Typeflag = tar.TypeSymlink
+			h.Linkname = f.Link
+		case f.Body != nil:
+			h.Typeflag = tar.TypeReg
+			h.Size = int64(len(f.Body))
+		default:
+			h.Typeflag = tar.TypeDir
+			h.Name += "/"
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
+		}
+		if f.Body != nil {
+			if _, err := tw.Write(f.Body); err != nil {
+				return nil, fmt.Errorf("tar %s: %w", f.Name, err)
+			}
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func digestOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func writeBlob(dir, mediaType string, b []byte) (descriptor, error) {
+	d := digestOf(b)
+	path := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return descriptor{}, err
+	}
+	return descriptor{MediaType: mediaType, Digest: d, Size: int64(len(b))}, nil
+}
+
+// Digests reads an OCI layout written by BuildBusybox and returns the
+// digest of its manifest and of its config; the config digest is the image
+// ID podman-like tools print (`rl images` shows its first 12 hex digits).
+func Digests(ociLayoutDir string) (manifest, config string, err error) {
+	var index struct{ Manifests []descriptor }
+	if err := readJSON(filepath.Join(ociLayoutDir, "index.json"), &index); err != nil {
+		return "", "", err
+	}
+	if len(index.Manifests) != 1 {
+		return "", "", fmt.Errorf("%s: want one manifest in index.json, have %d", ociLayoutDir, len(index.Manifests))
+	}
+	manifest = index.Manifests[0].Digest
+	var m struct{ Config descriptor }
+	if err := readJSON(filepath.Join(ociLayoutDir, "blobs", "sha256", strings.TrimPrefix(manifest, "sha256:")), &m); err != nil {
+		return "", "", err
+	}
+	if m.Config.Digest == "" {
+		return "", "", errors.New("manifest has no config")
+	}
+	return manifest, m.Config.Digest, nil
+}
+
+func readJSON(path string, v any) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

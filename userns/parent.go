@@ -1,0 +1,275 @@
+package userns
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// forwarded are the signals the parent relays to the child over the pipe.
+var forwarded = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP,
+	syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+}
+
+// Options configure Run.
+type Options struct {
+	Plan Plan     // from MakePlan
+	Args []string // argv of the child, argv[0] included; the binary is always /proc/self/exe
+	Env  []string // environment of the child; Run adds (and overrides) its own variables
+	// Standard streams of the child; nil means /dev/null.
+	Stdin, Stdout, Stderr *os.File
+}
+
+// Run re-executes /proc/self/exe in a new user and mount namespace, maps it
+// according to o.Plan, releases it, forwards signals to it and waits for it.
+// Called from the parent, in the host's namespaces. It returns the child's exit
+// code (128+N if killed by signal N). A failure to create or map the namespace
+// is returned as *Error; the child then exits quietly (see Join).
+func Run(o Options) (exitCode int, err error) {
+	if len(o.Args) == 0 {
+		return -1, errors.New("userns: Run: no Args (argv[0] is required)")
+	}
+	if len(o.Plan.UIDs) == 0 || len(o.Plan.GIDs) == 0 {
+		return -1, errors.New("userns: Run: the plan has no uid or gid map (use MakePlan)")
+	}
+	plan := o.Plan
+	planJSON, err := json.Marshal(plan)
+	if err != nil {
+		return -1, fmt.Errorf("userns: encoding the plan: %w", err)
+	}
+	caps, err := allCaps()
+	if err != nil {
+		return -1, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return -1, fmt.Errorf("userns: pipe: %w", err)
+	}
+	defer w.Close()
+
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       o.Args,
+		Env:        childEnv(o.Env, string(planJSON), plan),
+		ExtraFiles: []*os.File{r}, // becomes fd 3 == childFD
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+			// The child execs before its map exists; the kernel computes the
+			// capabilities of an exec by a non-root uid from the ambient set only,
+			// so without this the child would start with none
+			// (capabilities(7), "Transformation of capabilities during execve").
+			AmbientCaps: caps,
+		},
+	}
+	if o.Stdin != nil {
+		cmd.Stdin = o.Stdin
+	}
+	if o.Stdout != nil {
+		cmd.Stdout = o.Stdout
+	}
+	if o.Stderr != nil {
+		cmd.Stderr = o.Stderr
+	}
+
+	// Catch signals before the child exists so none is lost (or kills us) while
+	// the maps are written; they are relayed after the release.
+	sigc := make(chan os.Signal, 16)
+	signal.Notify(sigc, forwarded...)
+	defer signal.Stop(sigc)
+
+	err = cmd.Start()
+	r.Close()
+	if err != nil {
+		return -1, &Error{Op: "clone(CLONE_NEWUSER|CLONE_NEWNS) and exec /proc/self/exe", Err: err, Fix: cloneRefusalFix(err)}
+	}
+
+	changed, mapErr := writeMaps(cmd.Process.Pid, &plan)
+	if mapErr != nil {
+		// Tell the child to leave quietly: the error is reported once, here.
+		msg := append([]byte{msgFail}, mapErr.Error()...)
+		w.Write(msg)
+		w.Close()
+		cmd.Wait()
+		return 125, mapErr
+	}
+	release := []byte{msgGo}
+	if changed {
+		b, err := json.Marshal(plan)
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return -1, fmt.Errorf("userns: encoding the plan: %w", err)
+		}
+		release = binary.BigEndian.AppendUint32([]byte{msgGoPlan}, uint32(len(b)))
+		release = append(release, b...)
+	}
+	if _, err := w.Write(release); err != nil {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return -1, &Error{Op: "releasing the child", Err: err}
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigc:
+			// A write error means the child is exiting; Wait reports that.
+			w.Write([]byte{byte(s.(syscall.Signal))})
+		case err := <-done:
+			return exitStatus(cmd, err)
+		}
+	}
+}
+
+// childEnv is env without our variables, then ours.
+func childEnv(env []string, planJSON string, plan Plan) []string {
+	ours := []string{
+		envFD + "=" + strconv.Itoa(childFD),
+		envPlan + "=" + planJSON,
+		envConfigured + "=1",
+		envRootlessUID + "=" + strconv.FormatUint(uint64(plan.UIDs[0].HostID), 10),
+		envRootlessGID + "=" + strconv.FormatUint(uint64(plan.GIDs[0].HostID), 10),
+	}
+	out := make([]string, 0, len(env)+len(ours))
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		switch name {
+		case envFD, envPlan, envConfigured, envRootlessUID, envRootlessGID:
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, ours...)
+}
+
+// allCaps lists capabilities 0..cap_last_cap of the running kernel: raising an
+// ambient capability the kernel does not know fails with EINVAL, so the
+// compile-time constant is only a fallback.
+func allCaps() ([]uintptr, error) {
+	last := uintptr(unix.CAP_LAST_CAP)
+	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
+		n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil {
+			return nil, fmt.Errorf("userns: /proc/sys/kernel/cap_last_cap: %q is not a number", b)
+		}
+		last = uintptr(n)
+	}
+	caps := make([]uintptr, 0, last+1)
+	for c := uintptr(0); c <= last; c++ {
+		caps = append(caps, c)
+	}
+	return caps, nil
+}
+
+// writeMaps maps the child pid as plan says. Called from the parent, in the
+// host's namespaces. In full mode a failing helper is not fatal: the rest is
+// mapped with the single ID and plan is rewritten (Mode, maps, Reason, Fix) to
+// say so; changed reports that. An error means no usable map could be written.
+func writeMaps(pid int, plan *Plan) (changed bool, err error) {
+	if plan.Mode != ModeFull {
+		return false, writeSingle(pid, plan.UIDs[0], plan.GIDs[0], true, true)
+	}
+	// Either helper may fail alone and the single map still be written for that
+	// side: a failed newgidmap leaves gid_map unwritten, and the kernel accepts
+	// "deny" in setgroups until gid_map is written (user_namespaces(7)).
+	gidErr := runHelper(plan.NewGIDMap, pid, plan.GIDs)
+	uidErr := runHelper(plan.NewUIDMap, pid, plan.UIDs)
+	if gidErr == nil && uidErr == nil {
+		return false, nil
+	}
+	if err := writeSingle(pid, plan.UIDs[0], plan.GIDs[0], uidErr != nil, gidErr != nil); err != nil {
+		return false, err
+	}
+	var reasons []string
+	for _, e := range []error{gidErr, uidErr} {
+		if e != nil {
+			reasons = append(reasons, e.Error())
+		}
+	}
+	if uidErr != nil {
+		plan.UIDs = plan.UIDs[:1]
+	}
+	if gidErr != nil {
+		plan.GIDs = plan.GIDs[:1]
+	}
+	plan.Fix = fmt.Sprintf("check that %s and %s are setuid root and that %s grant these ranges to the user",
+		plan.NewUIDMap, plan.NewGIDMap, plan.Source)
+	plan.Mode = ModeSingle
+	plan.Source = "single-ID fallback"
+	plan.Reason = strings.Join(reasons, "; ")
+	plan.NewUIDMap, plan.NewGIDMap = "", ""
+	return true, nil
+}
+
+// runHelper runs newuidmap or newgidmap; its error carries the helper's
+// stderr as one line.
+func runHelper(path string, pid int, maps []Mapping) error {
+	var stderr bytes.Buffer
+	cmd := exec.Command(path, HelperArgs(pid, maps)...)
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.Join(strings.Fields(strings.ReplaceAll(strings.TrimSpace(stderr.String()), "\n", "; ")), " ")
+		if msg == "" {
+			msg = err.Error()
+		}
+		return fmt.Errorf("%s failed: %s", path, msg)
+	}
+	return nil
+}
+
+// writeSingle writes the one-line maps that the kernel lets an unprivileged
+// process write for its own child: its own uid, and its own gid once setgroups
+// is denied (user_namespaces(7), since Linux 3.19).
+func writeSingle(pid int, uid, gid Mapping, doUID, doGID bool) error {
+	proc := "/proc/" + strconv.Itoa(pid) + "/"
+	write := func(name, text string) error {
+		if err := os.WriteFile(proc+name, []byte(text), 0); err != nil {
+			// Kernels before 3.19 have no setgroups file and no such rule.
+			if name == "setgroups" && errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return &Error{Op: "write " + proc + name, Err: err}
+		}
+		return nil
+	}
+	if doGID {
+		if err := write("setgroups", "deny"); err != nil {
+			return err
+		}
+	}
+	if doUID {
+		if err := write("uid_map", mapText([]Mapping{{0, uid.HostID, 1}})); err != nil {
+			return err
+		}
+	}
+	if doGID {
+		if err := write("gid_map", mapText([]Mapping{{0, gid.HostID, 1}})); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exitStatus turns the result of Wait into an exit code, 128+N for signal N.
+func exitStatus(cmd *exec.Cmd, err error) (int, error) {
+	if cmd.ProcessState == nil {
+		return -1, fmt.Errorf("userns: waiting for the child: %w", err)
+	}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), nil
+	}
+	return cmd.ProcessState.ExitCode(), nil
+}

@@ -1,0 +1,36 @@
+package userns
+
+// The parent and the child share one pipe, the child's fd 3 (the read end):
+//
+//	parent (host namespaces)                   child (new user namespace)
+//	clone(NEWUSER|NEWNS) + exec /proc/self/exe
+//	                                           Join: read 1 byte, blocks
+//	newgidmap, newuidmap  (or the single map)
+//	'G'                                     -> go, the plan in _RL_USERNS_PLAN holds
+//	'P' len(4, big endian) json(Plan)       -> go, with this plan instead (helpers failed,
+//	                                           the single map was written)
+//	'F' message... EOF                      -> no map could be written: exit 125 quietly,
+//	                                           the parent reports the error
+//	after 'G' or 'P', one byte per forwarded signal (its number); EOF when the parent is gone.
+//
+// Signals travel on the pipe rather than by kill(2) because a terminal's Ctrl-C
+// already reaches both processes: the child must ignore the direct one and act
+// on the forwarded one, so it acts exactly once.
+const (
+	msgGo       = 'G'
+	msgGoPlan   = 'P'
+	msgFail     = 'F'
+	maxPlanJSON = 1 << 20
+
+	childFD = 3
+)
+
+// Environment of the child. The _CONTAINERS_* variables are the ones
+// go.podman.io/storage reads to learn that it runs rootless in a user namespace.
+const (
+	envFD          = "_RL_USERNS"
+	envPlan        = "_RL_USERNS_PLAN"
+	envConfigured  = "_CONTAINERS_USERNS_CONFIGURED"
+	envRootlessUID = "_CONTAINERS_ROOTLESS_UID"
+	envRootlessGID = "_CONTAINERS_ROOTLESS_GID"
+)
