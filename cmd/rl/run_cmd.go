@@ -1,8 +1,8 @@
 package main
 
 import (
-	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/container"
+	"github.com/rlcontainers/rl/rootfs"
 )
 
 // RunCmd is `rl run`: flags as docker and podman have them.
