@@ -2,7 +2,9 @@ package container
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"github.com/rlcontainers/rl/container/initproc"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
 )
 
@@ -23,8 +26,8 @@ type RunOptions struct {
 	Env         []string // KEY=VALUE, after --env-file and -e
 	Workdir     string
 	User        string
-	Volumes     []rootfs.Volume
-	Tmpfs       []rootfs.Tmpfs
+	Volumes     []mounts.Volume
+	Tmpfs       []mounts.Tmpfs
 	ReadOnly    bool
 	Interactive bool
 	TTY         bool
@@ -100,8 +103,8 @@ func ParseEnv(env, files []string) ([]string, error) {
 
 // ParseVolumes checks -v SRC:DST[:OPTIONS] values. Named volumes are not
 // supported: SRC must be a host path (absolute, or starting with . or ..).
-func ParseVolumes(vols []string) ([]rootfs.Volume, error) {
-	var out []rootfs.Volume
+func ParseVolumes(vols []string) ([]mounts.Volume, error) {
+	var out []mounts.Volume
 	for _, v := range vols {
 		parts := strings.Split(v, ":")
 		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
@@ -121,7 +124,7 @@ func ParseVolumes(vols []string) ([]rootfs.Volume, error) {
 		if _, err := os.Stat(abs); err != nil {
 			return nil, fmt.Errorf("invalid volume %q: %s: %v: create it first", v, abs, unwrapPathError(err))
 		}
-		vol := rootfs.Volume{Source: abs, Target: filepath.Clean(dst)}
+		vol := mounts.Volume{Source: abs, Target: filepath.Clean(dst)}
 		if len(parts) == 3 {
 			for _, o := range strings.Split(parts[2], ",") {
 				switch o {
@@ -139,17 +142,17 @@ func ParseVolumes(vols []string) ([]rootfs.Volume, error) {
 }
 
 // ParseTmpfs checks --tmpfs DST[:OPTIONS] values.
-func ParseTmpfs(list []string) ([]rootfs.Tmpfs, error) {
-	var out []rootfs.Tmpfs
+func ParseTmpfs(list []string) ([]mounts.Tmpfs, error) {
+	var out []mounts.Tmpfs
 	for _, t := range list {
 		dst, opts, _ := strings.Cut(t, ":")
 		if !strings.HasPrefix(dst, "/") {
 			return nil, fmt.Errorf("invalid --tmpfs %q: the destination must be an absolute path", t)
 		}
-		out = append(out, rootfs.Tmpfs{Target: filepath.Clean(dst), Options: opts})
+		out = append(out, mounts.Tmpfs{Target: filepath.Clean(dst), Options: opts})
 	}
 	// The options are checked where the plan is built.
-	if _, err := rootfs.Plan(rootfs.PlanInput{Tmpfs: out}); err != nil {
+	if _, err := mounts.Plan(mounts.PlanInput{Tmpfs: out}); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -168,3 +171,14 @@ var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
 
 // ValidHostname reports whether name can be a hostname.
 func ValidHostname(name string) bool { return hostnameRE.MatchString(name) }
+
+// ExitRlError is the exit code of rl's own failures (docker's and podman's 125).
+const ExitRlError = initproc.ExitRlError
+
+func unwrapPathError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/rlcontainers/rl/container/initproc"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
@@ -42,7 +43,7 @@ const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
 // outcome: the socket closing on exec means the workload runs; a message
 // means the init failed, and that message is the error (with its exit code
 // in an *ExitError). With a terminal the init first sends the pty master.
-func Start(spec *Spec, stdio Stdio) (*Process, error) {
+func Start(spec *initproc.Spec, stdio Stdio) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -51,8 +52,12 @@ func Start(spec *Spec, stdio Stdio) (*Process, error) {
 	theirs := os.NewFile(uintptr(fds[1]), "init-socket")
 	defer unix.Close(ours)
 
-	cmd := exec.Command("/proc/self/exe", initArg)
-	cmd.Args[0] = "rl-init"
+	cmd, cleanup, err := initCommand()
+	if err != nil {
+		theirs.Close()
+		return nil, err
+	}
+	defer cleanup()
 	cmd.Env = []string{}
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: CloneFlags}
@@ -100,7 +105,7 @@ func Start(spec *Spec, stdio Stdio) (*Process, error) {
 			p.pty = f
 			continue
 		}
-		var ie initError
+		var ie initproc.InitError
 		if err := json.Unmarshal(buf[:n], &ie); err != nil {
 			return nil, p.abort(fmt.Errorf("container init sent %q", buf[:n]))
 		}
@@ -216,5 +221,5 @@ func (p *Process) Wait() int {
 		}
 		return ee.ExitCode()
 	}
-	return ExitRlError
+	return initproc.ExitRlError
 }

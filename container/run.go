@@ -10,7 +10,9 @@ import (
 	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
 	"golang.org/x/term"
 )
@@ -139,7 +141,7 @@ func command(cfg *imgspecv1.Image, o RunOptions) []string {
 
 // buildSpec mounts the container's rootfs, writes its /etc files and
 // builds the mount plan.
-func buildSpec(rt *Runtime, c *storage.Container, cfg *imgspecv1.Image, args []string, o RunOptions) (*Spec, error) {
+func buildSpec(rt *Runtime, c *storage.Container, cfg *imgspecv1.Image, args []string, o RunOptions) (*initproc.Spec, error) {
 	root, err := rt.Store.Mount(c.ID, "")
 	if err != nil {
 		return nil, fmt.Errorf("mounting the container's rootfs: %w", err)
@@ -160,7 +162,7 @@ func buildSpec(rt *Runtime, c *storage.Container, cfg *imgspecv1.Image, args []s
 	if rt.SingleID {
 		tty = -1
 	}
-	ops, err := rootfs.Plan(rootfs.PlanInput{
+	ops, err := mounts.Plan(mounts.PlanInput{
 		EtcFiles: etc, Volumes: o.Volumes, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly, TTYGroup: tty,
 	})
 	if err != nil {
@@ -180,7 +182,7 @@ func buildSpec(rt *Runtime, c *storage.Container, cfg *imgspecv1.Image, args []s
 	if user == "" {
 		user = cfg.Config.User
 	}
-	return &Spec{
+	return &initproc.Spec{
 		Rootfs: root, Hostname: hostname, Mounts: ops, Args: args,
 		Env: env, Cwd: workdir, User: user, Terminal: o.TTY,
 	}, nil

@@ -4,7 +4,7 @@ package main
 import (
 	"os"
 
-	"github.com/rlcontainers/rl/container"
+	"github.com/rlcontainers/rl/container/initproc"
 	"go.podman.io/storage/pkg/reexec"
 )
 
@@ -12,8 +12,8 @@ func main() {
 	if reexec.Init() {
 		return
 	}
-	if container.IsInit() {
-		os.Exit(container.Init())
+	if initproc.IsInit() {
+		os.Exit(initproc.Init())
 	}
 	os.Exit(run(os.Args[1:]))
 }

@@ -1,12 +1,12 @@
-// Package container starts a container from a mounted rootfs: the
-// supervisor side (parent.go) clones the container's init with new pid,
-// uts, ipc, net, cgroup and mount namespaces; the init side (child.go) sets
-// up the mounts, pivots into the rootfs and execs the workload, so no rl
-// process is left inside the container.
-package container
+// Package initproc is the container's init: executed in the container's new
+// namespaces, it sets up the mounts, pivots into the rootfs and execs the
+// workload, so no rl process is left inside the container. It is built into
+// the small rl-init binary (cmd/rl-init) so that it starts in about a
+// millisecond; it must not import storage or the image library.
+package initproc
 
 import (
-	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/mounts"
 )
 
 // Spec is what the supervisor sends the container's init: everything it
@@ -14,7 +14,7 @@ import (
 type Spec struct {
 	Rootfs   string      `json:"rootfs"`
 	Hostname string      `json:"hostname"`
-	Mounts   []rootfs.Op `json:"mounts"`
+	Mounts   []mounts.Op `json:"mounts"`
 	Args     []string    `json:"args"`
 	Env      []string    `json:"env"`
 	Cwd      string      `json:"cwd"`
@@ -31,12 +31,17 @@ const (
 	ExitNotFound      = 127 // the command was not found
 )
 
-// initError is the one message the init sends when it fails; an exec that
+// InitError is the one message the init sends when it fails; an exec that
 // succeeds closes the socket (close-on-exec) instead.
-type initError struct {
+type InitError struct {
 	Message string `json:"message"`
 	Code    int    `json:"code"`
 }
 
-// initArg is argv[1] of the re-executed binary that becomes the container's init.
-const initArg = "__rl-container-init"
+// Arg is argv[1] of the rl binary re-executed as the container's init,
+// when rl was built without the embedded rl-init.
+const Arg = "__rl-container-init"
+
+// SocketFd is where the supervisor puts the init's end of the
+// SOCK_SEQPACKET socketpair (exec.Cmd.ExtraFiles[0]).
+const SocketFd = 3

@@ -1,4 +1,6 @@
-package rootfs
+// Package mounts is the container's mount plan: built as data (Plan), applied in
+// one place (Apply) in the container's mount namespace, then PivotRoot.
+package mounts
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package container
+package initproc
 
 import (
 	"encoding/json"
@@ -12,16 +12,12 @@ import (
 
 	"github.com/moby/sys/user"
 	"github.com/rlcontainers/rl/netstack"
-	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/mounts"
 	"golang.org/x/sys/unix"
 )
 
-// initSocketFd is where the supervisor puts the init's end of the
-// SOCK_SEQPACKET socketpair (exec.Cmd.ExtraFiles[0]).
-const initSocketFd = 3
-
-// IsInit reports whether this process was started as a container's init.
-func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == initArg }
+// IsInit reports whether this rl process was started as a container's init.
+func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == Arg }
 
 // Init runs in the container's new namespaces, as root of rl's user
 // namespace. It receives the Spec, builds the container's view (mounts,
@@ -31,9 +27,9 @@ func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == initArg }
 func Init() int {
 	// Credentials and the final exec must happen on one thread.
 	runtime.LockOSThread()
-	unix.CloseOnExec(initSocketFd)
+	unix.CloseOnExec(SocketFd)
 	buf := make([]byte, 1<<20)
-	n, _, _, _, err := unix.Recvmsg(initSocketFd, buf, nil, 0)
+	n, _, _, _, err := unix.Recvmsg(SocketFd, buf, nil, 0)
 	if err != nil || n == 0 {
 		return ExitRlError
 	}
@@ -46,8 +42,8 @@ func Init() int {
 }
 
 func report(code int, err error) int {
-	msg, _ := json.Marshal(initError{Message: err.Error(), Code: code})
-	_ = unix.Sendmsg(initSocketFd, msg, nil, nil, 0)
+	msg, _ := json.Marshal(InitError{Message: err.Error(), Code: code})
+	_ = unix.Sendmsg(SocketFd, msg, nil, nil, 0)
 	return code
 }
 
@@ -69,7 +65,7 @@ func initContainer(spec *Spec) (int, error) {
 	if err := netstack.LoopbackUp(); err != nil {
 		return ExitRlError, err
 	}
-	if err := rootfs.Apply(spec.Rootfs, spec.Mounts); err != nil {
+	if err := mounts.Apply(spec.Rootfs, spec.Mounts); err != nil {
 		return ExitRlError, err
 	}
 	var tty int = -1
@@ -93,7 +89,7 @@ func initContainer(spec *Spec) (int, error) {
 		}
 		unix.Close(tty)
 	}
-	if err := rootfs.PivotRoot(spec.Rootfs); err != nil {
+	if err := mounts.PivotRoot(spec.Rootfs); err != nil {
 		return ExitRlError, err
 	}
 	return execWorkload(spec)
@@ -115,7 +111,7 @@ func openPty(root string) (int, error) {
 	if errno != 0 {
 		return -1, fmt.Errorf("opening the pty peer: %w", errno)
 	}
-	if err := unix.Sendmsg(initSocketFd, []byte("pty"), unix.UnixRights(master), nil, 0); err != nil {
+	if err := unix.Sendmsg(SocketFd, []byte("pty"), unix.UnixRights(master), nil, 0); err != nil {
 		unix.Close(int(slave))
 		return -1, fmt.Errorf("sending the pty to the supervisor: %w", err)
 	}
