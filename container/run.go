@@ -23,6 +23,8 @@ import (
 // user's signals, and records the exit. It returns the workload's exit code;
 // an error means rl itself failed (nothing of the container is left then).
 func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
+	bin := prepareInit()
+	defer bin.close()
 	img, err := ensureImage(ctx, rt, o)
 	if err != nil {
 		return 0, err
@@ -69,7 +71,7 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
 		}
 		defer term.Restore(int(os.Stdin.Fd()), old)
 	}
-	p, err := Start(spec, stdio)
+	p, err := Start(bin, spec, stdio)
 	if err != nil {
 		return 0, err
 	}
