@@ -45,6 +45,11 @@ type Runtime struct {
 	SingleID bool
 	// Signals the user sent rl (forwarded by the host-side parent).
 	Signals <-chan syscall.Signal
+	// Stdio is the user's terminal or pipes: the workload's stdio, and
+	// where pull progress goes.
+	Stdio Stdio
+	// Warn reports a problem that does not stop the command.
+	Warn func(string)
 }
 
 var envKey = regexp.MustCompile(`^[^=\s]+$`)
@@ -181,4 +186,10 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+func (rt *Runtime) warn(format string, a ...any) {
+	if rt.Warn != nil {
+		rt.Warn(fmt.Sprintf(format, a...))
+	}
 }

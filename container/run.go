@@ -47,11 +47,11 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
 	started := false
 	defer func() {
 		if _, err := rt.Store.Unmount(c.ID, true); err != nil && !errors.Is(err, storage.ErrLayerUnknown) {
-			fmt.Fprintf(os.Stderr, "rl: warning: unmounting container %s: %v\n", c.ID[:12], err)
+			rt.warn("unmounting container %s: %v", c.ID[:12], err)
 		}
 		if o.Remove || !started {
 			if err := rt.Store.DeleteContainer(c.ID); err != nil {
-				fmt.Fprintf(os.Stderr, "rl: warning: removing container %s: %v\n", c.ID[:12], err)
+				rt.warn("removing container %s: %v", c.ID[:12], err)
 			}
 		}
 	}()
@@ -60,16 +60,16 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	stdio := Stdio{Stdout: os.Stdout, Stderr: os.Stderr}
-	if o.Interactive {
-		stdio.Stdin = os.Stdin
+	stdio := rt.Stdio
+	if !o.Interactive {
+		stdio.Stdin = nil
 	}
-	if o.TTY && o.Interactive && term.IsTerminal(int(os.Stdin.Fd())) {
-		old, err := term.MakeRaw(int(os.Stdin.Fd()))
+	if o.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
+		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
 		if err != nil {
 			return 0, fmt.Errorf("setting the terminal raw: %w", err)
 		}
-		defer term.Restore(int(os.Stdin.Fd()), old)
+		defer term.Restore(int(stdio.Stdin.Fd()), old)
 	}
 	p, err := Start(bin, spec, stdio)
 	if err != nil {
@@ -98,7 +98,7 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
 	st.Status, st.ExitCode, st.FinishedAt = "exited", code, time.Now().UTC()
 	if !o.Remove {
 		if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
-			fmt.Fprintf(os.Stderr, "rl: warning: recording the exit of %s: %v\n", c.ID[:12], err)
+			rt.warn("recording the exit of %s: %v", c.ID[:12], err)
 		}
 	}
 	return code, nil
@@ -119,7 +119,7 @@ func ensureImage(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Image
 	}
 	po := o.PullOptions
 	if !o.Quiet {
-		po.Progress = os.Stderr
+		po.Progress = rt.Stdio.Stderr
 	}
 	return rootfs.Pull(ctx, rt.Store, o.Image, po)
 }

@@ -120,6 +120,8 @@ func (s *session) runtime() *container.Runtime {
 		Store:    s.store,
 		SingleID: s.child.Plan.Mode != "full",
 		Signals:  s.child.Signals,
+		Stdio:    container.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		Warn:     func(msg string) { fmt.Fprintln(os.Stderr, "rl: warning:", msg) },
 	}
 }
 

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/rlcontainers/rl"
+
+// imports lists every package (transitively) that pkg depends on.
+func imports(t *testing.T, pkg string) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-tags", "containers_image_openpgp", "-deps", "-json=ImportPath,Standard", pkg).Output()
+	if err != nil {
+		t.Fatalf("go list %s: %v", pkg, err)
+	}
+	var deps []string
+	dec := json.NewDecoder(strings.NewReader(string(out)))
+	for dec.More() {
+		var p struct {
+			ImportPath string
+			Standard   bool
+		}
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		if !p.Standard && p.ImportPath != pkg {
+			deps = append(deps, p.ImportPath)
+		}
+	}
+	return deps
+}
+
+// TestImportRules keeps the layout's promises (DESIGN.md): userns and the
+// container init stay small, netstack never touches storage, rootfs never
+// touches netstack, and only cmd/ uses kong.
+func TestImportRules(t *testing.T) {
+	rules := []struct {
+		pkg     string
+		allowed []string // prefixes of non-standard imports allowed
+		denied  []string // prefixes denied
+	}{
+		{pkg: module + "/userns", allowed: []string{"golang.org/x/sys/unix"}},
+		{pkg: module + "/netstack", allowed: []string{"golang.org/x/sys/", "gvisor.dev/gvisor/"}},
+		// rl-init must start in a millisecond: no storage, no image library.
+		{pkg: module + "/container/initproc", denied: []string{"go.podman.io/", "github.com/alecthomas/kong", "gvisor.dev/"}},
+		{pkg: module + "/rootfs", denied: []string{module + "/netstack", "github.com/alecthomas/kong"}},
+		{pkg: module + "/container", denied: []string{"github.com/alecthomas/kong"}},
+	}
+	for _, r := range rules {
+		for _, dep := range imports(t, r.pkg) {
+			if strings.HasPrefix(dep, module+"/") && r.allowed != nil {
+				continue
+			}
+			if r.allowed != nil && !hasPrefix(dep, r.allowed) {
+				t.Errorf("%s imports %s; only %v are allowed", r.pkg, dep, r.allowed)
+			}
+			if hasPrefix(dep, r.denied) {
+				t.Errorf("%s imports %s, which it must not", r.pkg, dep)
+			}
+		}
+	}
+}
+
+func hasPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if s == strings.TrimSuffix(p, "/") || strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestOnlyCmdExitsAndPrints: library packages return errors; only cmd/
+// prints to the terminal and calls os.Exit (DESIGN.md).
+func TestOnlyCmdExitsAndPrints(t *testing.T) {
+	out, err := exec.Command("go", "list", "-tags", "containers_image_openpgp", "-f", "{{.Dir}} {{join .GoFiles \" \"}}", module+"/...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forbidden := []string{"os.Exit(", "fmt.Print", "os.Stdout", "os.Stderr", "log.Fatal", "log.Print"}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		dir := fields[0]
+		if strings.Contains(dir, "/cmd/") || strings.Contains(dir, "/tests") {
+			continue
+		}
+		for _, f := range fields[1:] {
+			src, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, bad := range forbidden {
+				if strings.Contains(string(src), bad) {
+					t.Errorf("%s/%s uses %s: return an error (or take a writer) instead", dir, f, bad)
+				}
+			}
+		}
+	}
+}
