@@ -18,7 +18,7 @@ TEST_TIMEOUT ?= 30m
 DEMO_USER    ?= rltest
 DEMO_DIR     ?= /tmp/rl-demo-$(shell id -un)
 
-.PHONY: all build initbin install test fmt-check vet unit integration demo bench clean
+.PHONY: all build initbin deps install test fmt-check vet unit integration demo bench clean
 
 all: build
 
@@ -33,10 +33,14 @@ initbin:
 bin/rl-testenv: FORCE
 	$(GO) build -tags $(TAGS) -o $@ ./tests/cmd/rl-testenv
 
+# Debian packages for the tests and the demo (as root; otherwise a check).
+deps:
+	@.ci/deps
+
 install: build
 	install -D -m 0755 bin/rl $(DESTDIR)$(PREFIX)/bin/rl
 
-test: fmt-check vet unit integration
+test: deps fmt-check vet unit integration
 
 fmt-check:
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
@@ -55,12 +59,11 @@ integration: build
 
 # Serves the test busybox image as a docker.io mirror, then runs
 # `rl run -it busybox sh` as a non-root user; the registry stops on exit.
-demo: build bin/rl-testenv
+demo: deps install bin/rl-testenv
 	@set -e; \
 	if [ "$$(id -u)" = 0 ]; then user=$(DEMO_USER); create=--create-user; else user=$$(id -un); create=; fi; \
 	home=$(DEMO_DIR)/home-$$user; \
 	mkdir -p $(DEMO_DIR); chmod 0755 $(DEMO_DIR); \
-	install -m 0755 bin/rl $(DEMO_DIR)/rl; \
 	: > $(DEMO_DIR)/serve.out; \
 	bin/rl-testenv serve --dir $(DEMO_DIR)/env --user $$user --home $$home $$create >$(DEMO_DIR)/serve.out & pid=$$!; \
 	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null || true' EXIT; \
@@ -74,9 +77,9 @@ demo: build bin/rl-testenv
 	if [ "$$(id -u)" = 0 ]; then \
 		setpriv --reuid=$$(id -u $$user) --regid=$$(id -g $$user) --init-groups \
 			env -i HOME=$$home USER=$$user LOGNAME=$$user TERM="$${TERM:-xterm}" PATH=/usr/local/bin:/usr/bin:/bin \
-			$(DEMO_DIR)/rl run -it busybox sh; \
+			$(PREFIX)/bin/rl run -it busybox sh; \
 	else \
-		HOME=$$home $(DEMO_DIR)/rl run -it busybox sh; \
+		HOME=$$home $(PREFIX)/bin/rl run -it busybox sh; \
 	fi
 
 bench: build
