@@ -18,17 +18,18 @@ TEST_TIMEOUT ?= 30m
 DEMO_USER    ?= rltest
 DEMO_DIR     ?= /tmp/rl-demo-$(shell id -un)
 
-.PHONY: all build initbin deps install test fmt-check vet unit integration demo bench clean
+.PHONY: all build deps install test fmt-check vet unit integration demo bench clean
 
 all: build
 
-# rl embeds rl-init (the container's init, a ~2 MB binary that starts in
-# about a millisecond); see container/initbin/README.md.
-build: initbin
-	$(GO) build -tags $(TAGS) -o bin/rl ./cmd/rl
+# rl is the host side and the container's init (no storage, no image
+# library: it starts in ~2 ms); rl-core runs the store commands and rl-image
+# the pulls (docs/process-model.md). rl finds them beside itself or in
+# ../libexec/rl.
+BINARIES     := rl rl-core rl-image
 
-initbin:
-	$(GO) build -trimpath -ldflags=-s -o container/initbin/rl-init ./cmd/rl-init
+build:
+	@for b in $(BINARIES); do echo "$(GO) build -o bin/$$b ./cmd/$$b"; $(GO) build -tags $(TAGS) -o bin/$$b ./cmd/$$b || exit 1; done
 
 bin/rl-testenv: FORCE
 	$(GO) build -tags $(TAGS) -o $@ ./tests/cmd/rl-testenv
@@ -39,17 +40,19 @@ deps:
 
 install: build
 	install -D -m 0755 bin/rl $(DESTDIR)$(PREFIX)/bin/rl
+	install -D -m 0755 bin/rl-core $(DESTDIR)$(PREFIX)/libexec/rl/rl-core
+	install -D -m 0755 bin/rl-image $(DESTDIR)$(PREFIX)/libexec/rl/rl-image
 
 test: deps fmt-check vet unit integration
 
 fmt-check:
 	@files=$$(gofmt -l .); if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 
-vet: initbin
+vet:
 	$(GO) vet -tags $(TAGS) ./...
 
 # Unit tests: every package but tests/, which drives the built binary.
-unit: initbin
+unit:
 	$(GO) test -tags $(TAGS) -count=1 $$($(GO) list -tags $(TAGS) ./... | grep -v '/tests$$')
 
 # Integration tests: as root they create the test users; otherwise they skip

@@ -1,17 +1,11 @@
 package container
 
 import (
-	"bufio"
-	"errors"
+	"context"
 	"fmt"
-	"github.com/rlcontainers/rl/container/initproc"
-	"os"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"syscall"
 
-	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
 )
@@ -34,8 +28,6 @@ type RunOptions struct {
 	Remove      bool
 	Pull        string // missing, always, never, newer
 	Network     string
-	PullOptions rootfs.PullOptions
-	Quiet       bool
 }
 
 // Runtime is what running a container needs from the session: it lives in
@@ -43,150 +35,21 @@ type RunOptions struct {
 type Runtime struct {
 	Store    storage.Store
 	SingleID bool
+	// InitPath is the binary exec'd as the container's init (rl itself,
+	// which starts in ~2 ms: it links neither storage nor the image library).
+	InitPath string
+	// Pull brings a missing image into the store (rl-image pull).
+	Pull func(ctx context.Context, image string) error
 	// Signals the user sent rl (forwarded by the host-side parent).
 	Signals <-chan syscall.Signal
-	// Stdio is the user's terminal or pipes: the workload's stdio, and
-	// where pull progress goes.
+	// Stdio is the user's terminal or pipes: the workload's stdio.
 	Stdio Stdio
 	// Warn reports a problem that does not stop the command.
 	Warn func(string)
 }
 
-var envKey = regexp.MustCompile(`^[^=\s]+$`)
-
-// ParseEnv merges --env-file files and -e values, in that order (later
-// wins), as docker does. "KEY" alone takes KEY from rl's environment and is
-// dropped when unset there.
-func ParseEnv(env, files []string) ([]string, error) {
-	var out []string
-	add := func(kv, where string) error {
-		k, v, hasValue := strings.Cut(kv, "=")
-		if !envKey.MatchString(k) {
-			return fmt.Errorf("invalid environment variable %q%s: use KEY=VALUE", kv, where)
-		}
-		if !hasValue {
-			var ok bool
-			if v, ok = os.LookupEnv(k); !ok {
-				return nil
-			}
-		}
-		out = append(out, k+"="+v)
-		return nil
-	}
-	for _, f := range files {
-		fh, err := os.Open(f)
-		if err != nil {
-			return nil, fmt.Errorf("--env-file %s: %v: give an existing, readable file", f, unwrapPathError(err))
-		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		line := 0
-		for sc.Scan() {
-			line++
-			t := strings.TrimLeft(sc.Text(), " \t")
-			if t == "" || strings.HasPrefix(t, "#") {
-				continue
-			}
-			if err := add(t, fmt.Sprintf(" at %s:%d", f, line)); err != nil {
-				fh.Close()
-				return nil, err
-			}
-		}
-		err = sc.Err()
-		fh.Close()
-		if err != nil {
-			return nil, fmt.Errorf("--env-file %s: %w", f, err)
-		}
-	}
-	for _, e := range env {
-		if err := add(e, " in -e"); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// ParseVolumes checks -v SRC:DST[:OPTIONS] values. Named volumes are not
-// supported: SRC must be a host path (absolute, or starting with . or ..).
-func ParseVolumes(vols []string) ([]mounts.Volume, error) {
-	var out []mounts.Volume
-	for _, v := range vols {
-		parts := strings.Split(v, ":")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return nil, fmt.Errorf("invalid volume %q: use -v SRC:DST[:ro]", v)
-		}
-		src, dst := parts[0], parts[1]
-		if !strings.HasPrefix(src, "/") && !strings.HasPrefix(src, ".") {
-			return nil, fmt.Errorf("invalid volume %q: named volumes are not supported; give a host path (absolute or ./relative)", v)
-		}
-		if !strings.HasPrefix(dst, "/") {
-			return nil, fmt.Errorf("invalid volume %q: the destination %q must be an absolute path", v, dst)
-		}
-		abs, err := filepath.Abs(src)
-		if err != nil {
-			return nil, fmt.Errorf("invalid volume %q: %w", v, err)
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return nil, fmt.Errorf("invalid volume %q: %s: %v: create it first", v, abs, unwrapPathError(err))
-		}
-		vol := mounts.Volume{Source: abs, Target: filepath.Clean(dst)}
-		if len(parts) == 3 {
-			for _, o := range strings.Split(parts[2], ",") {
-				switch o {
-				case "ro":
-					vol.ReadOnly = true
-				case "rw", "z", "Z", "":
-				default:
-					return nil, fmt.Errorf("invalid volume %q: unknown option %q (known: ro, rw, z, Z)", v, o)
-				}
-			}
-		}
-		out = append(out, vol)
-	}
-	return out, nil
-}
-
-// ParseTmpfs checks --tmpfs DST[:OPTIONS] values.
-func ParseTmpfs(list []string) ([]mounts.Tmpfs, error) {
-	var out []mounts.Tmpfs
-	for _, t := range list {
-		dst, opts, _ := strings.Cut(t, ":")
-		if !strings.HasPrefix(dst, "/") {
-			return nil, fmt.Errorf("invalid --tmpfs %q: the destination must be an absolute path", t)
-		}
-		out = append(out, mounts.Tmpfs{Target: filepath.Clean(dst), Options: opts})
-	}
-	// The options are checked where the plan is built.
-	if _, err := mounts.Plan(mounts.PlanInput{Tmpfs: out}); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// ValidateNetwork checks --network.
-func ValidateNetwork(mode string) error {
-	switch mode {
-	case "none", "":
-		return nil
-	}
-	return fmt.Errorf("unsupported --network %q: only none is available in this version", mode)
-}
-
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
-
-// ValidHostname reports whether name can be a hostname.
-func ValidHostname(name string) bool { return hostnameRE.MatchString(name) }
-
 // ExitRlError is the exit code of rl's own failures (docker's and podman's 125).
 const ExitRlError = initproc.ExitRlError
-
-func unwrapPathError(err error) error {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
 
 func (rt *Runtime) warn(format string, a ...any) {
 	if rt.Warn != nil {

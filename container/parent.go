@@ -43,7 +43,7 @@ const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
 // outcome: the socket closing on exec means the workload runs; a message
 // means the init failed, and that message is the error (with its exit code
 // in an *ExitError). With a terminal the init first sends the pty master.
-func Start(bin *initBinary, spec *initproc.Spec, stdio Stdio) (*Process, error) {
+func Start(initPath string, spec *initproc.Spec, stdio Stdio) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -52,11 +52,8 @@ func Start(bin *initBinary, spec *initproc.Spec, stdio Stdio) (*Process, error) 
 	theirs := os.NewFile(uintptr(fds[1]), "init-socket")
 	defer unix.Close(ours)
 
-	cmd, err := bin.command()
-	if err != nil {
-		theirs.Close()
-		return nil, err
-	}
+	cmd := exec.Command(initPath, initproc.Arg)
+	cmd.Args[0] = "rl-init"
 	cmd.Env = []string{}
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: CloneFlags}
@@ -128,6 +125,9 @@ type ExitError struct {
 
 func (e *ExitError) Error() string { return e.Err.Error() }
 func (e *ExitError) Unwrap() error { return e.Err }
+
+// ExitCode is the code rl exits with.
+func (e *ExitError) ExitCode() int { return e.Code }
 
 func (p *Process) abort(err error) error {
 	_ = p.cmd.Process.Kill()

@@ -23,8 +23,6 @@ import (
 // user's signals, and records the exit. It returns the workload's exit code;
 // an error means rl itself failed (nothing of the container is left then).
 func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
-	bin := prepareInit()
-	defer bin.close()
 	img, err := ensureImage(ctx, rt, o)
 	if err != nil {
 		return 0, err
@@ -71,7 +69,7 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
 		}
 		defer term.Restore(int(stdio.Stdin.Fd()), old)
 	}
-	p, err := Start(bin, spec, stdio)
+	p, err := Start(rt.InitPath, spec, stdio)
 	if err != nil {
 		return 0, err
 	}
@@ -117,11 +115,10 @@ func ensureImage(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Image
 			return nil, fmt.Errorf("image %s is not in the store and --pull=never: pull it first (rl pull %s)", o.Image, o.Image)
 		}
 	}
-	po := o.PullOptions
-	if !o.Quiet {
-		po.Progress = rt.Stdio.Stderr
+	if err := rt.Pull(ctx, o.Image); err != nil {
+		return nil, err
 	}
-	return rootfs.Pull(ctx, rt.Store, o.Image, po)
+	return rootfs.LookupImage(rt.Store, o.Image)
 }
 
 // command is docker's rule: --entrypoint replaces the image's Entrypoint

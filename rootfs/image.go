@@ -1,61 +1,16 @@
 package rootfs
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"strings"
 
-	"go.podman.io/image/v5/copy"
-	"go.podman.io/image/v5/docker"
-	dockerarchive "go.podman.io/image/v5/docker/archive"
 	"go.podman.io/image/v5/docker/reference"
-	ociarchive "go.podman.io/image/v5/oci/archive"
 	"go.podman.io/image/v5/pkg/shortnames"
 	"go.podman.io/image/v5/pkg/sysregistriesv2"
-	"go.podman.io/image/v5/signature"
-	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
 )
-
-// PullOptions mirror podman pull's flags.
-type PullOptions struct {
-	// TLSVerify: nil keeps registries.conf's choice.
-	TLSVerify *bool
-	// AuthFile overrides the auth.json search.
-	AuthFile string
-	// Progress receives progress bars (a terminal) or lines; nil is quiet.
-	Progress io.Writer
-}
-
-// SystemContext builds the image library's context from the options. The
-// standard per-user files (~/.config/containers/registries.conf,
-// policy.json, auth.json) are found by the library itself because the
-// parent put _CONTAINERS_ROOTLESS_UID in our environment.
-func (o PullOptions) SystemContext() *types.SystemContext {
-	sys := &types.SystemContext{AuthFilePath: o.AuthFile}
-	if o.TLSVerify != nil {
-		sys.DockerInsecureSkipTLSVerify = types.NewOptionalBool(!*o.TLSVerify)
-	}
-	return sys
-}
-
-// policyContext loads policy.json; a machine without one (no
-// containers-common installed) gets the same accept-anything default the
-// distributions ship.
-func policyContext(sys *types.SystemContext) (*signature.PolicyContext, error) {
-	policy, err := signature.DefaultPolicy(sys)
-	if errors.Is(err, fs.ErrNotExist) {
-		policy = &signature.Policy{Default: signature.PolicyRequirements{signature.NewPRInsecureAcceptAnything()}}
-	} else if err != nil {
-		return nil, fmt.Errorf("reading policy.json: %w", err)
-	}
-	return signature.NewPolicyContext(policy)
-}
 
 // ErrImageUnknown is returned when no local image matches a name.
 var ErrImageUnknown = errors.New("image not known")
@@ -82,157 +37,6 @@ func LookupImage(store storage.Store, name string) (*storage.Image, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: %s", ErrImageUnknown, name)
-}
-
-// Pull copies name from a registry into the store, resolving short names
-// through registries.conf (aliases, unqualified-search registries; docker.io
-// when none are configured, as docker does). The error names every
-// candidate tried.
-func Pull(ctx context.Context, store storage.Store, name string, o PullOptions) (*storage.Image, error) {
-	sys := o.SystemContext()
-	if name == "" || strings.ContainsAny(name, " \t\n") {
-		return nil, fmt.Errorf("invalid image name %q", name)
-	}
-	if shortnames.IsShortName(name) {
-		if usr, err := sysregistriesv2.UnqualifiedSearchRegistries(sys); err != nil {
-			return nil, fmt.Errorf("reading registries.conf: %w", err)
-		} else if len(usr) == 0 {
-			sys.PodmanOnlyShortNamesIgnoreRegistriesConfAndForceDockerHub = true
-		}
-	}
-	resolved, err := shortnames.Resolve(sys, name)
-	if err != nil {
-		return nil, fmt.Errorf("invalid image name %q: %w", name, err)
-	}
-	pc, err := policyContext(sys)
-	if err != nil {
-		return nil, err
-	}
-	defer pc.Destroy()
-
-	var tried []string
-	for _, cand := range resolved.PullCandidates {
-		img, err := copyIn(ctx, store, pc, sys, docker.NewReference, cand.Value, o.Progress)
-		if err == nil {
-			_ = cand.Record()
-			return img, nil
-		}
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("pulling %s: interrupted", cand.Value)
-		}
-		tried = append(tried, fmt.Sprintf("%s (%s)", cand.Value, oneLine(err)))
-	}
-	return nil, fmt.Errorf("pulling %q: no registry had it; tried %s: check the name, or the registries in registries.conf", name, strings.Join(tried, ", "))
-}
-
-func copyIn(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext,
-	newRef func(reference.Named) (types.ImageReference, error), named reference.Named, progress io.Writer) (*storage.Image, error) {
-	src, err := newRef(named)
-	if err != nil {
-		return nil, err
-	}
-	return copyRef(ctx, store, pc, sys, src, named, progress)
-}
-
-func copyRef(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext,
-	src types.ImageReference, named reference.Named, progress io.Writer) (*storage.Image, error) {
-	dest, err := istorage.Transport.NewStoreReference(store, named, "")
-	if err != nil {
-		return nil, err
-	}
-	if _, err := copy.Image(ctx, pc, dest, src, &copy.Options{
-		ReportWriter:   progress,
-		SourceCtx:      sys,
-		DestinationCtx: sys,
-	}); err != nil {
-		return nil, err
-	}
-	img, err := istorage.Transport.GetStoreImage(store, dest)
-	if err != nil {
-		return nil, fmt.Errorf("finding the copied image: %w", err)
-	}
-	return img, nil
-}
-
-// Load copies every image of a docker-archive or oci-archive file into the
-// store and returns their names (or ids when untagged).
-func Load(ctx context.Context, store storage.Store, file string, progress io.Writer) ([]string, error) {
-	f, err := os.Open(file)
-	if err != nil {
-		return nil, fmt.Errorf("opening %s: %w", file, err)
-	}
-	f.Close()
-	sys := &types.SystemContext{}
-	pc, err := policyContext(sys)
-	if err != nil {
-		return nil, err
-	}
-	defer pc.Destroy()
-
-	names, derr := loadDockerArchive(ctx, store, pc, sys, file, progress)
-	if derr == nil {
-		return names, nil
-	}
-	names, oerr := loadOCIArchive(ctx, store, pc, sys, file, progress)
-	if oerr == nil {
-		return names, nil
-	}
-	return nil, fmt.Errorf("loading %s: not a readable docker-archive (%s) nor oci-archive (%s): is the file complete?", file, oneLine(derr), oneLine(oerr))
-}
-
-func loadDockerArchive(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext, file string, progress io.Writer) ([]string, error) {
-	r, err := dockerarchive.NewReader(sys, file)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	lists, err := r.List()
-	if err != nil {
-		return nil, err
-	}
-	var names []string
-	for _, refs := range lists {
-		for _, ref := range refs {
-			named := ref.DockerReference()
-			img, err := copyRef(ctx, store, pc, sys, ref, named, progress)
-			if err != nil {
-				return names, err
-			}
-			if named != nil {
-				names = append(names, named.String())
-			} else {
-				names = append(names, img.ID)
-			}
-		}
-	}
-	return names, nil
-}
-
-func loadOCIArchive(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext, file string, progress io.Writer) ([]string, error) {
-	ref, err := ociarchive.NewReference(file, "")
-	if err != nil {
-		return nil, err
-	}
-	desc, err := ociarchive.LoadManifestDescriptorWithContext(sys, ref)
-	if err != nil {
-		return nil, err
-	}
-	var named reference.Named
-	if n := desc.Annotations["org.opencontainers.image.ref.name"]; n != "" {
-		if parsed, err := reference.ParseNormalizedNamed(n); err == nil {
-			named = reference.TagNameOnly(parsed)
-		} else if parsed, err := reference.ParseNormalizedNamed("localhost/" + n); err == nil {
-			named = reference.TagNameOnly(parsed)
-		}
-	}
-	img, err := copyRef(ctx, store, pc, sys, ref, named, progress)
-	if err != nil {
-		return nil, err
-	}
-	if named != nil {
-		return []string{named.String()}, nil
-	}
-	return []string{img.ID}, nil
 }
 
 // RemoveImage deletes an image; it refuses while containers use it unless
@@ -266,11 +70,3 @@ func RemoveImage(store storage.Store, name string, force bool) (string, error) {
 	return img.ID, nil
 }
 
-// oneLine keeps the first line of a (possibly multi-line) library error.
-func oneLine(err error) string {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
-}

@@ -134,37 +134,56 @@ func setUp() (*testEnv, error) {
 	return env, nil
 }
 
-// installRL builds rl (or copies $RL_BINARY) into dir, mode 0755: the
-// checkout may sit under /root, which the test users cannot search.
+// rlBinaries are what `make` builds: rl, and the helpers it runs inside the
+// user namespace (found beside it).
+var rlBinaries = []string{"rl", "rl-core", "rl-image"}
+
+// installRL builds rl and its helpers (or copies them from beside
+// $RL_BINARY) into dir, mode 0755: the checkout may sit under /root, which
+// the test users cannot search.
 func installRL(dir string) (string, error) {
-	dst := filepath.Join(dir, "rl")
 	if src := os.Getenv("RL_BINARY"); src != "" {
-		in, err := os.Open(src)
-		if err != nil {
-			return "", fmt.Errorf("RL_BINARY: %w", err)
+		for _, name := range rlBinaries {
+			if err := copyExecutable(filepath.Join(filepath.Dir(src), name), filepath.Join(dir, name)); err != nil {
+				return "", fmt.Errorf("RL_BINARY: %w", err)
+			}
 		}
-		defer in.Close()
-		out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
-		if err != nil {
-			return "", err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return "", err
-		}
-		return dst, out.Close()
+		return filepath.Join(dir, "rl"), nil
 	}
 	root, err := filepath.Abs("..")
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", dst, "./cmd/rl")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/rl: %w\n%s", err, out)
+	for _, name := range rlBinaries {
+		dst := filepath.Join(dir, name)
+		cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", dst, "./cmd/"+name)
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, out)
+		}
+		if err := os.Chmod(dst, 0o755); err != nil {
+			return "", err
+		}
 	}
-	return dst, os.Chmod(dst, 0o755)
+	return filepath.Join(dir, "rl"), nil
+}
+
+func copyExecutable(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // setUpUsers fills full and single. As root it creates rltest and rlsingle;

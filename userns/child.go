@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -121,4 +122,24 @@ func Join() (*Child, error) {
 		}
 	}()
 	return c, nil
+}
+
+// SingleMapped reports whether the current user namespace maps a single uid
+// (the fallback without subordinate ids). It runs inside the namespace and
+// reads the kernel's map, so it holds for any process in it, not only the
+// one that joined.
+func SingleMapped() bool {
+	b, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	var total uint64
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 {
+			n, _ := strconv.ParseUint(f[2], 10, 64)
+			total += n
+		}
+	}
+	return total <= 1
 }

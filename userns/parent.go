@@ -26,13 +26,14 @@ var forwarded = []os.Signal{
 // Options configure Run.
 type Options struct {
 	Plan Plan     // from MakePlan
-	Args []string // argv of the child, argv[0] included; the binary is always /proc/self/exe
+	Path string   // the binary to run as the child; empty: /proc/self/exe
+	Args []string // argv of the child, argv[0] included
 	Env  []string // environment of the child; Run adds (and overrides) its own variables
 	// Standard streams of the child; nil means /dev/null.
 	Stdin, Stdout, Stderr *os.File
 }
 
-// Run re-executes /proc/self/exe in a new user and mount namespace, maps it
+// Run executes o.Path (default /proc/self/exe) in a new user and mount namespace, maps it
 // according to o.Plan, releases it, forwards signals to it and waits for it.
 // Called from the parent, in the host's namespaces. It returns the child's exit
 // code (128+N if killed by signal N). A failure to create or map the namespace
@@ -59,8 +60,12 @@ func Run(o Options) (exitCode int, err error) {
 	}
 	defer w.Close()
 
+	path := o.Path
+	if path == "" {
+		path = "/proc/self/exe"
+	}
 	cmd := &exec.Cmd{
-		Path:       "/proc/self/exe",
+		Path:       path,
 		Args:       o.Args,
 		Env:        childEnv(o.Env, string(planJSON), plan),
 		ExtraFiles: []*os.File{r}, // becomes fd 3 == childFD
@@ -92,7 +97,7 @@ func Run(o Options) (exitCode int, err error) {
 	err = cmd.Start()
 	r.Close()
 	if err != nil {
-		return -1, &Error{Op: "clone(CLONE_NEWUSER|CLONE_NEWNS) and exec /proc/self/exe", Err: err, Fix: cloneRefusalFix(err)}
+		return -1, &Error{Op: "clone(CLONE_NEWUSER|CLONE_NEWNS) and exec " + path, Err: err, Fix: cloneRefusalFix(err)}
 	}
 
 	changed, mapErr := writeMaps(cmd.Process.Pid, &plan)

@@ -1,19 +1,71 @@
-// Command rl runs rootless containers.
+// Command rl runs rootless containers. This binary is the host side (it
+// checks the command line, maps the user namespace and waits) and the
+// container's init; the store lives in rl-core and rl-image, which it starts
+// inside the namespace. It links neither storage nor the image library, so
+// it starts in about 2 ms.
 package main
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 
+	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/container/initproc"
-	"go.podman.io/storage/pkg/reexec"
+	"github.com/rlcontainers/rl/userns"
+	"golang.org/x/term"
 )
 
 func main() {
-	if reexec.Init() {
-		return
-	}
 	if initproc.IsInit() {
 		os.Exit(initproc.Init())
 	}
-	os.Exit(run(os.Args[1:]))
+	os.Exit(cli.Report(os.Stderr, run(os.Args[1:])))
+}
+
+func run(args []string) error {
+	_, kctx, err := cli.Parse(args, os.Exit)
+	if err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding rl's own path: %w", err)
+	}
+	libexec, err := helperDir(self)
+	if err != nil {
+		return err
+	}
+	plan := userns.MakePlan(userns.CurrentIdentity())
+	for _, w := range plan.Warnings {
+		fmt.Fprintln(os.Stderr, "rl: warning:", w)
+	}
+	// The child may set the terminal raw; restore it whatever happens to it.
+	if st, err := term.GetState(int(os.Stdin.Fd())); err == nil {
+		defer term.Restore(int(os.Stdin.Fd()), st)
+	}
+	code, err := userns.Run(userns.Options{
+		Plan:  plan,
+		Path:  filepath.Join(libexec, cli.BinaryFor(cli.Command(kctx))),
+		Args:  append([]string{"rl"}, args...),
+		Env:   append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec),
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	return cli.ExitCode(code)
+}
+
+// helperDir finds rl-core and rl-image: beside rl (a build tree), or in
+// ../libexec/rl (an install, as podman keeps its helpers).
+func helperDir(self string) (string, error) {
+	dir := filepath.Dir(self)
+	candidates := []string{dir, filepath.Join(dir, "..", "libexec", "rl")}
+	for _, d := range candidates {
+		if _, err := os.Stat(filepath.Join(d, cli.Core)); err == nil {
+			return filepath.Clean(d), nil
+		}
+	}
+	return "", fmt.Errorf("%s not found beside %s or in %s: reinstall rl (make install)", cli.Core, self, candidates[1])
 }

@@ -6,22 +6,14 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/rootfs"
 )
 
-// PsCmd is `rl ps`.
-type PsCmd struct {
-	All   bool `short:"a" help:"Show all containers, not only running ones."`
-	Quiet bool `short:"q" help:"Only show container ids."`
-}
-
-func (c *PsCmd) Run(g *Globals) error {
-	s, err := g.open()
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	list, err := s.store.Containers()
+func runPs(all *cli.CLI, s *session.Session) error {
+	c := &all.Ps
+	list, err := s.Store.Containers()
 	if err != nil {
 		return err
 	}
@@ -31,7 +23,7 @@ func (c *PsCmd) Run(g *Globals) error {
 	}
 	for _, ctr := range list {
 		rec := rootfs.ReadRecord(&ctr)
-		st := rootfs.ReadState(s.store, ctr.ID)
+		st := rootfs.ReadState(s.Store, ctr.ID)
 		if !c.All && st.Status != "running" {
 			continue
 		}

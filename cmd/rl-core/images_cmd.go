@@ -7,21 +7,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/cmd/internal/session"
 	"go.podman.io/image/v5/docker/reference"
 )
 
-// ImagesCmd is `rl images`.
-type ImagesCmd struct {
-	Quiet bool `short:"q" help:"Only show image ids."`
-}
-
-func (c *ImagesCmd) Run(g *Globals) error {
-	s, err := g.open()
-	if err != nil {
-		return err
-	}
-	defer s.close()
-	imgs, err := s.store.Images()
+func runImages(all *cli.CLI, s *session.Session) error {
+	c := &all.Images
+	imgs, err := s.Store.Images()
 	if err != nil {
 		return err
 	}
@@ -34,7 +27,7 @@ func (c *ImagesCmd) Run(g *Globals) error {
 			fmt.Fprintln(w, img.ID[:12])
 			continue
 		}
-		size, _ := s.store.ImageSize(img.ID)
+		size, _ := s.Store.ImageSize(img.ID)
 		names := img.Names
 		if len(names) == 0 {
 			names = []string{"<none>:<none>"}

@@ -1,0 +1,128 @@
+// Package cli is rl's command line, shared by its three binaries: rl (the
+// host side and the container's init; it links neither storage nor the
+// image library, so it starts in ~2 ms), rl-core (run, ps, rm, images, rmi,
+// info: the store) and rl-image (pull, load: the image library's copy
+// pipeline). Commands here only declare and check flags; each binary runs
+// the ones it owns.
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/alecthomas/kong"
+	"github.com/rlcontainers/rl/container/initproc"
+)
+
+// Version is rl's version.
+var Version = "0.1.0-dev"
+
+// CLI is rl's command line, podman's names and flags where podman has them.
+type CLI struct {
+	Globals
+
+	Run    RunCmd    `cmd:"" help:"Run a command in a new container."`
+	Pull   PullCmd   `cmd:"" help:"Pull an image from a registry."`
+	Load   LoadCmd   `cmd:"" help:"Load images from a docker-archive or oci-archive file."`
+	Images ImagesCmd `cmd:"" help:"List images."`
+	Rmi    RmiCmd    `cmd:"" help:"Remove images."`
+	Ps     PsCmd     `cmd:"" help:"List containers."`
+	Rm     RmCmd     `cmd:"" help:"Remove containers."`
+	Info   InfoCmd   `cmd:"" help:"Show how rl runs on this machine."`
+
+	Version kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// Globals are the flags every command takes.
+type Globals struct {
+	Root          string `help:"Store root (default: ~/.local/share/rl/storage)." placeholder:"DIR"`
+	RunRoot       string `name:"runroot" help:"Run-state directory (default: $XDG_RUNTIME_DIR/rl, else /tmp/rl-UID)." placeholder:"DIR"`
+	StorageDriver string `name:"storage-driver" help:"Storage driver: overlay or vfs (default: chosen by probing)." enum:",overlay,vfs" default:""`
+}
+
+// Environment the host-side rl passes to rl-core and rl-image.
+const (
+	// EnvExe is the rl binary: the container's init.
+	EnvExe = "_RL_EXE"
+	// EnvLibexec is the directory holding rl-core and rl-image.
+	EnvLibexec = "_RL_LIBEXEC"
+)
+
+// Binaries that run the commands.
+const (
+	Core  = "rl-core"
+	Image = "rl-image"
+)
+
+// Parse parses args (without the program name). kong handles --help and
+// --version itself (printing to stdout and exiting 0).
+func Parse(args []string, exit func(int)) (*CLI, *kong.Context, error) {
+	var c CLI
+	parser, err := kong.New(&c,
+		kong.Name("rl"),
+		kong.Description("Rootless containers: root inside, your own uid outside."),
+		kong.UsageOnError(),
+		kong.Vars{"version": Version},
+		kong.Exit(exit),
+	)
+	if err != nil {
+		return nil, nil, err
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: see rl --help", err)
+	}
+	return &c, kctx, nil
+}
+
+// Command is the selected command's name ("run", "pull", ...).
+func Command(kctx *kong.Context) string {
+	return strings.Fields(kctx.Command())[0]
+}
+
+// BinaryFor names the binary that runs a command.
+func BinaryFor(command string) string {
+	switch command {
+	case "pull", "load":
+		return Image
+	}
+	return Core
+}
+
+// ExitCode is an error that only carries the code to exit with: the report
+// was printed already (by a child, or by the workload).
+type ExitCode int
+
+func (e ExitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// CodedError is a failure with the exit code rl must leave with.
+type CodedError interface {
+	error
+	ExitCode() int
+}
+
+// Report prints err as one line on w and returns the exit code: 0 for nil,
+// the code of an ExitCode or CodedError, else 125.
+func Report(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	var ec ExitCode
+	if errors.As(err, &ec) {
+		return int(ec)
+	}
+	code := initproc.ExitRlError
+	var ce CodedError
+	if errors.As(err, &ce) {
+		code = ce.ExitCode()
+	}
+	fmt.Fprintln(w, "rl: "+strings.ReplaceAll(err.Error(), "\n", " "))
+	return code
+}
+
+// Unsupported is the error of a binary asked to run another's command.
+func Unsupported(command, binary string) error {
+	return fmt.Errorf("%s does not run %q: run rl instead", binary, command)
+}

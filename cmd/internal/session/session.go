@@ -1,0 +1,114 @@
+// Package session is what rl-core and rl-image do first: join the user
+// namespace the host-side rl made for them, and open the store.
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/userns"
+	"go.podman.io/storage"
+)
+
+// Session is an open store inside rl's user namespace.
+type Session struct {
+	Store    storage.Store
+	Driver   rootfs.Driver
+	Paths    rootfs.Paths
+	SingleID bool
+	// Plan is the id mapping the host side wrote (nil in a helper started
+	// by rl-core, which runs in rl-core's namespace).
+	Plan *userns.Plan
+	// Signals are the signals the user sent rl.
+	Signals <-chan syscall.Signal
+	// Ctx is cancelled by Interruptible on SIGINT, SIGTERM or SIGHUP.
+	Ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Join joins the user namespace: as the child of the host-side rl (the
+// handshake in userns), or as a helper that rl-core started inside its own.
+func Join() (*userns.Plan, <-chan syscall.Signal, error) {
+	if userns.Inside() {
+		child, err := userns.Join()
+		if err != nil {
+			if errors.Is(err, userns.ErrParentFailed) {
+				return nil, nil, cli.ExitCode(initproc.ExitRlError)
+			}
+			return nil, nil, err
+		}
+		// The child prints the notice: only it knows the final plan (a
+		// helper that fails turns a full map into a single one).
+		if n := child.Plan.Notice(); n != "" {
+			fmt.Fprintln(os.Stderr, n)
+		}
+		return &child.Plan, child.Signals, nil
+	}
+	if os.Getenv("_CONTAINERS_USERNS_CONFIGURED") == "" {
+		return nil, nil, fmt.Errorf("%s is started by rl: run rl instead", filepath.Base(os.Args[0]))
+	}
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	sigs := make(chan syscall.Signal, 4)
+	go func() {
+		for s := range ch {
+			sigs <- s.(syscall.Signal)
+		}
+	}()
+	return nil, sigs, nil
+}
+
+// Open joins the user namespace and opens the store.
+func Open(g *cli.Globals) (*Session, error) {
+	plan, sigs, err := Join()
+	if err != nil {
+		return nil, err
+	}
+	paths, err := rootfs.DefaultPaths()
+	if err != nil {
+		return nil, err
+	}
+	if g.Root != "" {
+		paths.Root = g.Root
+	}
+	if g.RunRoot != "" {
+		paths.RunRoot, paths.RunRootReason = g.RunRoot, "set by --runroot"
+	}
+	single := userns.SingleMapped()
+	store, driver, err := rootfs.OpenStore(rootfs.StoreConfig{Paths: paths, Driver: g.StorageDriver, SingleID: single})
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{Store: store, Driver: driver, Paths: paths, SingleID: single, Plan: plan, Signals: sigs}
+	s.Ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Interruptible cancels the session's context on SIGINT, SIGTERM or SIGHUP
+// (for commands with no workload to forward them to).
+func (s *Session) Interruptible() {
+	go func() {
+		for sig := range s.Signals {
+			if sig == syscall.SIGINT || sig == syscall.SIGTERM || sig == syscall.SIGHUP {
+				s.cancel()
+			}
+		}
+	}()
+}
+
+// Close releases the store.
+func (s *Session) Close() {
+	s.cancel()
+	_, _ = s.Store.Shutdown(false)
+}
+
+// Warn prints a warning line.
+func Warn(msg string) { fmt.Fprintln(os.Stderr, "rl: warning:", msg) }

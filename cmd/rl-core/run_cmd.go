@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/cmd/internal/session"
+	"github.com/rlcontainers/rl/container"
+)
+
+func runRun(c *cli.CLI, s *session.Session) error {
+	r := &c.Run
+	rt := &container.Runtime{
+		Store:    s.Store,
+		SingleID: s.SingleID,
+		InitPath: os.Getenv(cli.EnvExe),
+		Pull:     func(ctx context.Context, image string) error { return pullWithHelper(ctx, c, image) },
+		Signals:  s.Signals,
+		Stdio:    container.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		Warn:     session.Warn,
+	}
+	code, err := container.Run(s.Ctx, rt, container.RunOptions{
+		Image: r.Image, Cmd: r.Args, Entrypoint: r.Entrypoint,
+		Name: r.Name, Hostname: r.Hostname, Env: r.EnvList, Workdir: r.Workdir, User: r.User,
+		Volumes: r.Volumes, Tmpfs: r.TmpfsMounts, ReadOnly: r.ReadOnly,
+		Interactive: r.Interactive, TTY: r.TTY, Remove: r.Rm,
+		Pull: r.Pull, Network: r.Network,
+	})
+	if err != nil {
+		return err
+	}
+	return cli.ExitCode(code)
+}
+
+// pullWithHelper runs `rl-image pull` in this user namespace: the copy
+// pipeline lives in rl-image so that rl-core starts fast. Its progress and
+// its one-line error go to stderr; its exit code becomes ours.
+func pullWithHelper(ctx context.Context, c *cli.CLI, image string) error {
+	args := []string{"rl"}
+	if c.Root != "" {
+		args = append(args, "--root", c.Root)
+	}
+	if c.RunRoot != "" {
+		args = append(args, "--runroot", c.RunRoot)
+	}
+	if c.StorageDriver != "" {
+		args = append(args, "--storage-driver", c.StorageDriver)
+	}
+	args = append(args, "pull")
+	if c.Run.TLSVerify != nil {
+		args = append(args, "--tls-verify="+strconv.FormatBool(*c.Run.TLSVerify))
+	}
+	if c.Run.Authfile != "" {
+		args = append(args, "--authfile", c.Run.Authfile)
+	}
+	if c.Run.Quiet {
+		args = append(args, "-q")
+	}
+	args = append(args, "--", image)
+	cmd := exec.CommandContext(ctx, filepath.Join(os.Getenv(cli.EnvLibexec), cli.Image))
+	cmd.Args = args
+	cmd.Stdout = io.Discard // the image id: not the workload's output
+	cmd.Stderr = os.Stderr
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	if err := cmd.Run(); err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return cli.ExitCode(ee.ExitCode())
+		}
+		return err
+	}
+	return nil
+}

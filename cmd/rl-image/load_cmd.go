@@ -1,0 +1,26 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/cmd/internal/session"
+	"github.com/rlcontainers/rl/rootfs/pull"
+)
+
+func runLoad(c *cli.CLI, s *session.Session) error {
+	var progress io.Writer
+	if !c.Load.Quiet {
+		progress = os.Stderr
+	}
+	names, err := pull.Load(s.Ctx, s.Store, c.Load.Input, progress)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		fmt.Println("Loaded image:", n)
+	}
+	return nil
+}
