@@ -69,4 +69,3 @@ func RemoveImage(store storage.Store, name string, force bool) (string, error) {
 	}
 	return img.ID, nil
 }
-
