@@ -292,3 +292,55 @@ func (m *Tmux) WaitExit(timeout time.Duration) int {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// userDir makes a fresh directory owned by u (mode 0755) under u's HOME, for
+// volumes, env files and alternative stores; it is removed when the test
+// ends (as root: files a container made as a subordinate id included).
+func userDir(t *testing.T, u User, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp(u.Home, name+"-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if u.credential() != nil {
+		if err := os.Chown(dir, u.UID, u.GID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// writeUserFile writes body to path (mode 0644) and gives it to u.
+func writeUserFile(t *testing.T, u User, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u.credential() != nil {
+		if err := os.Chown(path, u.UID, u.GID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// tmuxRLStatus starts `rl ARGS...` as u in a tmux pane through sh, which
+// prints "rl exited N" when rl ends: tmux 3.3a sometimes marks a pane dead
+// without ever reaping its program, so #{pane_dead_status} (Tmux.Exited)
+// is not reliable.
+func tmuxRLStatus(t *testing.T, u User, args ...string) *Tmux {
+	t.Helper()
+	return tmuxRun(t, u, append([]string{"/bin/sh", "-c", `"$0" "$@"; echo "rl exited $?"`, rlBin}, args...)...)
+}
+
+// RLExit waits for the "rl exited N" line of tmuxRLStatus and returns N.
+func (m *Tmux) RLExit(timeout time.Duration) int {
+	m.t.Helper()
+	screen := m.WaitFor(`(?m)^rl exited \d+$`, timeout)
+	var code int
+	fmt.Sscan(regexp.MustCompile(`(?m)^rl exited (\d+)$`).FindStringSubmatch(screen)[1], &code)
+	return code
+}

@@ -1,0 +1,196 @@
+package tests
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/rlcontainers/rl/tests/testenv"
+)
+
+// otherHome gives u a second, empty HOME whose registries.conf mirrors
+// docker.io from registry (host:port), with its own run directory
+// (XDG_RUNTIME_DIR): a store of its own, with no image in it. It returns the
+// user with that HOME and the environment to add to its commands.
+func otherHome(t *testing.T, u User, registry string) (User, []string) {
+	t.Helper()
+	home := userDir(t, u, "home")
+	if err := os.Chmod(home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := testenv.WriteUserConfig(home, registry); err != nil {
+		t.Fatal(err)
+	}
+	run := filepath.Join(home, "run")
+	if err := os.Mkdir(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if u.credential() != nil {
+		if err := os.Chown(run, u.UID, u.GID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v := u
+	v.Home = home
+	return v, []string{"XDG_RUNTIME_DIR=" + run}
+}
+
+// rlEnv is rl run as u with env added.
+func rlEnv(t *testing.T, u User, env []string, args ...string) Result {
+	t.Helper()
+	return runAs(t, u, runOpts{Env: env}, rlBin, args...)
+}
+
+// imageRow is the `rl images` row of repo:tag, "" when none.
+func imageRow(out, repo, tag string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] == repo && f[1] == tag {
+			return l
+		}
+	}
+	return ""
+}
+
+// busyboxShortID is the 12 hex digits `rl images` shows for the test image.
+func busyboxShortID() string { return strings.TrimPrefix(busyboxID, "sha256:")[:12] }
+
+// TestPullQuietPrintsID: rl pull -q prints the image id and nothing else;
+// rl images lists docker.io/library/busybox latest with that id.
+func TestPullQuietPrintsID(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		r := rlOK(t, u, "pull", "-q", "busybox")
+		if r.Stdout != strings.TrimPrefix(busyboxID, "sha256:")+"\n" {
+			t.Fatalf("rl pull -q: want only the id %s:\n%v", busyboxID, r)
+		}
+		r = rlOK(t, u, "images")
+		row := imageRow(r.Stdout, "docker.io/library/busybox", "latest")
+		if row == "" || strings.Fields(row)[2] != busyboxShortID() {
+			t.Fatalf("rl images: want docker.io/library/busybox latest %s:\n%v", busyboxShortID(), r)
+		}
+	})
+}
+
+// TestPullInEmptyStore: a pull into an empty store (not -q) succeeds and is
+// quiet about progress when stdout is not a terminal.
+func TestPullInEmptyStore(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, registryAddr)
+		r := rlEnv(t, v, env, "pull", "busybox")
+		if r.Code != 0 || !strings.Contains(r.Stdout+r.Stderr, strings.TrimPrefix(busyboxID, "sha256:")) {
+			t.Fatalf("rl pull busybox into an empty store: want exit 0 and the id:\n%v", r)
+		}
+		// Issue 2: "progress bars on a terminal and quiet otherwise".
+		if strings.Contains(r.Stdout+r.Stderr, "\r") || strings.Contains(r.Stderr, "Copying blob") || len(errorLines(r.Stderr)) != 0 {
+			t.Errorf("rl pull with no terminal: want no progress output on stderr:\n%v", r)
+		}
+		r = rlEnv(t, v, env, "run", "--rm", "--pull=never", "busybox", "echo", "pulled")
+		if r.Code != 0 || r.Stdout != "pulled\n" {
+			t.Fatalf("%v", r)
+		}
+	})
+}
+
+// TestRmi: rl rmi busybox removes the image; rl images no longer lists it.
+func TestRmi(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		rlOK(t, u, "pull", "-q", "busybox")
+		t.Cleanup(func() { rl(t, u, "pull", "-q", "busybox") })
+		rlOK(t, u, "rmi", "busybox")
+		r := rlOK(t, u, "images")
+		if strings.Contains(r.Stdout, "busybox") {
+			t.Fatalf("rl images after rl rmi busybox still lists it:\n%v", r)
+		}
+		r = rl(t, u, "rmi", "busybox")
+		if r.Code != 125 && r.Code != 1 || !strings.Contains(r.Stderr, "busybox") {
+			t.Fatalf("rl rmi of a missing image: want an error naming it:\n%v", r)
+		}
+	})
+}
+
+// TestLoadDockerArchive: rl load -i of a docker-archive makes busybox
+// runnable with --pull=never.
+func TestLoadDockerArchive(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		rl(t, u, "rmi", "busybox")
+		t.Cleanup(func() { rl(t, u, "pull", "-q", "busybox") })
+		r := rlOK(t, u, "load", "-i", dockerArchive)
+		if !strings.Contains(r.Stdout, "busybox") {
+			t.Fatalf("rl load: want the loaded name on stdout:\n%v", r)
+		}
+		r = rlOK(t, u, "images")
+		row := imageRow(r.Stdout, "docker.io/library/busybox", "latest")
+		if row == "" || strings.Fields(row)[2] != busyboxShortID() {
+			t.Fatalf("rl images after load: want docker.io/library/busybox latest %s:\n%v", busyboxShortID(), r)
+		}
+		r = rlOK(t, u, "run", "--rm", "--pull=never", "busybox", "echo", "loaded")
+		if r.Stdout != "loaded\n" {
+			t.Fatalf("%v", r)
+		}
+	})
+}
+
+// TestLoadOCIArchive: rl load -i of an oci-archive (no name in it) gives an
+// image that runs by the id or name rl load printed.
+func TestLoadOCIArchive(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, "127.0.0.1:1")
+		r := rlEnv(t, v, env, "load", "-i", ociArchive)
+		if r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		m := regexp.MustCompile(`(?m)^Loaded image(?:\(s\))?:\s*(\S+)\s*$`).FindStringSubmatch(r.Stdout)
+		if m == nil {
+			t.Fatalf("rl load: want `Loaded image: NAME-OR-ID`:\n%v", r)
+		}
+		ref := strings.TrimPrefix(m[1], "sha256:")
+		if ok, _ := regexp.MatchString(`^[0-9a-f]{64}$`, ref); ok && ref != strings.TrimPrefix(busyboxID, "sha256:") {
+			t.Fatalf("rl load printed id %s, the image's is %s:\n%v", ref, busyboxID, r)
+		}
+		if im := rlEnv(t, v, env, "images", "-q"); im.Code != 0 || im.Stdout != busyboxShortID()+"\n" {
+			t.Fatalf("rl images -q after load: want %s:\n%v", busyboxShortID(), im)
+		}
+		r = rlEnv(t, v, env, "run", "--rm", "--pull=never", ref, "echo", "loaded")
+		if r.Code != 0 || r.Stdout != "loaded\n" {
+			t.Fatalf("run the loaded image by %q:\n%v", ref, r)
+		}
+		r = rlEnv(t, v, env, "run", "--rm", "--pull=never", busyboxShortID(), "echo", "by id")
+		if r.Code != 0 || r.Stdout != "by id\n" {
+			t.Fatalf("run the loaded image by its short id:\n%v", r)
+		}
+	})
+}
+
+// TestPullPolicy: --pull=never with a missing image fails 125 naming it;
+// --pull=missing uses the local image; --pull=always goes to the registry
+// even then (in a HOME whose registry is unreachable, it fails).
+func TestPullPolicy(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, "127.0.0.1:1")
+		r := rlEnv(t, v, env, "run", "--rm", "--pull=never", "busybox", "true")
+		if r.Code != 125 || !strings.Contains(r.Stderr, "busybox") {
+			t.Fatalf("--pull=never, no image: want exit 125 naming busybox:\n%v", r)
+		}
+		if im := rlEnv(t, v, env, "images", "-q"); im.Stdout != "" {
+			t.Fatalf("--pull=never stored an image:\n%v", im)
+		}
+		if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		r = rlEnv(t, v, env, "run", "--rm", "busybox", "echo", "local")
+		if r.Code != 0 || r.Stdout != "local\n" {
+			t.Fatalf("--pull=missing with the image present must not need the registry:\n%v", r)
+		}
+		r = rlEnv(t, v, env, "run", "--rm", "--pull=always", "busybox", "echo", "pulled")
+		if r.Code != 125 || r.Stdout != "" {
+			t.Fatalf("--pull=always with an unreachable registry: want exit 125 (it must pull):\n%v", r)
+		}
+
+		// With the test registry, --pull=always pulls and runs.
+		r = rlOK(t, u, "run", "--rm", "--pull=always", "busybox", "echo", "pulled")
+		if r.Stdout != "pulled\n" {
+			t.Fatalf("%v", r)
+		}
+	})
+}
