@@ -24,12 +24,14 @@ type Stdio struct {
 
 // Process is a started container: its init has exec'd the workload.
 type Process struct {
-	Pid  int
-	cmd  *exec.Cmd
-	pty  *os.File
-	io   Stdio
-	done chan struct{}
-	copy sync.WaitGroup
+	Pid int
+	cmd *exec.Cmd
+	pty *os.File
+	// ptyOnce closes pty once: on the workload's exit or on a hangup.
+	ptyOnce sync.Once
+	io      Stdio
+	done    chan struct{}
+	copy    sync.WaitGroup
 }
 
 // CloneFlags are the namespaces a container gets of its own. CLONE_NEWNS
@@ -175,7 +177,7 @@ func (p *Process) startRelay() {
 				}
 			}()
 		}
-		go func() { _, _ = io.Copy(p.pty, p.io.Stdin) }()
+		go p.copyInput()
 	} else if term.IsTerminal(int(p.io.Stdout.Fd())) {
 		p.resizeFrom(p.io.Stdout)
 	}
@@ -185,6 +187,30 @@ func (p *Process) startRelay() {
 		// Reading the master ends with EIO once every slave fd is closed.
 		_, _ = io.Copy(p.io.Stdout, p.pty)
 	}()
+}
+
+// copyInput copies the user's input to the pty. When it ends, the workload
+// must learn it as a terminal would: a terminal that went away (the window
+// closed, ssh dropped) hangs up the pty, so a shell reading it exits; a
+// pipe that ended is ^D, end of input at the start of a line.
+func (p *Process) copyInput() {
+	_, _ = io.Copy(p.pty, p.io.Stdin)
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	if term.IsTerminal(int(p.io.Stdin.Fd())) {
+		p.hangup()
+		return
+	}
+	_, _ = p.pty.Write([]byte{4})
+}
+
+// hangup closes the pty master: the kernel hangs up the container's
+// terminal (SIGHUP to its session, EOF to its readers).
+func (p *Process) hangup() {
+	p.ptyOnce.Do(func() { p.pty.Close() })
 }
 
 func (p *Process) resize() { p.resizeFrom(p.io.Stdin) }
@@ -208,7 +234,7 @@ func (p *Process) Wait() int {
 	p.copy.Wait()
 	close(p.done)
 	if p.pty != nil {
-		p.pty.Close()
+		p.hangup()
 	}
 	if err == nil {
 		return 0

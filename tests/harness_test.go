@@ -205,7 +205,9 @@ func tmuxRun(t *testing.T, u User, argv ...string) *Tmux {
 		runAs(t, u, runOpts{Env: []string{"TERM=xterm-256color"}, Timeout: 10 * time.Second}, "tmux", "-S", m.sock, "kill-server")
 		os.Remove(conf)
 	})
-	// With more than one argument, tmux execs the command without a shell.
+	// With more than one argument, tmux execs the command without a shell;
+	// the sh wrapper prints the exit status for WaitExit.
+	argv = append([]string{"/bin/sh", "-c", `"$0" "$@"; echo "[exited $?]"`}, argv...)
 	m.tmux(append([]string{"-f", conf, "new-session", "-d", "-s", "rl", "-x", "120", "-y", "40"}, argv...)...)
 	return m
 }
@@ -267,30 +269,15 @@ func (m *Tmux) WaitFor(re string, timeout time.Duration) string {
 	}
 }
 
-// Exited reports whether the program has exited and, if so, its status.
-func (m *Tmux) Exited() (bool, int) {
-	m.t.Helper()
-	var dead, status int
-	fmt.Sscan(m.tmux("display-message", "-p", "-t", "rl", "#{pane_dead} #{pane_dead_status}"), &dead, &status)
-	return dead == 1, status
-}
-
-// WaitExit waits until the program exits and returns its exit status.
+// WaitExit waits for the "[exited N]" line tmuxRun's wrapper prints when
+// the program ends and returns N. (tmux 3.3a sometimes marks a pane dead
+// without reaping its program, so #{pane_dead_status} is not reliable.)
 func (m *Tmux) WaitExit(timeout time.Duration) int {
 	m.t.Helper()
-	if timeout == 0 {
-		timeout = 10 * time.Second
-	}
-	deadline := time.Now().Add(timeout)
-	for {
-		if dead, status := m.Exited(); dead {
-			return status
-		}
-		if time.Now().After(deadline) {
-			m.t.Fatalf("tmux: program still running after %v; screen:\n%s", timeout, m.Screen())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	screen := m.WaitFor(`(?m)^\[exited \d+\]$`, timeout)
+	var code int
+	fmt.Sscan(regexp.MustCompile(`(?m)^\[exited (\d+)\]$`).FindStringSubmatch(screen)[1], &code)
+	return code
 }
 
 // userDir makes a fresh directory owned by u (mode 0755) under u's HOME, for
@@ -325,22 +312,4 @@ func writeUserFile(t *testing.T, u User, path, body string) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// tmuxRLStatus starts `rl ARGS...` as u in a tmux pane through sh, which
-// prints "rl exited N" when rl ends: tmux 3.3a sometimes marks a pane dead
-// without ever reaping its program, so #{pane_dead_status} (Tmux.Exited)
-// is not reliable.
-func tmuxRLStatus(t *testing.T, u User, args ...string) *Tmux {
-	t.Helper()
-	return tmuxRun(t, u, append([]string{"/bin/sh", "-c", `"$0" "$@"; echo "rl exited $?"`, rlBin}, args...)...)
-}
-
-// RLExit waits for the "rl exited N" line of tmuxRLStatus and returns N.
-func (m *Tmux) RLExit(timeout time.Duration) int {
-	m.t.Helper()
-	screen := m.WaitFor(`(?m)^rl exited \d+$`, timeout)
-	var code int
-	fmt.Sscan(regexp.MustCompile(`(?m)^rl exited (\d+)$`).FindStringSubmatch(screen)[1], &code)
-	return code
 }

@@ -17,7 +17,7 @@ const rootPrompt = `(?m)^/ # $`
 // follows resizes, and exits with the shell's status.
 func TestRunInteractiveShell(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		m := tmuxRLStatus(t, u, "run", "-it", "--rm", "busybox", "sh")
+		m := tmuxRL(t, u, "run", "-it", "--rm", "busybox", "sh")
 		m.WaitFor(rootPrompt, 30*time.Second)
 
 		m.Type("tty; echo tty-done")
@@ -43,7 +43,7 @@ func TestRunInteractiveShell(t *testing.T) {
 		m.WaitFor(`(?m)^after-ctrl-c 130$`, 0)
 
 		m.Type("exit 5")
-		if status := m.RLExit(0); status != 5 {
+		if status := m.WaitExit(0); status != 5 {
 			t.Fatalf("exit 5 in the container: rl exited %d; screen:\n%s", status, m.Screen())
 		}
 	})

@@ -8,11 +8,12 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/rootfs/pull"
+	"golang.org/x/term"
 )
 
 func runLoad(c *cli.CLI, s *session.Session) error {
 	var progress io.Writer
-	if !c.Load.Quiet {
+	if !c.Load.Quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 		progress = os.Stderr
 	}
 	names, err := pull.Load(s.Ctx, s.Store, c.Load.Input, progress)

@@ -113,7 +113,18 @@ func copyIn(ctx context.Context, store storage.Store, pc *signature.PolicyContex
 
 func copyRef(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext,
 	src types.ImageReference, named reference.Named, progress io.Writer) (*storage.Image, error) {
-	dest, err := istorage.Transport.NewStoreReference(store, named, "")
+	id := ""
+	if named == nil {
+		// An unnamed image (an oci-archive without a ref.name) is stored
+		// under its id, which is its config's digest, as podman does.
+		img, err := src.NewImage(ctx, sys)
+		if err != nil {
+			return nil, err
+		}
+		id = img.ConfigInfo().Digest.Encoded()
+		img.Close()
+	}
+	dest, err := istorage.Transport.NewStoreReference(store, named, id)
 	if err != nil {
 		return nil, err
 	}

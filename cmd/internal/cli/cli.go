@@ -72,7 +72,9 @@ func Parse(args []string, exit func(int)) (*CLI, *kong.Context, error) {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: see rl --help", err)
+		// Not wrapped: kong's ParseError carries exit code 80, and a bad
+		// command line is rl's own failure, 125 as docker's and podman's.
+		return nil, nil, errors.New(err.Error() + ": see rl --help")
 	}
 	return &c, kctx, nil
 }
