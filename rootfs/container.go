@@ -197,3 +197,26 @@ func generateName(store storage.Store) string {
 		}
 	}
 }
+
+// RemoveContainer deletes a container (by name, id or prefix) and its
+// layer, and returns its id. A running one is refused unless force, which
+// kills it first.
+func RemoveContainer(store storage.Store, ref string, force bool) (string, error) {
+	c, err := LookupContainer(store, ref)
+	if err != nil {
+		return "", err
+	}
+	if st := ReadState(store, c.ID); st.Status == "running" {
+		if !force {
+			return "", fmt.Errorf("container %s is running: stop it first, or use rl rm -f", ref)
+		}
+		_ = unix.Kill(st.Pid, unix.SIGKILL)
+	}
+	if _, err := store.Unmount(c.ID, true); err != nil {
+		return "", fmt.Errorf("unmounting %s: %w", ref, err)
+	}
+	if err := store.DeleteContainer(c.ID); err != nil {
+		return "", fmt.Errorf("removing %s: %w", ref, err)
+	}
+	return c.ID, nil
+}

@@ -11,35 +11,16 @@ import (
 	"go.podman.io/storage/pkg/reexec"
 )
 
-var commands = map[string]func(*cli.CLI, *session.Session) error{
-	"run":    runRun,
-	"ps":     runPs,
-	"rm":     runRm,
-	"images": runImages,
-	"rmi":    runRmi,
-	"info":   runInfo,
-}
-
 func main() {
 	if reexec.Init() {
 		return
 	}
-	os.Exit(cli.Report(os.Stderr, run()))
-}
-
-func run() error {
-	c, kctx, err := cli.Parse(os.Args[1:], os.Exit)
-	if err != nil {
-		return err
-	}
-	cmd, ok := commands[cli.Command(kctx)]
-	if !ok {
-		return cli.Unsupported(cli.Command(kctx), cli.Core)
-	}
-	s, err := session.Open(&c.Globals)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	return cmd(c, s)
+	os.Exit(session.Main(cli.Core, map[string]session.Command{
+		"run":    runRun,
+		"ps":     runPs,
+		"rm":     runRm,
+		"images": runImages,
+		"rmi":    runRmi,
+		"info":   runInfo,
+	}))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
@@ -10,19 +9,11 @@ import (
 )
 
 func runRmi(all *cli.CLI, s *session.Session) error {
-	c := &all.Rmi
-	var firstErr error
-	for _, name := range c.Images {
-		id, err := rootfs.RemoveImage(s.Store, name, c.Force)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			} else {
-				cli.Report(os.Stderr, err)
-			}
-			continue
+	return session.Each(all.Rmi.Images, func(name string) error {
+		id, err := rootfs.RemoveImage(s.Store, name, all.Rmi.Force)
+		if err == nil {
+			fmt.Println("Deleted:", id)
 		}
-		fmt.Println("Deleted:", id)
-	}
-	return firstErr
+		return err
+	})
 }

@@ -12,6 +12,7 @@ import (
 )
 
 func runLoad(c *cli.CLI, s *session.Session) error {
+	s.Interruptible()
 	var progress io.Writer
 	if !c.Load.Quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 		progress = os.Stderr

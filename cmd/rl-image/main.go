@@ -12,32 +12,12 @@ import (
 	"go.podman.io/storage/pkg/reexec"
 )
 
-var commands = map[string]func(*cli.CLI, *session.Session) error{
-	"pull": runPull,
-	"load": runLoad,
-}
-
 func main() {
 	if reexec.Init() {
 		return
 	}
-	os.Exit(cli.Report(os.Stderr, run()))
-}
-
-func run() error {
-	c, kctx, err := cli.Parse(os.Args[1:], os.Exit)
-	if err != nil {
-		return err
-	}
-	cmd, ok := commands[cli.Command(kctx)]
-	if !ok {
-		return cli.Unsupported(cli.Command(kctx), cli.Image)
-	}
-	s, err := session.Open(&c.Globals)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	s.Interruptible()
-	return cmd(c, s)
+	os.Exit(session.Main(cli.Image, map[string]session.Command{
+		"pull": runPull,
+		"load": runLoad,
+	}))
 }

@@ -12,6 +12,7 @@ import (
 
 // runPull is `rl pull`: progress bars on a terminal, quiet otherwise or with -q.
 func runPull(c *cli.CLI, s *session.Session) error {
+	s.Interruptible()
 	o := pull.Options{TLSVerify: c.Pull.TLSVerify, AuthFile: c.Pull.Authfile}
 	if !c.Pull.Quiet && term.IsTerminal(int(os.Stderr.Fd())) {
 		o.Progress = os.Stderr

@@ -159,6 +159,9 @@ func mountedBy(dir string, in PlanInput) bool {
 	return false
 }
 
+// tmpfsFlags are the flags --tmpfs sets with "noX" and clears with "X".
+var tmpfsFlags = map[string]uintptr{"exec": unix.MS_NOEXEC, "suid": unix.MS_NOSUID, "dev": unix.MS_NODEV}
+
 // tmpfsOptions splits --tmpfs options into mount flags and data, as podman.
 func tmpfsOptions(opts string) (uintptr, string, error) {
 	flags := uintptr(unix.MS_NOSUID | unix.MS_NODEV)
@@ -166,23 +169,19 @@ func tmpfsOptions(opts string) (uintptr, string, error) {
 	hasMode := false
 	if opts != "" {
 		for _, o := range strings.Split(opts, ",") {
+			if f, ok := tmpfsFlags[strings.TrimPrefix(o, "no")]; ok && o != "" {
+				if strings.HasPrefix(o, "no") {
+					flags |= f
+				} else {
+					flags &^= f
+				}
+				continue
+			}
 			switch o {
 			case "ro":
 				flags |= unix.MS_RDONLY
 			case "rw":
 				flags &^= unix.MS_RDONLY
-			case "noexec":
-				flags |= unix.MS_NOEXEC
-			case "exec":
-				flags &^= unix.MS_NOEXEC
-			case "nosuid":
-				flags |= unix.MS_NOSUID
-			case "suid":
-				flags &^= unix.MS_NOSUID
-			case "nodev":
-				flags |= unix.MS_NODEV
-			case "dev":
-				flags &^= unix.MS_NODEV
 			case "":
 			default:
 				k, _, ok := strings.Cut(o, "=")

@@ -112,3 +112,46 @@ func (s *Session) Close() {
 
 // Warn prints a warning line.
 func Warn(msg string) { fmt.Fprintln(os.Stderr, "rl: warning:", msg) }
+
+// Command is one of rl's commands as a store binary runs it.
+type Command func(*cli.CLI, *Session) error
+
+// Main is the whole of rl-core's and rl-image's main: parse the command
+// line the host-side rl checked already, open the session, run the command
+// this binary owns. It returns the exit code.
+func Main(binary string, commands map[string]Command) int {
+	return cli.Report(os.Stderr, runMain(binary, commands))
+}
+
+func runMain(binary string, commands map[string]Command) error {
+	c, kctx, err := cli.Parse(os.Args[1:], os.Exit)
+	if err != nil {
+		return err
+	}
+	cmd, ok := commands[cli.Command(kctx)]
+	if !ok {
+		return cli.Unsupported(cli.Command(kctx), binary)
+	}
+	s, err := Open(&c.Globals)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return cmd(c, s)
+}
+
+// Each runs fn on every name; the first failure is returned, later ones are
+// reported on stderr as they come (as podman rm and rmi do).
+func Each(names []string, fn func(name string) error) error {
+	var first error
+	for _, n := range names {
+		if err := fn(n); err != nil {
+			if first == nil {
+				first = err
+			} else {
+				cli.Report(os.Stderr, err)
+			}
+		}
+	}
+	return first
+}
