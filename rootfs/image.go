@@ -13,7 +13,7 @@ import (
 )
 
 // ErrImageUnknown is returned when no local image matches a name.
-var ErrImageUnknown = errors.New("image not known")
+var ErrImageUnknown = errors.New("no such image")
 
 // LookupImage finds a local image by full name, short name (resolved as a
 // pull would), id or unique id prefix.
@@ -36,7 +36,7 @@ func LookupImage(store storage.Store, name string) (*storage.Image, error) {
 			return img, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s", ErrImageUnknown, name)
+	return nil, fmt.Errorf("%w %q: see rl images", ErrImageUnknown, name)
 }
 
 // RemoveImage deletes an image; it refuses while containers use it unless
