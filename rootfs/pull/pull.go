@@ -6,13 +6,16 @@ package pull
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 
+	"github.com/rlcontainers/rl/rootfs"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
 	dockerarchive "go.podman.io/image/v5/docker/archive"
@@ -42,10 +45,40 @@ type Options struct {
 // parent put _CONTAINERS_ROOTLESS_UID in our environment.
 func (o Options) SystemContext() *types.SystemContext {
 	sys := &types.SystemContext{AuthFilePath: o.AuthFile}
+	if o.AuthFile == "" && os.Getenv("XDG_RUNTIME_DIR") == "" {
+		sys.AuthFilePath = defaultAuthFile()
+	}
 	if o.TLSVerify != nil {
 		sys.DockerInsecureSkipTLSVerify = types.NewOptionalBool(!*o.TLSVerify)
 	}
 	return sys
+}
+
+// defaultAuthFile is the user's auth file when XDG_RUNTIME_DIR is unset.
+// The library would then read /run/containers/$UID/auth.json with
+// os.Getuid(), which is 0 in rl's user namespace: root's file (unreadable,
+// failing every pull, or worse, readable). So rl picks the first file of the
+// library's own search list that exists, with the host uid. Unlike the
+// library, it reads that one file only.
+func defaultAuthFile() string {
+	home := os.Getenv("HOME")
+	cfg := os.Getenv("XDG_CONFIG_HOME")
+	if cfg == "" {
+		cfg = filepath.Join(home, ".config")
+	}
+	docker := os.Getenv("DOCKER_CONFIG")
+	if docker == "" {
+		docker = filepath.Join(home, ".docker")
+	}
+	first := fmt.Sprintf("/run/containers/%d/auth.json", rootfs.HostUID())
+	for _, p := range []string{first, filepath.Join(cfg, "containers", "auth.json"), filepath.Join(docker, "config.json")} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	// None exists: name the user's own (missing) file, so the library
+	// reads no credentials rather than root's.
+	return first
 }
 
 // policyContext loads policy.json; a machine without one (no
@@ -88,6 +121,7 @@ func Pull(ctx context.Context, store storage.Store, name string, o Options) (*st
 	defer pc.Destroy()
 
 	var tried []string
+	var cause error
 	for _, cand := range resolved.PullCandidates {
 		img, err := copyIn(ctx, store, pc, sys, docker.NewReference, cand.Value, o.Progress)
 		if err == nil {
@@ -98,8 +132,32 @@ func Pull(ctx context.Context, store storage.Store, name string, o Options) (*st
 			return nil, fmt.Errorf("pulling %s: interrupted", cand.Value)
 		}
 		tried = append(tried, fmt.Sprintf("%s (%s)", cand.Value, oneLine(err)))
+		if cause == nil {
+			cause = explain(cand.Value, err)
+		}
+	}
+	if cause != nil {
+		return nil, fmt.Errorf("pulling %q: %w; tried %s", name, cause, strings.Join(tried, ", "))
 	}
 	return nil, fmt.Errorf("pulling %q: no registry had it; tried %s: check the name, or the registries in registries.conf", name, strings.Join(tried, ", "))
+}
+
+// explain names the cause and the fix of a pull failure that is not "the
+// registry does not have it": credentials, certificates. nil otherwise.
+func explain(ref reference.Named, err error) error {
+	host := reference.Domain(ref)
+	var unauth docker.ErrUnauthorizedForCredentials
+	var x509Unknown x509.UnknownAuthorityError
+	var x509Host x509.HostnameError
+	var x509Invalid x509.CertificateInvalidError
+	msg := err.Error()
+	switch {
+	case errors.As(err, &unauth) || strings.Contains(msg, "authentication required") || strings.Contains(msg, "unauthorized"):
+		return fmt.Errorf("%s refused the credentials (or wants some): log in with podman login %s, or give --authfile FILE", host, host)
+	case errors.As(err, &x509Unknown) || errors.As(err, &x509Host) || errors.As(err, &x509Invalid) || strings.Contains(msg, "x509: "):
+		return fmt.Errorf("the TLS certificate of %s is not trusted: put its CA in /etc/containers/certs.d/%s/ or ~/.config/containers/certs.d/%s/, or pass --tls-verify=false", host, host, host)
+	}
+	return nil
 }
 
 func copyIn(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext,

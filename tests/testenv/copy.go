@@ -22,7 +22,13 @@ import (
 // or "127.0.0.1:5000/library/busybox:latest".
 func Push(ctx context.Context, ociLayoutDir, dest string) error {
 	dest = strings.TrimPrefix(strings.TrimPrefix(dest, "docker:"), "//")
-	return copyImage(ctx, ociLayoutDir, "docker://"+dest)
+	return copyImage(ctx, ociLayoutDir, "docker://"+dest, nil)
+}
+
+// PushAuth is Push to a registry that wants basic auth as user, password.
+func PushAuth(ctx context.Context, ociLayoutDir, dest, user, password string) error {
+	dest = strings.TrimPrefix(strings.TrimPrefix(dest, "docker:"), "//")
+	return copyImage(ctx, ociLayoutDir, "docker://"+dest, &types.DockerAuthConfig{Username: user, Password: password})
 }
 
 // SaveArchive writes the image of an OCI layout to an archive for `rl load`;
@@ -38,13 +44,15 @@ func SaveArchive(ctx context.Context, ociLayoutDir, dest string) error {
 	if err := os.Remove(file); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	if err := copyImage(ctx, ociLayoutDir, dest); err != nil {
+	if err := copyImage(ctx, ociLayoutDir, dest, nil); err != nil {
 		return err
 	}
 	return os.Chmod(file, 0o644)
 }
 
-func copyImage(ctx context.Context, ociLayoutDir, dest string) error {
+// copyImage copies the layout's image to dest, authenticating with auth
+// when not nil.
+func copyImage(ctx context.Context, ociLayoutDir, dest string, auth *types.DockerAuthConfig) error {
 	src, err := layout.NewReference(ociLayoutDir, BusyboxTag)
 	if err != nil {
 		return err
@@ -68,9 +76,11 @@ func copyImage(ctx context.Context, ociLayoutDir, dest string) error {
 	sys := &types.SystemContext{
 		DockerInsecureSkipTLSVerify: types.OptionalBoolTrue,
 	}
+	dstSys := *sys
+	dstSys.DockerAuthConfig = auth
 	_, err = copy.Image(ctx, policy, dst, src, &copy.Options{
 		SourceCtx:      sys,
-		DestinationCtx: sys,
+		DestinationCtx: &dstSys,
 	})
 	if err != nil {
 		return fmt.Errorf("copy %s to %s: %w", ociLayoutDir, dest, err)

@@ -9,7 +9,6 @@ package testenv
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"debug/elf"
@@ -137,31 +136,27 @@ type descriptor struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
-// writeLayout writes a one-layer image as an OCI layout in dir (replacing
-// what was there) and returns dir.
+// writeLayout writes a one-layer image of files as an OCI layout in dir
+// (replacing what was there) and returns dir.
 func writeLayout(dir string, files []entry, cfg imageConfig) (string, error) {
+	return writeTarLayout(dir, cfg, "rl testenv: busybox-static", func(tw *tar.Writer) error {
+		return writeEntries(tw, files)
+	})
+}
+
+// writeTarLayout writes a one-layer image as an OCI layout in dir (replacing
+// what was there) and returns dir: fill writes the layer's entries (the tar
+// writer is closed after it), which is stored gzip-compressed; the image is
+// tagged BusyboxTag in the layout, its config holds cfg and its history says
+// createdBy. The layer is streamed to disk, never held in memory.
+func writeTarLayout(dir string, cfg imageConfig, createdBy string, fill func(*tar.Writer) error) (string, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return "", err
 	}
-	raw, err := tarLayer(files)
-	if err != nil {
-		return "", err
-	}
-	var gz bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
-	if err != nil {
-		return "", err
-	}
-	if _, err := zw.Write(raw); err != nil {
-		return "", err
-	}
-	if err := zw.Close(); err != nil {
-		return "", err
-	}
-	layer, err := writeBlob(dir, "application/vnd.oci.image.layer.v1.tar+gzip", gz.Bytes())
+	layer, diffID, err := writeLayerBlob(dir, fill)
 	if err != nil {
 		return "", err
 	}
@@ -173,11 +168,11 @@ func writeLayout(dir string, files []entry, cfg imageConfig) (string, error) {
 		"config":       cfg,
 		"rootfs": map[string]any{
 			"type":     "layers",
-			"diff_ids": []string{digestOf(raw)},
+			"diff_ids": []string{diffID},
 		},
 		"history": []map[string]any{{
 			"created":    epoch.Format(time.RFC3339),
-			"created_by": "rl testenv: busybox-static",
+			"created_by": createdBy,
 		}},
 	})
 	if err != nil {
@@ -220,9 +215,63 @@ func writeLayout(dir string, files []entry, cfg imageConfig) (string, error) {
 	return dir, nil
 }
 
-func tarLayer(files []entry) ([]byte, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
+// writeLayerBlob writes the tar stream fill produces, gzip-compressed, as a
+// blob of the layout in dir; it returns the blob's descriptor and the
+// digest of the uncompressed tar (the layer's diff ID).
+func writeLayerBlob(dir string, fill func(*tar.Writer) error) (descriptor, string, error) {
+	tmp, err := os.CreateTemp(filepath.Join(dir, "blobs", "sha256"), ".layer-")
+	if err != nil {
+		return descriptor{}, "", err
+	}
+	defer os.Remove(tmp.Name()) // a no-op once renamed
+	defer tmp.Close()
+	compressed := sha256.New()
+	counter := &countingWriter{w: io.MultiWriter(tmp, compressed)}
+	zw, err := gzip.NewWriterLevel(counter, gzip.BestCompression)
+	if err != nil {
+		return descriptor{}, "", err
+	}
+	raw := sha256.New()
+	tw := tar.NewWriter(io.MultiWriter(zw, raw))
+	if err := fill(tw); err != nil {
+		return descriptor{}, "", err
+	}
+	if err := tw.Close(); err != nil {
+		return descriptor{}, "", err
+	}
+	if err := zw.Close(); err != nil {
+		return descriptor{}, "", err
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		return descriptor{}, "", err
+	}
+	if err := tmp.Close(); err != nil {
+		return descriptor{}, "", err
+	}
+	hexDigest := hex.EncodeToString(compressed.Sum(nil))
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, "blobs", "sha256", hexDigest)); err != nil {
+		return descriptor{}, "", err
+	}
+	return descriptor{
+		MediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+		Digest:    "sha256:" + hexDigest,
+		Size:      counter.n,
+	}, "sha256:" + hex.EncodeToString(raw.Sum(nil)), nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writeEntries writes files to tw, each with mtime epoch.
+func writeEntries(tw *tar.Writer, files []entry) error {
 	for _, f := range files {
 		h := &tar.Header{
 			Name:    f.Name,
@@ -244,18 +293,15 @@ func tarLayer(files []entry) ([]byte, error) {
 			h.Name += "/"
 		}
 		if err := tw.WriteHeader(h); err != nil {
-			return nil, fmt.Errorf("tar %s: %w", f.Name, err)
+			return fmt.Errorf("tar %s: %w", f.Name, err)
 		}
 		if f.Body != nil {
 			if _, err := tw.Write(f.Body); err != nil {
-				return nil, fmt.Errorf("tar %s: %w", f.Name, err)
+				return fmt.Errorf("tar %s: %w", f.Name, err)
 			}
 		}
 	}
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	return nil
 }
 
 func digestOf(b []byte) string {

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -17,18 +18,33 @@ import (
 // RegistryBinary is Debian's docker-registry (package docker-registry).
 const RegistryBinary = "/usr/bin/docker-registry"
 
-// Registry is a docker-registry process serving plain HTTP on 127.0.0.1.
+// Registry is a docker-registry process on 127.0.0.1: plain HTTP and open
+// (StartRegistry), or HTTPS with basic auth (StartAuthRegistry).
 type Registry struct {
 	addr string
+	opts registryOptions
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
+}
+
+// registryOptions are what a registry adds to StartRegistry's plain one.
+type registryOptions struct {
+	// TLSCert and TLSKey are PEM files; with them the registry serves HTTPS.
+	TLSCert, TLSKey string
+	// Htpasswd is an htpasswd file (bcrypt); with it every request needs
+	// basic auth.
+	Htpasswd string
 }
 
 // StartRegistry runs `docker-registry serve CONFIG` on 127.0.0.1 on a free port, storing
 // blobs under dir/data, with no auth and log level warn (its log goes to
 // dir/registry.log). It returns once GET /v2/ answers 200.
 func StartRegistry(dir string) (*Registry, error) {
+	return startRegistryRetry(dir, registryOptions{})
+}
+
+func startRegistryRetry(dir string, o registryOptions) (*Registry, error) {
 	if _, err := os.Stat(RegistryBinary); err != nil {
 		return nil, fmt.Errorf("%w (install Debian's docker-registry)", err)
 	}
@@ -36,7 +52,7 @@ func StartRegistry(dir string) (*Registry, error) {
 	// The port is picked by binding :0 and closing; another process may take
 	// it before the registry binds, so retry on a fresh port.
 	for attempt := 0; attempt < 3; attempt++ {
-		r, err := startRegistry(dir)
+		r, err := startRegistry(dir, o)
 		if err == nil {
 			return r, nil
 		}
@@ -45,7 +61,7 @@ func StartRegistry(dir string) (*Registry, error) {
 	return nil, lastErr
 }
 
-func startRegistry(dir string) (*Registry, error) {
+func startRegistry(dir string, o registryOptions) (*Registry, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -55,7 +71,7 @@ func startRegistry(dir string) (*Registry, error) {
 		return nil, err
 	}
 	config := filepath.Join(dir, "config.yml")
-	if err := os.WriteFile(config, []byte(registryConfig(filepath.Join(dir, "data"), addr)), 0o644); err != nil {
+	if err := os.WriteFile(config, []byte(registryConfig(filepath.Join(dir, "data"), addr, o)), 0o644); err != nil {
 		return nil, err
 	}
 	logPath := filepath.Join(dir, "registry.log")
@@ -74,7 +90,7 @@ func startRegistry(dir string) (*Registry, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", RegistryBinary, err)
 	}
-	r := &Registry{addr: addr, cmd: cmd, log: logPath, done: make(chan struct{})}
+	r := &Registry{addr: addr, opts: o, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() {
 		cmd.Wait()
 		close(r.done)
@@ -86,8 +102,8 @@ func startRegistry(dir string) (*Registry, error) {
 	return r, nil
 }
 
-func registryConfig(data, addr string) string {
-	return fmt.Sprintf(`version: 0.1
+func registryConfig(data, addr string, o registryOptions) string {
+	config := fmt.Sprintf(`version: 0.1
 log:
   level: warn
   accesslog:
@@ -101,6 +117,13 @@ http:
   addr: %s
   secret: rl-testenv
 `, data, addr)
+	if o.TLSCert != "" {
+		config += fmt.Sprintf("  tls:\n    certificate: %s\n    key: %s\n", o.TLSCert, o.TLSKey)
+	}
+	if o.Htpasswd != "" {
+		config += fmt.Sprintf("auth:\n  htpasswd:\n    realm: rl-testenv\n    path: %s\n", o.Htpasswd)
+	}
+	return config
 }
 
 func freePort() (int, error) {
@@ -114,6 +137,15 @@ func freePort() (int, error) {
 
 func (r *Registry) waitReady(timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
+	scheme, ready := "http", http.StatusOK
+	if r.opts.TLSCert != "" {
+		scheme = "https"
+		// Only asks whether it answers; the certificate is the tests' business.
+		client.Transport = &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	}
+	if r.opts.Htpasswd != "" {
+		ready = http.StatusUnauthorized
+	}
 	deadline := time.Now().Add(timeout)
 	for {
 		select {
@@ -121,10 +153,10 @@ func (r *Registry) waitReady(timeout time.Duration) error {
 			return fmt.Errorf("docker-registry on %s exited: %s", r.addr, r.logTail())
 		default:
 		}
-		resp, err := client.Get("http://" + r.addr + "/v2/")
+		resp, err := client.Get(scheme + "://" + r.addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == ready {
 				return nil
 			}
 			err = errors.New(resp.Status)
