@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/rlcontainers/rl/rootfs/paths"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
 )
@@ -14,7 +15,7 @@ import (
 // StoreConfig says how to open the store. It runs inside rl's user and
 // mount namespaces: the store needs both (DESIGN.md).
 type StoreConfig struct {
-	Paths Paths
+	Paths paths.Paths
 	// Driver forces a storage driver ("overlay", "vfs"); empty picks one.
 	Driver string
 	// SingleID is true when the user namespace maps only the user's own id:
@@ -120,7 +121,7 @@ func OpenStore(c StoreConfig) (storage.Store, Driver, error) {
 	if err != nil {
 		return nil, d, err
 	}
-	if err := EnsurePrivateDir(c.Paths.RunRoot); err != nil {
+	if err := paths.EnsurePrivateDir(c.Paths.RunRoot); err != nil {
 		return nil, d, err
 	}
 	if err := os.MkdirAll(c.Paths.Root, 0o700); err != nil {

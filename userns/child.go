@@ -31,6 +31,21 @@ type Child struct {
 	// Signals are the signals the parent forwarded, in order. The channel is
 	// closed when the parent is gone (EOF on the pipe).
 	Signals <-chan syscall.Signal
+
+	status *os.File // to the parent: 'D' on Detach
+}
+
+// Detach tells the parent to return (exit status 0) without waiting for us:
+// rl run -d. It runs in the child. The caller detaches its own stdio and
+// session; the parent's forwarded signals stop.
+func (c *Child) Detach() error {
+	if c.status == nil {
+		return errors.New("userns: Detach: no status pipe from the parent")
+	}
+	_, err := c.status.Write([]byte{msgDetached})
+	c.status.Close()
+	c.status = nil
+	return err
 }
 
 // Join waits until the parent has mapped the namespace and released us. It
@@ -55,7 +70,9 @@ func Join() (*Child, error) {
 		return nil, fmt.Errorf("userns: Join: %s=%q is not a file descriptor", envFD, fdStr)
 	}
 	planJSON := os.Getenv(envPlan)
+	statusFD, statusErr := strconv.Atoi(os.Getenv(envStatusFD))
 	os.Unsetenv(envFD)
+	os.Unsetenv(envStatusFD)
 	os.Unsetenv(envPlan)
 	joined = true
 	// The pipe is ours alone: keep it from the processes we exec.
@@ -102,6 +119,10 @@ func Join() (*Child, error) {
 	}
 
 	c := &Child{}
+	if statusErr == nil && statusFD > 2 {
+		syscall.CloseOnExec(statusFD)
+		c.status = os.NewFile(uintptr(statusFD), "userns-status")
+	}
 	if err := json.Unmarshal([]byte(planJSON), &c.Plan); err != nil {
 		pipe.Close()
 		return nil, fmt.Errorf("userns: Join: decoding the plan: %w", err)

@@ -59,6 +59,12 @@ func Run(o Options) (exitCode int, err error) {
 		return -1, fmt.Errorf("userns: pipe: %w", err)
 	}
 	defer w.Close()
+	statusR, statusW, err := os.Pipe()
+	if err != nil {
+		r.Close()
+		return -1, fmt.Errorf("userns: pipe: %w", err)
+	}
+	defer statusR.Close()
 
 	path := o.Path
 	if path == "" {
@@ -68,7 +74,7 @@ func Run(o Options) (exitCode int, err error) {
 		Path:       path,
 		Args:       o.Args,
 		Env:        childEnv(o.Env, string(planJSON), plan),
-		ExtraFiles: []*os.File{r}, // becomes fd 3 == childFD
+		ExtraFiles: []*os.File{r, statusW}, // fd 3 == childFD, fd 4 == childStatusFD
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
 			// The child execs before its map exists; the kernel computes the
@@ -96,6 +102,7 @@ func Run(o Options) (exitCode int, err error) {
 
 	err = cmd.Start()
 	r.Close()
+	statusW.Close()
 	if err != nil {
 		return -1, &Error{Op: "clone(CLONE_NEWUSER|CLONE_NEWNS) and exec " + path, Err: err, Fix: cloneRefusalFix(err)}
 	}
@@ -128,6 +135,13 @@ func Run(o Options) (exitCode int, err error) {
 
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	detached := make(chan struct{})
+	go func() {
+		var b [1]byte
+		if n, _ := statusR.Read(b[:]); n == 1 && b[0] == msgDetached {
+			close(detached)
+		}
+	}()
 	for {
 		select {
 		case s := <-sigc:
@@ -135,6 +149,11 @@ func Run(o Options) (exitCode int, err error) {
 			w.Write([]byte{byte(s.(syscall.Signal))})
 		case err := <-done:
 			return exitStatus(cmd, err)
+		case <-detached:
+			// The child lives on without us (rl run -d); it was reparented
+			// or will be when we exit.
+			cmd.Process.Release()
+			return 0, nil
 		}
 	}
 }
@@ -143,6 +162,7 @@ func Run(o Options) (exitCode int, err error) {
 func childEnv(env []string, planJSON string, plan Plan) []string {
 	ours := []string{
 		envFD + "=" + strconv.Itoa(childFD),
+		envStatusFD + "=" + strconv.Itoa(childStatusFD),
 		envPlan + "=" + planJSON,
 		envConfigured + "=1",
 		envRootlessUID + "=" + strconv.FormatUint(uint64(plan.UIDs[0].HostID), 10),
@@ -152,7 +172,7 @@ func childEnv(env []string, planJSON string, plan Plan) []string {
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
 		switch name {
-		case envFD, envPlan, envConfigured, envRootlessUID, envRootlessGID:
+		case envFD, envStatusFD, envPlan, envConfigured, envRootlessUID, envRootlessGID:
 			continue
 		}
 		out = append(out, kv)

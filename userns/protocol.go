@@ -13,6 +13,12 @@ package userns
 //	                                           the parent reports the error
 //	after 'G' or 'P', one byte per forwarded signal (its number); EOF when the parent is gone.
 //
+// A second pipe, the child's fd 4 (write end), goes the other way:
+//
+//	'D'                                     <- the child detached (rl run -d): the parent
+//	                                           returns 0 at once and no longer waits
+//	EOF                                     <- nothing to say: the parent waits for the exit
+//
 // Signals travel on the pipe rather than by kill(2) because a terminal's Ctrl-C
 // already reaches both processes: the child must ignore the direct one and act
 // on the forwarded one, so it acts exactly once.
@@ -22,13 +28,17 @@ const (
 	msgFail     = 'F'
 	maxPlanJSON = 1 << 20
 
-	childFD = 3
+	msgDetached = 'D'
+
+	childFD       = 3
+	childStatusFD = 4
 )
 
 // Environment of the child. The _CONTAINERS_* variables are the ones
 // go.podman.io/storage reads to learn that it runs rootless in a user namespace.
 const (
 	envFD          = "_RL_USERNS"
+	envStatusFD    = "_RL_USERNS_STATUS"
 	envPlan        = "_RL_USERNS_PLAN"
 	envConfigured  = "_CONTAINERS_USERNS_CONFIGURED"
 	envRootlessUID = "_CONTAINERS_ROOTLESS_UID"

@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/paths"
 	"go.podman.io/image/v5/copy"
 	"go.podman.io/image/v5/docker"
 	dockerarchive "go.podman.io/image/v5/docker/archive"
@@ -70,7 +70,7 @@ func defaultAuthFile() string {
 	if docker == "" {
 		docker = filepath.Join(home, ".docker")
 	}
-	first := fmt.Sprintf("/run/containers/%d/auth.json", rootfs.HostUID())
+	first := fmt.Sprintf("/run/containers/%d/auth.json", paths.HostUID())
 	for _, p := range []string{first, filepath.Join(cfg, "containers", "auth.json"), filepath.Join(docker, "config.json")} {
 		if _, err := os.Stat(p); err == nil {
 			return p

@@ -14,6 +14,7 @@ import (
 
 	"github.com/alecthomas/kong"
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/rootfs/paths"
 )
 
 // Version is rl's version.
@@ -49,6 +50,21 @@ const (
 	// EnvLibexec is the directory holding rl-core and rl-image.
 	EnvLibexec = "_RL_LIBEXEC"
 )
+
+// Paths are the store and run dir, with --root and --runroot applied.
+func (g *Globals) Paths() (paths.Paths, error) {
+	p, err := paths.Default()
+	if err != nil {
+		return p, err
+	}
+	if g.Root != "" {
+		p.Root = g.Root
+	}
+	if g.RunRoot != "" {
+		p.RunRoot, p.RunRootReason = g.RunRoot, "set by --runroot"
+	}
+	return p, nil
+}
 
 // Binaries that run the commands.
 const (

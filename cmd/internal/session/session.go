@@ -14,6 +14,7 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/paths"
 	"github.com/rlcontainers/rl/userns"
 	"go.podman.io/storage"
 )
@@ -22,7 +23,7 @@ import (
 type Session struct {
 	Store    storage.Store
 	Driver   rootfs.Driver
-	Paths    rootfs.Paths
+	Paths    paths.Paths
 	SingleID bool
 	// Plan is the id mapping the host side wrote (nil in a helper started
 	// by rl-core, which runs in rl-core's namespace).
@@ -72,22 +73,16 @@ func Open(g *cli.Globals) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths, err := rootfs.DefaultPaths()
+	p, err := g.Paths()
 	if err != nil {
 		return nil, err
-	}
-	if g.Root != "" {
-		paths.Root = g.Root
-	}
-	if g.RunRoot != "" {
-		paths.RunRoot, paths.RunRootReason = g.RunRoot, "set by --runroot"
 	}
 	single := userns.SingleMapped()
-	store, driver, err := rootfs.OpenStore(rootfs.StoreConfig{Paths: paths, Driver: g.StorageDriver, SingleID: single})
+	store, driver, err := rootfs.OpenStore(rootfs.StoreConfig{Paths: p, Driver: g.StorageDriver, SingleID: single})
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{Store: store, Driver: driver, Paths: paths, SingleID: single, Plan: plan, Signals: sigs}
+	s := &Session{Store: store, Driver: driver, Paths: p, SingleID: single, Plan: plan, Signals: sigs}
 	s.Ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }

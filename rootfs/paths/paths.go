@@ -1,4 +1,7 @@
-package rootfs
+// Package paths says where rl keeps its state: the store and the run dir.
+// It links nothing but x/sys, so the host-side rl can find a running
+// container's control socket without opening the store.
+package paths
 
 import (
 	"fmt"
@@ -31,9 +34,9 @@ func HostUID() int {
 	return os.Getuid()
 }
 
-// DefaultPaths computes the default directories for the user. Overrides
+// Default computes the default directories for the user. Overrides
 // (--root, --runroot) replace the fields afterwards.
-func DefaultPaths() (Paths, error) {
+func Default() (Paths, error) {
 	var p Paths
 	data := os.Getenv("XDG_DATA_HOME")
 	if data == "" || !filepath.IsAbs(data) {

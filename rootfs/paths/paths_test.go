@@ -1,4 +1,4 @@
-package rootfs
+package paths
 
 import (
 	"os"
@@ -16,7 +16,7 @@ func TestDefaultPaths(t *testing.T) {
 
 	rt := t.TempDir()
 	t.Setenv("XDG_RUNTIME_DIR", rt)
-	p, err := DefaultPaths()
+	p, err := Default()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,7 @@ func TestDefaultPaths(t *testing.T) {
 
 	t.Setenv("XDG_DATA_HOME", "/data")
 	t.Setenv("XDG_RUNTIME_DIR", "")
-	p, err = DefaultPaths()
+	p, err = Default()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,13 +40,13 @@ func TestDefaultPaths(t *testing.T) {
 
 	// After su or sudo -u, XDG_RUNTIME_DIR names someone else's directory.
 	t.Setenv("XDG_RUNTIME_DIR", "/nonexistent-runtime-dir")
-	if p, _ = DefaultPaths(); p.RunRoot != want {
+	if p, _ = Default(); p.RunRoot != want {
 		t.Errorf("unusable XDG_RUNTIME_DIR: RunRoot = %s", p.RunRoot)
 	}
 
 	t.Setenv("XDG_DATA_HOME", "")
 	t.Setenv("HOME", "")
-	if _, err := DefaultPaths(); err == nil || !strings.Contains(err.Error(), "--root") {
+	if _, err := Default(); err == nil || !strings.Contains(err.Error(), "--root") {
 		t.Errorf("no HOME: err %v", err)
 	}
 }
