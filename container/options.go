@@ -27,7 +27,10 @@ type RunOptions struct {
 	TTY         bool
 	Remove      bool
 	Pull        string // missing, always, never, newer
-	Network     string
+	Init        bool
+	StopTimeout int               // seconds; 0: 10
+	Namespaces  map[string]string // see rootfs.Record
+	UserNS      string
 }
 
 // Runtime is what running a container needs from the session: it lives in
@@ -35,6 +38,8 @@ type RunOptions struct {
 type Runtime struct {
 	Store    storage.Store
 	SingleID bool
+	// RunRoot is the run dir: control sockets live there (container/ctl).
+	RunRoot string
 	// InitPath is the binary exec'd as the container's init (rl itself,
 	// which starts in ~2 ms: it links neither storage nor the image library).
 	InitPath string

@@ -4,16 +4,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"os/signal"
-	"sync"
+	"runtime"
 	"syscall"
 
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/container/tty"
 	"golang.org/x/sys/unix"
-	"golang.org/x/term"
 )
 
 // Stdio is what the workload reads and writes.
@@ -24,14 +22,13 @@ type Stdio struct {
 
 // Process is a started container: its init has exec'd the workload.
 type Process struct {
-	Pid int
-	cmd *exec.Cmd
-	pty *os.File
-	// ptyOnce closes pty once: on the workload's exit or on a hangup.
-	ptyOnce sync.Once
-	io      Stdio
-	done    chan struct{}
-	copy    sync.WaitGroup
+	Pid   int
+	cmd   *exec.Cmd
+	relay *tty.Relay
+	// exited is closed when the thread that forked the init may go (see
+	// Start); waited carries cmd.Wait's result.
+	exited chan struct{}
+	waited chan error
 }
 
 // CloneFlags are the namespaces a container gets of its own. CLONE_NEWNS
@@ -44,8 +41,35 @@ const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
 // sends it the spec over a SOCK_SEQPACKET socketpair and waits for the
 // outcome: the socket closing on exec means the workload runs; a message
 // means the init failed, and that message is the error (with its exit code
-// in an *ExitError). With a terminal the init first sends the pty master.
-func Start(initPath string, spec *initproc.Spec, stdio Stdio) (*Process, error) {
+// in an *ExitError). With a terminal the init first sends the pty master,
+// relayed to stdio. extra files become the init's fds 4, 5, ...
+//
+// The init gets SIGKILL as its parent-death signal, so a killed supervisor
+// takes its container along instead of leaving it unsupervised. The kernel
+// sends it when the forking *thread* exits, so the fork happens on a
+// goroutine locked to its thread until the workload has been waited for.
+func Start(initPath string, spec *initproc.Spec, stdio Stdio, extra ...*os.File) (*Process, error) {
+	type started struct {
+		p   *Process
+		err error
+	}
+	ch := make(chan started)
+	go func() {
+		runtime.LockOSThread()
+		p, err := start(initPath, spec, stdio, extra)
+		ch <- started{p, err}
+		if err != nil {
+			return
+		}
+		// The thread stays until the workload has exited.
+		p.waited <- p.cmd.Wait()
+		close(p.exited)
+	}()
+	s := <-ch
+	return s.p, s.err
+}
+
+func start(initPath string, spec *initproc.Spec, stdio Stdio, extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -57,12 +81,10 @@ func Start(initPath string, spec *initproc.Spec, stdio Stdio) (*Process, error) 
 	cmd := exec.Command(initPath, initproc.Arg)
 	cmd.Args[0] = "rl-init"
 	cmd.Env = []string{}
-	cmd.ExtraFiles = []*os.File{theirs}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: CloneFlags}
-	if spec.Terminal {
-		// The init replaces these with the pty it opens.
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, nil, nil
-	} else {
+	cmd.ExtraFiles = append([]*os.File{theirs}, extra...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: CloneFlags, Pdeathsig: syscall.SIGKILL}
+	if !spec.Terminal {
+		// With a terminal the init replaces these with the pty it opens.
 		if stdio.Stdin != nil {
 			cmd.Stdin = stdio.Stdin
 		}
@@ -73,7 +95,7 @@ func Start(initPath string, spec *initproc.Spec, stdio Stdio) (*Process, error) 
 		return nil, fmt.Errorf("starting the container init: %w%s", err, cloneHint(err))
 	}
 	theirs.Close()
-	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, io: stdio, done: make(chan struct{})}
+	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), waited: make(chan error, 1)}
 
 	msg, err := json.Marshal(spec)
 	if err != nil {
@@ -82,10 +104,11 @@ func Start(initPath string, spec *initproc.Spec, stdio Stdio) (*Process, error) 
 	if err := unix.Sendmsg(ours, msg, nil, nil, 0); err != nil {
 		return nil, p.abort(fmt.Errorf("sending the spec to the container init: %w", err))
 	}
+	var master *os.File
 	buf := make([]byte, 64<<10)
 	oob := make([]byte, unix.CmsgSpace(4))
 	for {
-		n, oobn, _, _, err := unix.Recvmsg(ours, buf, oob, 0)
+		n, oobn, _, _, err := unix.Recvmsg(ours, buf, oob, unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
@@ -100,7 +123,7 @@ func Start(initPath string, spec *initproc.Spec, stdio Stdio) (*Process, error) 
 			if err != nil {
 				return nil, p.abort(err)
 			}
-			p.pty = f
+			master = f
 			continue
 		}
 		var ie initproc.InitError
@@ -108,13 +131,13 @@ func Start(initPath string, spec *initproc.Spec, stdio Stdio) (*Process, error) 
 			return nil, p.abort(fmt.Errorf("container init sent %q", buf[:n]))
 		}
 		_ = cmd.Wait()
-		if p.pty != nil {
-			p.pty.Close()
+		if master != nil {
+			master.Close()
 		}
 		return nil, &ExitError{Code: ie.Code, Err: errors.New(ie.Message)}
 	}
-	if p.pty != nil {
-		p.startRelay()
+	if master != nil {
+		p.relay = tty.Start(master, stdio.Stdin, stdio.Stdout)
 	}
 	return p, nil
 }
@@ -146,7 +169,6 @@ func receivedFile(oob []byte) (*os.File, error) {
 	if err != nil || len(fds) != 1 {
 		return nil, fmt.Errorf("bad fd from the container init")
 	}
-	unix.CloseOnExec(fds[0])
 	return os.NewFile(uintptr(fds[0]), "pty-master"), nil
 }
 
@@ -157,71 +179,6 @@ func cloneHint(err error) string {
 	return ""
 }
 
-// startRelay copies between the user's terminal and the pty master and
-// forwards window-size changes.
-func (p *Process) startRelay() {
-	if p.io.Stdin != nil {
-		if term.IsTerminal(int(p.io.Stdin.Fd())) {
-			resize := make(chan os.Signal, 1)
-			signal.Notify(resize, unix.SIGWINCH)
-			p.resize()
-			go func() {
-				for {
-					select {
-					case <-resize:
-						p.resize()
-					case <-p.done:
-						signal.Stop(resize)
-						return
-					}
-				}
-			}()
-		}
-		go p.copyInput()
-	} else if term.IsTerminal(int(p.io.Stdout.Fd())) {
-		p.resizeFrom(p.io.Stdout)
-	}
-	p.copy.Add(1)
-	go func() {
-		defer p.copy.Done()
-		// Reading the master ends with EIO once every slave fd is closed.
-		_, _ = io.Copy(p.io.Stdout, p.pty)
-	}()
-}
-
-// copyInput copies the user's input to the pty. When it ends, the workload
-// must learn it as a terminal would: a terminal that went away (the window
-// closed, ssh dropped) hangs up the pty, so a shell reading it exits; a
-// pipe that ended is ^D, end of input at the start of a line.
-func (p *Process) copyInput() {
-	_, _ = io.Copy(p.pty, p.io.Stdin)
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	if term.IsTerminal(int(p.io.Stdin.Fd())) {
-		p.hangup()
-		return
-	}
-	_, _ = p.pty.Write([]byte{4})
-}
-
-// hangup closes the pty master: the kernel hangs up the container's
-// terminal (SIGHUP to its session, EOF to its readers).
-func (p *Process) hangup() {
-	p.ptyOnce.Do(func() { p.pty.Close() })
-}
-
-func (p *Process) resize() { p.resizeFrom(p.io.Stdin) }
-
-func (p *Process) resizeFrom(f *os.File) {
-	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
-	if err == nil {
-		_ = unix.IoctlSetWinsize(int(p.pty.Fd()), unix.TIOCSWINSZ, ws)
-	}
-}
-
 // Signal forwards sig to the workload.
 func (p *Process) Signal(sig syscall.Signal) error {
 	return unix.Kill(p.Pid, sig)
@@ -230,12 +187,15 @@ func (p *Process) Signal(sig syscall.Signal) error {
 // Wait waits for the workload and returns its exit code, 128+N when killed
 // by signal N, as shells report it.
 func (p *Process) Wait() int {
-	err := p.cmd.Wait()
-	p.copy.Wait()
-	close(p.done)
-	if p.pty != nil {
-		p.hangup()
+	err := <-p.waited
+	<-p.exited
+	if p.relay != nil {
+		p.relay.Finish()
 	}
+	return exitCodeOf(err)
+}
+
+func exitCodeOf(err error) int {
 	if err == nil {
 		return 0
 	}

@@ -2,150 +2,45 @@ package container
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
-	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
-	"golang.org/x/term"
 )
 
 // Run is `rl run` inside rl's user namespace: this process becomes the
-// container's supervisor. It finds or pulls the image, creates the
-// container and its layer, mounts it, starts the workload, forwards the
-// user's signals, and records the exit. It returns the workload's exit code;
-// an error means rl itself failed (nothing of the container is left then).
-func Run(ctx context.Context, rt *Runtime, o RunOptions) (int, error) {
-	img, err := ensureImage(ctx, rt, o)
+// container's supervisor. It creates the container and supervises it (see
+// Supervise). It returns the workload's exit code; an error means rl
+// itself failed, and then nothing of the container is left.
+func Run(ctx context.Context, rt *Runtime, o RunOptions, m Mode) (int, error) {
+	c, rec, err := Create(ctx, rt, o)
 	if err != nil {
 		return 0, err
 	}
-	cfg, err := rootfs.ImageConfig(ctx, rt.Store, img)
-	if err != nil {
-		return 0, err
-	}
-	args := command(cfg, o)
-	if len(args) == 0 {
-		return 0, fmt.Errorf("no command: image %s sets no Entrypoint or Cmd; give one after the image name", o.Image)
-	}
-	c, err := rootfs.CreateContainer(rt.Store, img, rootfs.Record{
-		Name: o.Name, Image: o.Image, ImageID: img.ID, Command: args,
-		Created: time.Now().UTC(), Hostname: o.Hostname, AutoRm: o.Remove,
-	})
-	if err != nil {
-		return 0, err
-	}
-	started := false
-	defer func() {
-		if _, err := rt.Store.Unmount(c.ID, true); err != nil && !errors.Is(err, storage.ErrLayerUnknown) {
-			rt.warn("unmounting container %s: %v", c.ID[:12], err)
-		}
-		if o.Remove || !started {
-			if err := rt.Store.DeleteContainer(c.ID); err != nil {
-				rt.warn("removing container %s: %v", c.ID[:12], err)
-			}
-		}
-	}()
-
-	spec, err := buildSpec(rt, c, cfg, args, o)
-	if err != nil {
-		return 0, err
-	}
-	stdio := rt.Stdio
-	if !o.Interactive {
-		stdio.Stdin = nil
-	}
-	if o.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
-		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
-		if err != nil {
-			return 0, fmt.Errorf("setting the terminal raw: %w", err)
-		}
-		defer term.Restore(int(stdio.Stdin.Fd()), old)
-	}
-	p, err := Start(rt.InitPath, spec, stdio)
-	if err != nil {
-		return 0, err
-	}
-	started = true
-	st := rootfs.State{Status: "running", Pid: p.Pid, StartedAt: time.Now().UTC()}
-	_ = rootfs.WriteState(rt.Store, c.ID, st)
-
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case sig, ok := <-rt.Signals:
-				if !ok {
-					return
-				}
-				_ = p.Signal(sig)
-			case <-done:
-				return
-			}
-		}
-	}()
-	code := p.Wait()
-	close(done)
-	st.Status, st.ExitCode, st.FinishedAt = "exited", code, time.Now().UTC()
-	if !o.Remove {
-		if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
-			rt.warn("recording the exit of %s: %v", c.ID[:12], err)
+	code, started, err := supervise(ctx, rt, c, rec, m)
+	if err != nil && !started && !rec.AutoRm {
+		// A container that never ran is not kept (it would only be noise
+		// in rl ps -a); --rm ones are removed by supervise itself.
+		if _, rmErr := rootfs.RemoveContainer(rt.Store, c.ID, true); rmErr != nil {
+			rt.warn("removing container %s: %v", c.ID[:12], rmErr)
 		}
 	}
-	return code, nil
-}
-
-func ensureImage(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Image, error) {
-	if o.Pull != "always" {
-		img, err := rootfs.LookupImage(rt.Store, o.Image)
-		if err == nil {
-			return img, nil
-		}
-		if !errors.Is(err, rootfs.ErrImageUnknown) {
-			return nil, err
-		}
-		if o.Pull == "never" {
-			return nil, fmt.Errorf("image %s is not in the store and --pull=never: pull it first (rl pull %s)", o.Image, o.Image)
-		}
-	}
-	if err := rt.Pull(ctx, o.Image); err != nil {
-		return nil, err
-	}
-	return rootfs.LookupImage(rt.Store, o.Image)
-}
-
-// command is docker's rule: --entrypoint replaces the image's Entrypoint
-// and drops its Cmd; arguments after the image replace Cmd.
-func command(cfg *imgspecv1.Image, o RunOptions) []string {
-	ep := cfg.Config.Entrypoint
-	cmd := cfg.Config.Cmd
-	if o.Entrypoint != nil {
-		ep, cmd = nil, nil
-		if *o.Entrypoint != "" {
-			ep = []string{*o.Entrypoint}
-		}
-	}
-	if len(o.Cmd) > 0 {
-		cmd = o.Cmd
-	}
-	return append(append([]string{}, ep...), cmd...)
+	return code, err
 }
 
 // buildSpec mounts the container's rootfs, writes its /etc files and
 // builds the mount plan.
-func buildSpec(rt *Runtime, c *storage.Container, cfg *imgspecv1.Image, args []string, o RunOptions) (*initproc.Spec, error) {
+func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record) (*initproc.Spec, error) {
 	root, err := rt.Store.Mount(c.ID, "")
 	if err != nil {
 		return nil, fmt.Errorf("mounting the container's rootfs: %w", err)
 	}
-	hostname := o.Hostname
+	hostname := rec.Hostname
 	if hostname == "" {
 		hostname = c.ID[:12]
 	}
@@ -162,36 +57,26 @@ func buildSpec(rt *Runtime, c *storage.Container, cfg *imgspecv1.Image, args []s
 		tty = -1
 	}
 	ops, err := mounts.Plan(mounts.PlanInput{
-		EtcFiles: etc, Volumes: o.Volumes, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly, TTYGroup: tty,
+		EtcFiles: etc, Volumes: rec.Volumes, Tmpfs: rec.Tmpfs, ReadOnly: rec.ReadOnly, TTYGroup: tty,
 	})
 	if err != nil {
 		return nil, err
 	}
-	env := append([]string{}, cfg.Config.Env...)
-	env = append(env, "HOSTNAME="+hostname, "container=rl")
-	if o.TTY {
-		env = append(env, "TERM="+termName())
-	}
-	env = append(env, o.Env...)
-	workdir := o.Workdir
-	if workdir == "" {
-		workdir = cfg.Config.WorkingDir
-	}
-	user := o.User
-	if user == "" {
-		user = cfg.Config.User
-	}
 	return &initproc.Spec{
-		Rootfs: root, Hostname: hostname, Mounts: ops, Args: args,
-		Env: env, Cwd: workdir, User: user, Terminal: o.TTY,
+		Rootfs: root, Hostname: hostname, Mounts: ops, Args: rec.Command,
+		Env: containerEnv(rec, hostname), Cwd: rec.Workdir, User: rec.User, Terminal: rec.TTY,
 	}, nil
 }
 
-func termName() string {
-	if t := os.Getenv("TERM"); t != "" {
-		return t
+// containerEnv is the workload's environment: the record's (the image's,
+// then the user's), with HOSTNAME, container=rl and TERM for a terminal
+// before them, as docker sets them.
+func containerEnv(rec rootfs.Record, hostname string) []string {
+	env := []string{"HOSTNAME=" + hostname, "container=rl"}
+	if rec.TTY {
+		env = append(env, "TERM="+termName())
 	}
-	return "xterm"
+	return append(env, rec.Env...)
 }
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and

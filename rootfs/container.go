@@ -7,37 +7,42 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rlcontainers/rl/rootfs/mounts"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/storage"
-	"go.podman.io/storage/pkg/ioutils"
 	"golang.org/x/sys/unix"
 )
 
-// Record is what rl keeps about a container in the store's metadata.
+// Record is what rl keeps about a container in the store's metadata:
+// everything needed to start it again (rl start) and to show it.
 type Record struct {
 	Name     string    `json:"name"`
 	Image    string    `json:"image"` // as the user named it
 	ImageID  string    `json:"imageId"`
-	Command  []string  `json:"command"`
-	Created  time.Time `json:"created"`
+	Command  []string  `json:"command"` // entrypoint + cmd, resolved
+	Env      []string  `json:"env"`     // the image's, then the user's
+	Workdir  string    `json:"workdir,omitempty"`
+	User     string    `json:"user,omitempty"`
 	Hostname string    `json:"hostname"`
-	AutoRm   bool      `json:"autoRemove,omitempty"`
-}
+	Created  time.Time `json:"created"`
 
-// State is a container's run state, kept in its directory in the store so
-// it survives the run dir (`rl ps -a` after a reboot).
-type State struct {
-	Status     string    `json:"status"` // created, running, exited
-	Pid        int       `json:"pid,omitempty"`
-	ExitCode   int       `json:"exitCode"`
-	StartedAt  time.Time `json:"startedAt,omitzero"`
-	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	Volumes     []mounts.Volume `json:"volumes,omitempty"`
+	Tmpfs       []mounts.Tmpfs  `json:"tmpfs,omitempty"`
+	ReadOnly    bool            `json:"readOnly,omitempty"`
+	TTY         bool            `json:"tty,omitempty"`
+	Interactive bool            `json:"interactive,omitempty"`
+	AutoRm      bool            `json:"autoRemove,omitempty"`
+	Init        bool            `json:"init,omitempty"`
+	StopSignal  int             `json:"stopSignal,omitempty"` // default SIGTERM
+	StopTimeout int             `json:"stopTimeout,omitempty"`
+	// Namespaces maps net, pid, ipc, uts, cgroup to "private" (default),
+	// "host", "shareable" (ipc) or "container:ID".
+	Namespaces map[string]string `json:"namespaces,omitempty"`
+	UserNS     string            `json:"userns,omitempty"` // "" or keep-id
 }
 
 // ImageConfig reads an image's OCI config (Env, Entrypoint, Cmd, ...).
@@ -89,63 +94,6 @@ func ReadRecord(c *storage.Container) Record {
 		r.Name = c.Names[0]
 	}
 	return r
-}
-
-func statePath(store storage.Store, id string) (string, error) {
-	dir, err := store.ContainerDirectory(id)
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "state.json"), nil
-}
-
-// WriteState replaces the container's state atomically.
-func WriteState(store storage.Store, id string, st State) error {
-	p, err := statePath(store, id)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	return ioutils.AtomicWriteFileWithOpts(p, b, 0o600, &ioutils.AtomicFileWriterOptions{NoSync: true})
-}
-
-// ReadState reads the container's state; a container that was never
-// started is "created". A "running" container whose process is gone (its
-// supervisor was killed, or the machine rebooted) reads as exited.
-func ReadState(store storage.Store, id string) State {
-	st := State{Status: "created"}
-	p, err := statePath(store, id)
-	if err != nil {
-		return st
-	}
-	if b, err := os.ReadFile(p); err == nil {
-		_ = json.Unmarshal(b, &st)
-	}
-	if st.Status == "running" && !alive(st.Pid, st.StartedAt) {
-		st.Status = "exited"
-		st.ExitCode = -1
-	}
-	return st
-}
-
-// alive reports whether pid still is the process started at startedAt
-// (pids are reused).
-func alive(pid int, startedAt time.Time) bool {
-	if pid <= 0 {
-		return false
-	}
-	if err := unix.Kill(pid, 0); err != nil && !errors.Is(err, unix.EPERM) {
-		return false
-	}
-	fi, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
-	if err != nil {
-		return false
-	}
-	// /proc/PID appears when the process starts; allow for clock granularity.
-	return !fi.ModTime().After(startedAt.Add(2 * time.Second))
 }
 
 // LookupContainer finds a container by name, full id or unique id prefix.
@@ -200,22 +148,30 @@ func generateName(store storage.Store) string {
 
 // RemoveContainer deletes a container (by name, id or prefix) and its
 // layer, and returns its id. A running one is refused unless force, which
-// kills it first.
+// kills the workload and waits for its supervisor to let go of it.
 func RemoveContainer(store storage.Store, ref string, force bool) (string, error) {
 	c, err := LookupContainer(store, ref)
 	if err != nil {
 		return "", err
 	}
-	if st := ReadState(store, c.ID); st.Status == "running" {
+	lock, err := Lock(store, c.ID, false)
+	if errors.Is(err, ErrLocked) {
 		if !force {
-			return "", fmt.Errorf("container %s is running: stop it first, or use rl rm -f", ref)
+			return "", fmt.Errorf("container %s is running: stop it first (rl stop %s), or use rl rm -f", ref, ref)
 		}
-		_ = unix.Kill(st.Pid, unix.SIGKILL)
+		if st := ReadState(store, c.ID); st.Pid > 0 {
+			_ = unix.Kill(st.Pid, unix.SIGKILL)
+		}
+		lock, err = Lock(store, c.ID, true)
 	}
+	if err != nil {
+		return "", err
+	}
+	defer lock.Close()
 	if _, err := store.Unmount(c.ID, true); err != nil {
 		return "", fmt.Errorf("unmounting %s: %w", ref, err)
 	}
-	if err := store.DeleteContainer(c.ID); err != nil {
+	if err := store.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
 		return "", fmt.Errorf("removing %s: %w", ref, err)
 	}
 	return c.ID, nil

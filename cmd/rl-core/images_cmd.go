@@ -54,10 +54,16 @@ func ago(t time.Time) string {
 	}
 	d := time.Since(t)
 	switch {
+	case d < 2*time.Second:
+		return "1 second ago"
 	case d < time.Minute:
-		return "Less than a minute ago"
+		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
+	case d < 2*time.Minute:
+		return "1 minute ago"
 	case d < time.Hour:
 		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
+	case d < 2*time.Hour:
+		return "1 hour ago"
 	case d < 48*time.Hour:
 		return fmt.Sprintf("%d hours ago", int(d.Hours()))
 	}

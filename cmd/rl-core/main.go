@@ -16,11 +16,18 @@ func main() {
 		return
 	}
 	os.Exit(session.Main(cli.Core, map[string]session.Command{
-		"run":    runRun,
-		"ps":     runPs,
-		"rm":     runRm,
-		"images": runImages,
-		"rmi":    runRmi,
-		"info":   runInfo,
+		"run":     runRun,
+		"start":   runStart,
+		"exec":    runExec,
+		"stop":    runStop,
+		"kill":    runKill,
+		"wait":    runWait,
+		"logs":    runLogs,
+		"inspect": runInspect,
+		"ps":      runPs,
+		"rm":      runRm,
+		"images":  runImages,
+		"rmi":     runRmi,
+		"info":    runInfo,
 	}))
 }

@@ -1,15 +1,35 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"text/template"
+	"time"
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/rootfs"
 )
+
+// psRow is one container as rl ps shows it; its fields are what --format
+// templates name (podman's names).
+type psRow struct {
+	ID        string    `json:"Id"`
+	Image     string    `json:"Image"`
+	ImageID   string    `json:"ImageID"`
+	Command   string    `json:"Command"`
+	Created   time.Time `json:"Created"`
+	CreatedAt string    `json:"CreatedAt"`
+	Status    string    `json:"Status"`
+	State     string    `json:"State"`
+	ExitCode  int       `json:"ExitCode"`
+	Pid       int       `json:"Pid"`
+	Ports     string    `json:"Ports"`
+	Names     string    `json:"Names"`
+}
 
 func runPs(all *cli.CLI, s *session.Session) error {
 	c := &all.Ps
@@ -17,27 +37,70 @@ func runPs(all *cli.CLI, s *session.Session) error {
 	if err != nil {
 		return err
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
-	if !c.Quiet {
-		fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAMES")
-	}
+	var rows []psRow
 	for _, ctr := range list {
 		rec := rootfs.ReadRecord(&ctr)
 		st := rootfs.ReadState(s.Store, ctr.ID)
 		if !c.All && st.Status != "running" {
 			continue
 		}
-		if c.Quiet {
-			fmt.Fprintln(w, ctr.ID[:12])
-			continue
-		}
+		id := ctr.ID
 		cmd := strings.Join(rec.Command, " ")
-		if len(cmd) > 30 {
-			cmd = cmd[:27] + "..."
+		if !c.NoTrunc {
+			id = id[:12]
+			if len(cmd) > 30 {
+				cmd = cmd[:27] + "..."
+			}
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", ctr.ID[:12], rec.Image, cmd, ago(ctr.Created), status(st), rec.Name)
+		rows = append(rows, psRow{
+			ID: id, Image: rec.Image, ImageID: rec.ImageID, Command: cmd,
+			Created: ctr.Created, CreatedAt: ago(ctr.Created), Status: status(st), State: st.Status,
+			ExitCode: st.ExitCode, Pid: st.Pid, Names: rec.Name,
+		})
+	}
+	switch {
+	case c.Quiet:
+		for _, r := range rows {
+			fmt.Println(r.ID)
+		}
+		return nil
+	case c.Format == "json":
+		if rows == nil {
+			rows = []psRow{}
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "    ")
+		return enc.Encode(rows)
+	case c.Format != "":
+		return printTemplate(c.Format, rows)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
+	fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, r.CreatedAt, r.Status, r.Ports, r.Names)
 	}
 	return w.Flush()
+}
+
+// printTemplate prints each item with a Go template, one per line, as
+// podman's --format does ("table" prefixes are accepted and dropped).
+func printTemplate[T any](format string, items []T) error {
+	format = strings.TrimPrefix(strings.TrimPrefix(format, "table "), "table")
+	tmpl, err := template.New("format").Funcs(template.FuncMap{
+		"json": func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
+		"join": strings.Join, "upper": strings.ToUpper, "lower": strings.ToLower,
+	}).Parse(format)
+	if err != nil {
+		return fmt.Errorf("invalid --format template: %w", err)
+	}
+	for _, it := range items {
+		var b strings.Builder
+		if err := tmpl.Execute(&b, it); err != nil {
+			return fmt.Errorf("--format: %w", err)
+		}
+		fmt.Println(strings.TrimSuffix(b.String(), "\n"))
+	}
+	return nil
 }
 
 func status(st rootfs.State) string {

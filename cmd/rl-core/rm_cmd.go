@@ -9,7 +9,7 @@ import (
 )
 
 func runRm(all *cli.CLI, s *session.Session) error {
-	return session.Each(all.Rm.Containers, func(ref string) error {
+	return cli.Each(all.Rm.Containers, all.Rm.Containers, func(ref, _ string) error {
 		id, err := rootfs.RemoveContainer(s.Store, ref, all.Rm.Force)
 		if err == nil {
 			fmt.Println(id)

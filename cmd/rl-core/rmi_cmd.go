@@ -9,7 +9,7 @@ import (
 )
 
 func runRmi(all *cli.CLI, s *session.Session) error {
-	return session.Each(all.Rmi.Images, func(name string) error {
+	return cli.Each(all.Rmi.Images, all.Rmi.Images, func(name, _ string) error {
 		id, err := rootfs.RemoveImage(s.Store, name, all.Rmi.Force)
 		if err == nil {
 			fmt.Println("Deleted:", id)

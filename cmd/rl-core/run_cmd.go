@@ -15,43 +15,40 @@ import (
 
 func runRun(c *cli.CLI, s *session.Session) error {
 	r := &c.Run
-	rt := &container.Runtime{
-		Store:    s.Store,
-		SingleID: s.SingleID,
-		InitPath: os.Getenv(cli.EnvExe),
-		Pull:     func(ctx context.Context, image string) error { return pullWithHelper(ctx, c, image) },
-		Signals:  s.Signals,
-		Stdio:    container.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
-		Warn:     session.Warn,
-	}
+	rt := runtime(c, s)
+	mode := container.Mode{Attach: !r.Detach, Detached: s.Detach}
 	code, err := container.Run(s.Ctx, rt, container.RunOptions{
 		Image: r.Image, Cmd: r.Args, Entrypoint: r.Entrypoint,
 		Name: r.Name, Hostname: r.Hostname, Env: r.EnvList, Workdir: r.Workdir, User: r.User,
 		Volumes: r.Volumes, Tmpfs: r.TmpfsMounts, ReadOnly: r.ReadOnly,
 		Interactive: r.Interactive, TTY: r.TTY, Remove: r.Rm,
-		Pull: r.Pull, Network: r.Network,
-	})
+		Pull: r.Pull, Init: r.Init, StopTimeout: r.StopTimeout,
+	}, mode)
 	if err != nil {
 		return err
 	}
 	return cli.ExitCode(code)
 }
 
+// runtime is what the container package needs from this process.
+func runtime(c *cli.CLI, s *session.Session) *container.Runtime {
+	return &container.Runtime{
+		Store:    s.Store,
+		SingleID: s.SingleID,
+		RunRoot:  s.Paths.RunRoot,
+		InitPath: os.Getenv(cli.EnvExe),
+		Pull:     func(ctx context.Context, image string) error { return pullWithHelper(ctx, c, image) },
+		Signals:  s.Signals,
+		Stdio:    container.Stdio{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr},
+		Warn:     session.Warn,
+	}
+}
+
 // pullWithHelper runs `rl-image pull` in this user namespace: the copy
 // pipeline lives in rl-image so that rl-core starts fast. Its progress and
 // its one-line error go to stderr; its exit code becomes ours.
 func pullWithHelper(ctx context.Context, c *cli.CLI, image string) error {
-	args := []string{"rl"}
-	if c.Root != "" {
-		args = append(args, "--root", c.Root)
-	}
-	if c.RunRoot != "" {
-		args = append(args, "--runroot", c.RunRoot)
-	}
-	if c.StorageDriver != "" {
-		args = append(args, "--storage-driver", c.StorageDriver)
-	}
-	args = append(args, "pull")
+	args := append(append([]string{"rl"}, c.Globals.Args()...), "pull")
 	if c.Run.TLSVerify != nil {
 		args = append(args, "--tls-verify="+strconv.FormatBool(*c.Run.TLSVerify))
 	}

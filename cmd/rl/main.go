@@ -20,12 +20,22 @@ func main() {
 	if initproc.IsInit() {
 		os.Exit(initproc.Init())
 	}
+	if initproc.IsReaper() {
+		code, err := initproc.Reap()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rl:", err)
+		}
+		os.Exit(code)
+	}
 	os.Exit(cli.Report(os.Stderr, run(os.Args[1:])))
 }
 
 func run(args []string) error {
-	_, kctx, err := cli.Parse(args, os.Exit)
+	c, kctx, err := cli.Parse(args, os.Exit)
 	if err != nil {
+		return err
+	}
+	if handled, err := fastPath(c, kctx); handled {
 		return err
 	}
 	self, err := os.Executable()
@@ -36,6 +46,22 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if cli.Command(kctx) == "start" && len(c.Start.Containers) > 1 {
+		// Each started container gets a supervisor process of its own.
+		return cli.Each(c.Start.Containers, c.Start.Containers, func(ref, _ string) error {
+			one := append(c.Globals.Args(), "start")
+			if c.Start.Attach {
+				one = append(one, "-a")
+			}
+			return runInside(self, libexec, cli.Command(kctx), append(one, "--", ref))
+		})
+	}
+	return runInside(self, libexec, cli.Command(kctx), args)
+}
+
+// runInside runs the command in rl's user namespace, in rl-core or
+// rl-image, and returns its exit code as an error.
+func runInside(self, libexec, command string, args []string) error {
 	plan := userns.MakePlan(userns.CurrentIdentity())
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(os.Stderr, "rl: warning:", w)
@@ -46,12 +72,12 @@ func run(args []string) error {
 	}
 	code, err := userns.Run(userns.Options{
 		Plan:  plan,
-		Path:  filepath.Join(libexec, cli.BinaryFor(cli.Command(kctx))),
+		Path:  filepath.Join(libexec, cli.BinaryFor(command)),
 		Args:  append([]string{"rl"}, args...),
 		Env:   append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 	})
-	if err != nil {
+	if err != nil || code == 0 {
 		return err
 	}
 	return cli.ExitCode(code)

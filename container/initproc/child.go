@@ -11,7 +11,8 @@ import (
 	"syscall"
 
 	"github.com/moby/sys/user"
-	"github.com/rlcontainers/rl/netstack"
+	"github.com/rlcontainers/rl/container/tty"
+	"github.com/rlcontainers/rl/netstack/link"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"golang.org/x/sys/unix"
 )
@@ -62,32 +63,32 @@ func initContainer(spec *Spec) (int, error) {
 			return ExitRlError, fmt.Errorf("setting the hostname: %w", err)
 		}
 	}
-	if err := netstack.LoopbackUp(); err != nil {
+	if err := link.LoopbackUp(); err != nil {
 		return ExitRlError, err
 	}
 	if err := mounts.Apply(spec.Rootfs, spec.Mounts); err != nil {
 		return ExitRlError, err
 	}
-	var tty int = -1
+	var term *os.File
 	if spec.Terminal {
 		var err error
-		if tty, err = openPty(spec.Rootfs); err != nil {
+		if term, err = openPty(spec.Rootfs); err != nil {
 			return ExitRlError, err
 		}
 	}
 	if _, err := unix.Setsid(); err != nil {
 		return ExitRlError, fmt.Errorf("setsid: %w", err)
 	}
-	if tty >= 0 {
-		if err := unix.IoctlSetInt(tty, unix.TIOCSCTTY, 0); err != nil {
+	if term != nil {
+		if err := unix.IoctlSetInt(int(term.Fd()), unix.TIOCSCTTY, 0); err != nil {
 			return ExitRlError, fmt.Errorf("setting the controlling terminal: %w", err)
 		}
 		for fd := 0; fd < 3; fd++ {
-			if err := unix.Dup2(tty, fd); err != nil {
+			if err := unix.Dup2(int(term.Fd()), fd); err != nil {
 				return ExitRlError, fmt.Errorf("dup2 tty: %w", err)
 			}
 		}
-		unix.Close(tty)
+		term.Close()
 	}
 	if err := mounts.PivotRoot(spec.Rootfs); err != nil {
 		return ExitRlError, err
@@ -97,43 +98,30 @@ func initContainer(spec *Spec) (int, error) {
 
 // openPty opens a pty pair in the container's own devpts and hands the
 // master to the supervisor, so /dev/pts/0 inside is the container's.
-func openPty(root string) (int, error) {
-	master, err := unix.Open(filepath.Join(root, "dev/pts/ptmx"), unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+func openPty(root string) (*os.File, error) {
+	master, slave, err := tty.OpenPty(filepath.Join(root, "dev/pts/ptmx"))
 	if err != nil {
-		return -1, fmt.Errorf("opening the container's /dev/pts/ptmx: %w", err)
+		return nil, fmt.Errorf("opening a pty in the container's /dev/pts: %w", err)
 	}
-	defer unix.Close(master)
-	if err := unix.IoctlSetPointerInt(master, unix.TIOCSPTLCK, 0); err != nil {
-		return -1, fmt.Errorf("unlocking the pty: %w", err)
+	defer master.Close()
+	if err := unix.Sendmsg(SocketFd, []byte("pty"), unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
+		slave.Close()
+		return nil, fmt.Errorf("sending the pty to the supervisor: %w", err)
 	}
-	// TIOCGPTPEER opens the peer without a path lookup (linux 4.13).
-	slave, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(master), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY)
-	if errno != 0 {
-		return -1, fmt.Errorf("opening the pty peer: %w", errno)
-	}
-	if err := unix.Sendmsg(SocketFd, []byte("pty"), unix.UnixRights(master), nil, 0); err != nil {
-		unix.Close(int(slave))
-		return -1, fmt.Errorf("sending the pty to the supervisor: %w", err)
-	}
-	return int(slave), nil
+	return slave, nil
 }
 
 const defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // execWorkload runs after pivot_root: it resolves the user against the
-// image's files, enters the workdir, drops to the user and execs.
+// image's files, enters the workdir, drops to the user and execs (the
+// --init reaper first, when asked).
 func execWorkload(spec *Spec) (int, error) {
-	eu, err := user.GetExecUserPath(spec.User, &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}, "/etc/passwd", "/etc/group")
+	eu, err := ResolveUser(spec.User)
 	if err != nil {
-		return ExitRlError, fmt.Errorf("user %q: %v: use a numeric uid[:gid] or a user the image defines in /etc/passwd", spec.User, err)
+		return ExitRlError, err
 	}
-	env := spec.Env
-	if lookupEnv(env, "PATH") == "" {
-		env = append(env, defaultPath)
-	}
-	if lookupEnv(env, "HOME") == "" {
-		env = append(env, "HOME="+eu.Home)
-	}
+	env := Environ(spec.Env, eu.Home)
 	cwd := spec.Cwd
 	if cwd == "" {
 		cwd = "/"
@@ -150,17 +138,49 @@ func execWorkload(spec *Spec) (int, error) {
 	if len(spec.Args) == 0 {
 		return ExitRlError, errors.New("no command: the image sets no Entrypoint or Cmd; give one after the image name")
 	}
-	path, err := lookPath(spec.Args[0], lookupEnv(env, "PATH"))
+	path, err := LookPath(spec.Args[0], env)
 	if err != nil {
 		return ExitNotFound, err
 	}
-	err = unix.Exec(path, spec.Args, env)
-	switch {
-	case errors.Is(err, unix.ENOENT):
-		return ExitNotFound, fmt.Errorf("%s: no such file or directory (a missing interpreter or dynamic loader?)", spec.Args[0])
-	default:
-		return ExitCannotExecute, fmt.Errorf("%s: %w", spec.Args[0], err)
+	if spec.Reaper > 0 {
+		// rl itself from the sealed memfd the supervisor passed, as PID 1.
+		err = unix.Exec(fmt.Sprintf("/proc/self/fd/%d", spec.Reaper), append([]string{"rl-init", ReaperArg, path}, spec.Args...), env)
+		return ExitRlError, fmt.Errorf("starting the --init reaper: %w", err)
 	}
+	err = unix.Exec(path, spec.Args, env)
+	return ExecError(spec.Args[0], err)
+}
+
+// ExecError is the exit code and message of a failed execve, as docker
+// reports them: 127 when the file (or its interpreter) is missing, 126
+// when it cannot be executed.
+func ExecError(name string, err error) (int, error) {
+	if errors.Is(err, unix.ENOENT) {
+		return ExitNotFound, fmt.Errorf("%s: no such file or directory (a missing interpreter or dynamic loader?)", name)
+	}
+	return ExitCannotExecute, fmt.Errorf("%s: %w", name, err)
+}
+
+// ResolveUser resolves a docker --user spec against the container's
+// /etc/passwd and /etc/group (the caller is in the container's root).
+func ResolveUser(spec string) (*user.ExecUser, error) {
+	eu, err := user.GetExecUserPath(spec, &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}, "/etc/passwd", "/etc/group")
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %v: use a numeric uid[:gid] or a user the image defines in /etc/passwd", spec, err)
+	}
+	return eu, nil
+}
+
+// Environ completes a workload's environment with PATH and HOME when unset.
+func Environ(env []string, home string) []string {
+	env = append([]string{}, env...)
+	if lookupEnv(env, "PATH") == "" {
+		env = append(env, defaultPath)
+	}
+	if lookupEnv(env, "HOME") == "" {
+		env = append(env, "HOME="+home)
+	}
+	return env
 }
 
 func setCredentials(eu *user.ExecUser) error {
@@ -199,8 +219,10 @@ func lookupEnv(env []string, key string) string {
 	return ""
 }
 
-// lookPath searches the container's PATH (not rl's) for the command.
-func lookPath(file, path string) (string, error) {
+// LookPath searches the container's PATH (from env, not rl's) for the
+// command; the caller is in the container's root.
+func LookPath(file string, env []string) (string, error) {
+	path := lookupEnv(env, "PATH")
 	if strings.Contains(file, "/") {
 		if _, err := os.Stat(file); err != nil {
 			return "", fmt.Errorf("%s: %v", file, unwrapPathError(err))

@@ -22,6 +22,9 @@ type Spec struct {
 	// against the container's /etc/passwd and /etc/group after pivot_root.
 	User     string `json:"user"`
 	Terminal bool   `json:"terminal"`
+	// Reaper, when not 0, is the init's fd of a sealed copy of rl to exec
+	// as PID 1 (--init) before the workload.
+	Reaper int `json:"reaper,omitempty"`
 }
 
 // Exit codes as docker and podman use them.
@@ -41,6 +44,9 @@ type InitError struct {
 // Arg is argv[1] of the rl binary re-executed as the container's init,
 // when rl was built without the embedded rl-init.
 const Arg = "__rl-container-init"
+
+// ReaperArg is argv[1] of rl running as a container's --init reaper.
+const ReaperArg = "__rl-reaper"
 
 // SocketFd is where the supervisor puts the init's end of the
 // SOCK_SEQPACKET socketpair (exec.Cmd.ExtraFiles[0]).

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/alecthomas/kong"
@@ -24,14 +25,21 @@ var Version = "0.1.0-dev"
 type CLI struct {
 	Globals
 
-	Run    RunCmd    `cmd:"" help:"Run a command in a new container."`
-	Pull   PullCmd   `cmd:"" help:"Pull an image from a registry."`
-	Load   LoadCmd   `cmd:"" help:"Load images from a docker-archive or oci-archive file."`
-	Images ImagesCmd `cmd:"" help:"List images."`
-	Rmi    RmiCmd    `cmd:"" help:"Remove images."`
-	Ps     PsCmd     `cmd:"" help:"List containers."`
-	Rm     RmCmd     `cmd:"" help:"Remove containers."`
-	Info   InfoCmd   `cmd:"" help:"Show how rl runs on this machine."`
+	Run     RunCmd     `cmd:"" help:"Run a command in a new container."`
+	Exec    ExecCmd    `cmd:"" help:"Run a command in a running container."`
+	Start   StartCmd   `cmd:"" help:"Start stopped containers."`
+	Stop    StopCmd    `cmd:"" help:"Stop running containers (the stop signal, then SIGKILL)."`
+	Kill    KillCmd    `cmd:"" help:"Send a signal to running containers."`
+	Wait    WaitCmd    `cmd:"" help:"Wait for containers to exit and print their exit codes."`
+	Logs    LogsCmd    `cmd:"" help:"Show a detached container's output."`
+	Inspect InspectCmd `cmd:"" help:"Show containers' configuration and state as JSON."`
+	Ps      PsCmd      `cmd:"" help:"List containers."`
+	Rm      RmCmd      `cmd:"" help:"Remove containers."`
+	Pull    PullCmd    `cmd:"" help:"Pull an image from a registry."`
+	Load    LoadCmd    `cmd:"" help:"Load images from a docker-archive or oci-archive file."`
+	Images  ImagesCmd  `cmd:"" help:"List images."`
+	Rmi     RmiCmd     `cmd:"" help:"Remove images."`
+	Info    InfoCmd    `cmd:"" help:"Show how rl runs on this machine."`
 
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
@@ -64,6 +72,21 @@ func (g *Globals) Paths() (paths.Paths, error) {
 		p.RunRoot, p.RunRootReason = g.RunRoot, "set by --runroot"
 	}
 	return p, nil
+}
+
+// Args are the global flags as command-line arguments.
+func (g *Globals) Args() []string {
+	var a []string
+	if g.Root != "" {
+		a = append(a, "--root", g.Root)
+	}
+	if g.RunRoot != "" {
+		a = append(a, "--runroot", g.RunRoot)
+	}
+	if g.StorageDriver != "" {
+		a = append(a, "--storage-driver", g.StorageDriver)
+	}
+	return a
 }
 
 // Binaries that run the commands.
@@ -143,4 +166,21 @@ func Report(w io.Writer, err error) int {
 // Unsupported is the error of a binary asked to run another's command.
 func Unsupported(command, binary string) error {
 	return fmt.Errorf("%s does not run %q: run rl instead", binary, command)
+}
+
+// Each runs fn for each container (ref as given, id resolved); the first
+// failure is returned, later ones are reported on stderr as they come (as
+// podman does for several containers).
+func Each(refs, ids []string, fn func(ref, id string) error) error {
+	var first error
+	for i := range refs {
+		if err := fn(refs[i], ids[i]); err != nil {
+			if first == nil {
+				first = err
+			} else {
+				Report(os.Stderr, err)
+			}
+		}
+	}
+	return first
 }

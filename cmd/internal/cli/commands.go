@@ -3,7 +3,9 @@ package cli
 import (
 	"fmt"
 	"os"
+	"regexp"
 
+	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 )
 
@@ -11,7 +13,10 @@ import (
 type RunCmd struct {
 	Interactive bool     `short:"i" help:"Keep stdin open."`
 	TTY         bool     `name:"tty" short:"t" help:"Allocate a pseudo-terminal."`
+	Detach      bool     `short:"d" help:"Run in the background and print the container id."`
 	Rm          bool     `help:"Remove the container when it exits."`
+	Init        bool     `help:"Run a reaper as PID 1 that forwards signals and reaps zombies."`
+	StopTimeout int      `name:"stop-timeout" help:"Seconds rl stop waits before SIGKILL." default:"10"`
 	Name        string   `help:"Name the container."`
 	Env         []string `short:"e" help:"Set an environment variable (KEY=VALUE, or KEY to copy it from rl's environment)." sep:"none"`
 	EnvFile     []string `name:"env-file" help:"Read environment variables from a file." sep:"none" type:"path"`
@@ -64,7 +69,87 @@ func (c *RunCmd) Validate() error {
 	if c.Workdir != "" && c.Workdir[0] != '/' {
 		return fmt.Errorf("invalid --workdir %q: it must be an absolute path", c.Workdir)
 	}
+	if c.Name != "" && !validName.MatchString(c.Name) {
+		return fmt.Errorf("invalid --name %q: use letters, digits and _.- (starting with a letter or digit)", c.Name)
+	}
 	return nil
+}
+
+var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// ExecCmd is `rl exec`.
+type ExecCmd struct {
+	Interactive bool     `short:"i" help:"Keep stdin open."`
+	TTY         bool     `name:"tty" short:"t" help:"Allocate a pseudo-terminal."`
+	Detach      bool     `short:"d" help:"Run in the background."`
+	Env         []string `short:"e" help:"Set an environment variable." sep:"none"`
+	Workdir     string   `short:"w" help:"Working directory inside the container."`
+	User        string   `short:"u" help:"User to run as: name|uid[:group|gid]."`
+	Container   string   `arg:"" help:"Container (name, id or id prefix)."`
+	Cmd         []string `arg:"" passthrough:"" help:"Command and arguments."`
+
+	EnvList []string `kong:"-"`
+	Args    []string `kong:"-"`
+}
+
+// Validate checks the command line before anything runs.
+func (c *ExecCmd) Validate() error {
+	c.Args = c.Cmd
+	if len(c.Args) > 0 && c.Args[0] == "--" {
+		c.Args = c.Args[1:]
+	}
+	if len(c.Args) == 0 {
+		return fmt.Errorf("no command: give one after the container, e.g. rl exec %s sh", c.Container)
+	}
+	if c.Workdir != "" && c.Workdir[0] != '/' {
+		return fmt.Errorf("invalid --workdir %q: it must be an absolute path", c.Workdir)
+	}
+	var err error
+	c.EnvList, err = ParseEnv(c.Env, nil)
+	return err
+}
+
+// StartCmd is `rl start`.
+type StartCmd struct {
+	Attach     bool     `short:"a" help:"Attach to the container's output and wait for it."`
+	Containers []string `arg:"" help:"Containers to start."`
+}
+
+// StopCmd is `rl stop`.
+type StopCmd struct {
+	Time       *int     `short:"t" name:"time" help:"Seconds to wait before SIGKILL (default: the container's --stop-timeout, 10)."`
+	Containers []string `arg:"" help:"Containers to stop."`
+}
+
+// KillCmd is `rl kill`.
+type KillCmd struct {
+	Signal     string   `short:"s" help:"Signal to send (name or number)." default:"KILL"`
+	Containers []string `arg:"" help:"Containers to signal."`
+}
+
+// Validate checks the signal.
+func (c *KillCmd) Validate() error {
+	_, err := ctl.ParseSignal(c.Signal)
+	return err
+}
+
+// WaitCmd is `rl wait`.
+type WaitCmd struct {
+	Containers []string `arg:"" help:"Containers to wait for."`
+}
+
+// LogsCmd is `rl logs`.
+type LogsCmd struct {
+	Follow     bool   `short:"f" help:"Follow the output until the container exits."`
+	Tail       int    `help:"Show only the last N lines (-1: all)." default:"-1"`
+	Timestamps bool   `short:"t" help:"Show timestamps."`
+	Container  string `arg:"" help:"Container."`
+}
+
+// InspectCmd is `rl inspect`.
+type InspectCmd struct {
+	Format     string   `short:"f" help:"Go template to format each container."`
+	Containers []string `arg:"" help:"Containers to inspect."`
 }
 
 // PullCmd is `rl pull`.
@@ -102,8 +187,10 @@ type RmiCmd struct {
 
 // PsCmd is `rl ps`.
 type PsCmd struct {
-	All   bool `short:"a" help:"Show all containers, not only running ones."`
-	Quiet bool `short:"q" help:"Only show container ids."`
+	All     bool   `short:"a" help:"Show all containers, not only running ones."`
+	Quiet   bool   `short:"q" help:"Only show container ids."`
+	Format  string `help:"json, or a Go template (e.g. '{{.Names}} {{.Status}}')."`
+	NoTrunc bool   `name:"no-trunc" help:"Do not truncate output."`
 }
 
 // RmCmd is `rl rm`.

@@ -17,6 +17,7 @@ import (
 	"github.com/rlcontainers/rl/rootfs/paths"
 	"github.com/rlcontainers/rl/userns"
 	"go.podman.io/storage"
+	"golang.org/x/sys/unix"
 )
 
 // Session is an open store inside rl's user namespace.
@@ -30,6 +31,7 @@ type Session struct {
 	Plan *userns.Plan
 	// Signals are the signals the user sent rl.
 	Signals <-chan syscall.Signal
+	child   *userns.Child
 	// Ctx is cancelled by Interruptible on SIGINT, SIGTERM or SIGHUP.
 	Ctx    context.Context
 	cancel context.CancelFunc
@@ -37,7 +39,7 @@ type Session struct {
 
 // Join joins the user namespace: as the child of the host-side rl (the
 // handshake in userns), or as a helper that rl-core started inside its own.
-func Join() (*userns.Plan, <-chan syscall.Signal, error) {
+func Join() (*userns.Child, <-chan syscall.Signal, error) {
 	if userns.Inside() {
 		child, err := userns.Join()
 		if err != nil {
@@ -51,7 +53,7 @@ func Join() (*userns.Plan, <-chan syscall.Signal, error) {
 		if n := child.Plan.Notice(); n != "" {
 			fmt.Fprintln(os.Stderr, n)
 		}
-		return &child.Plan, child.Signals, nil
+		return child, child.Signals, nil
 	}
 	if os.Getenv("_CONTAINERS_USERNS_CONFIGURED") == "" {
 		return nil, nil, fmt.Errorf("%s is started by rl: run rl instead", filepath.Base(os.Args[0]))
@@ -69,7 +71,7 @@ func Join() (*userns.Plan, <-chan syscall.Signal, error) {
 
 // Open joins the user namespace and opens the store.
 func Open(g *cli.Globals) (*Session, error) {
-	plan, sigs, err := Join()
+	child, sigs, err := Join()
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +84,10 @@ func Open(g *cli.Globals) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Session{Store: store, Driver: driver, Paths: p, SingleID: single, Plan: plan, Signals: sigs}
+	s := &Session{Store: store, Driver: driver, Paths: p, SingleID: single, Signals: sigs, child: child}
+	if child != nil {
+		s.Plan = &child.Plan
+	}
 	s.Ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
@@ -135,18 +140,28 @@ func runMain(binary string, commands map[string]Command) error {
 	return cmd(c, s)
 }
 
-// Each runs fn on every name; the first failure is returned, later ones are
-// reported on stderr as they come (as podman rm and rmi do).
-func Each(names []string, fn func(name string) error) error {
-	var first error
-	for _, n := range names {
-		if err := fn(n); err != nil {
-			if first == nil {
-				first = err
-			} else {
-				cli.Report(os.Stderr, err)
-			}
+// Detach lets the host-side rl return while this process goes on (rl run
+// -d, rl start): it prints the container id for the user, tells the parent
+// to exit 0, and leaves the user's terminal (stdio to /dev/null, a session
+// of its own), so closing the terminal does not touch the container.
+func (s *Session) Detach(id string) error {
+	fmt.Println(id)
+	if s.child == nil {
+		return errors.New("not started by rl: cannot detach")
+	}
+	if err := s.child.Detach(); err != nil {
+		return err
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	for fd := 0; fd < 3; fd++ {
+		if err := unix.Dup2(int(null.Fd()), fd); err != nil {
+			return err
 		}
 	}
-	return first
+	_, err = unix.Setsid()
+	return err
 }

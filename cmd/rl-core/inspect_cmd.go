@@ -1,0 +1,132 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/cmd/internal/session"
+	"github.com/rlcontainers/rl/container"
+	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/mounts"
+)
+
+// inspectView is rl inspect's JSON: podman's field names where podman has
+// them.
+type inspectView struct {
+	ID         string            `json:"Id"`
+	Name       string            `json:"Name"`
+	Created    time.Time         `json:"Created"`
+	Path       string            `json:"Path"`
+	Args       []string          `json:"Args"`
+	Image      string            `json:"Image"`
+	ImageName  string            `json:"ImageName"`
+	State      inspectState      `json:"State"`
+	Config     inspectConfig     `json:"Config"`
+	HostConfig inspectHostConfig `json:"HostConfig"`
+	Mounts     []mounts.Volume   `json:"Mounts"`
+	Namespaces map[string]string `json:"Namespaces"`
+	Driver     string            `json:"Driver"`
+	LogPath    string            `json:"LogPath"`
+	Network    map[string]string `json:"NetworkSettings"`
+	Tmpfs      []mounts.Tmpfs    `json:"Tmpfs,omitempty"`
+	Labels     map[string]string `json:"Labels,omitempty"`
+}
+
+type inspectState struct {
+	Status     string    `json:"Status"`
+	Running    bool      `json:"Running"`
+	Pid        int       `json:"Pid"`
+	Supervisor int       `json:"ConmonPid"`
+	ExitCode   int       `json:"ExitCode"`
+	StartedAt  time.Time `json:"StartedAt"`
+	FinishedAt time.Time `json:"FinishedAt"`
+}
+
+type inspectConfig struct {
+	Hostname    string   `json:"Hostname"`
+	User        string   `json:"User"`
+	Env         []string `json:"Env"`
+	Cmd         []string `json:"Cmd"`
+	WorkingDir  string   `json:"WorkingDir"`
+	Tty         bool     `json:"Tty"`
+	OpenStdin   bool     `json:"OpenStdin"`
+	StopSignal  int      `json:"StopSignal"`
+	StopTimeout int      `json:"StopTimeout"`
+}
+
+type inspectHostConfig struct {
+	AutoRemove     bool              `json:"AutoRemove"`
+	Init           bool              `json:"Init"`
+	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
+	NetworkMode    string            `json:"NetworkMode"`
+	Namespaces     map[string]string `json:"NamespaceModes"`
+	UsernsMode     string            `json:"UsernsMode"`
+}
+
+func runInspect(all *cli.CLI, s *session.Session) error {
+	var views []inspectView
+	err := cli.Each(all.Inspect.Containers, all.Inspect.Containers, func(ref, _ string) error {
+		c, err := rootfs.LookupContainer(s.Store, ref)
+		if err != nil {
+			return err
+		}
+		rec := rootfs.ReadRecord(c)
+		st := rootfs.ReadState(s.Store, c.ID)
+		logPath, _ := container.LogPath(s.Store, c.ID)
+		v := inspectView{
+			ID: c.ID, Name: rec.Name, Created: c.Created, Args: rec.Command,
+			Image: rec.ImageID, ImageName: rec.Image,
+			State: inspectState{
+				Status: st.Status, Running: st.Status == "running", Pid: st.Pid, Supervisor: st.Supervisor,
+				ExitCode: st.ExitCode, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt,
+			},
+			Config: inspectConfig{
+				Hostname: rec.Hostname, User: rec.User, Env: rec.Env, Cmd: rec.Command, WorkingDir: rec.Workdir,
+				Tty: rec.TTY, OpenStdin: rec.Interactive, StopSignal: rec.StopSignal, StopTimeout: rec.StopTimeout,
+			},
+			HostConfig: inspectHostConfig{
+				AutoRemove: rec.AutoRm, Init: rec.Init, ReadonlyRootfs: rec.ReadOnly,
+				NetworkMode: mode(rec.Namespaces["net"]), Namespaces: rec.Namespaces, UsernsMode: rec.UserNS,
+			},
+			Mounts: rec.Volumes, Tmpfs: rec.Tmpfs, Driver: s.Driver.Name, LogPath: logPath,
+			Namespaces: map[string]string{},
+		}
+		if len(rec.Command) > 0 {
+			v.Path = rec.Command[0]
+		}
+		if v.Config.Hostname == "" {
+			v.Config.Hostname = c.ID[:12]
+		}
+		for ns, link := range st.Namespaces {
+			v.Namespaces[ns] = fmt.Sprintf("/proc/%d/ns/%s (%s)", st.Pid, ns, link)
+		}
+		v.Network = map[string]string{"Mode": v.HostConfig.NetworkMode}
+		views = append(views, v)
+		return nil
+	})
+	if all.Inspect.Format != "" {
+		if perr := printTemplate(all.Inspect.Format, views); perr != nil {
+			return perr
+		}
+		return err
+	}
+	if views == nil {
+		views = []inspectView{}
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "    ")
+	if eerr := enc.Encode(views); eerr != nil {
+		return eerr
+	}
+	return err
+}
+
+func mode(m string) string {
+	if m == "" {
+		return "private"
+	}
+	return m
+}

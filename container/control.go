@@ -1,0 +1,78 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"time"
+
+	"github.com/rlcontainers/rl/container/ctl"
+	"golang.org/x/sys/unix"
+)
+
+// serve answers the container's control socket (container/ctl) until the
+// supervisor closes it.
+func (s *supervisor) serve(lfd int) {
+	for {
+		fd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC)
+		if err == unix.EINTR || err == unix.ECONNABORTED {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		s.handlers.Add(1)
+		go s.handle(ctl.NewConn(fd))
+	}
+}
+
+func (s *supervisor) handle(c *ctl.Conn) {
+	defer s.handlers.Done()
+	defer c.Close()
+	var req ctl.Request
+	files, err := c.Recv(&req)
+	if err != nil {
+		return
+	}
+	switch req.Op {
+	case ctl.OpKill:
+		closeAll(files)
+		err := s.proc.Signal(syscall.Signal(req.Signal))
+		if errors.Is(err, unix.ESRCH) {
+			err = nil // exiting already
+		}
+		c.Send(done(0, err))
+	case ctl.OpStop:
+		closeAll(files)
+		timeout := time.Duration(req.Timeout) * time.Second
+		if req.Timeout < 0 {
+			timeout = 0
+		}
+		s.stop(timeout)
+		<-s.exited
+		c.Send(done(s.code, nil))
+	case ctl.OpWait:
+		closeAll(files)
+		<-s.exited
+		c.Send(done(s.code, nil))
+	case ctl.OpExec:
+		s.exec(c, req.Exec, files)
+	default:
+		closeAll(files)
+		c.Send(done(ExitRlError, fmt.Errorf("unknown control request %q", req.Op)))
+	}
+}
+
+func done(code int, err error) ctl.Response {
+	r := ctl.Response{Done: true, Code: code}
+	if err != nil {
+		r.Error = err.Error()
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			r.Code = ee.Code
+		} else {
+			r.Code = ExitRlError
+		}
+	}
+	return r
+}

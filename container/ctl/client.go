@@ -1,0 +1,161 @@
+package ctl
+
+import (
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rlcontainers/rl/container/tty"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// call sends one request and returns the final response.
+func call(runRoot, id string, req Request) (Response, error) {
+	c, err := Dial(runRoot, id)
+	if err != nil {
+		return Response{}, err
+	}
+	defer c.Close()
+	if err := c.Send(req); err != nil {
+		return Response{}, err
+	}
+	for {
+		var r Response
+		files, err := c.Recv(&r)
+		for _, f := range files {
+			f.Close()
+		}
+		if errors.Is(err, ErrClosed) {
+			// The supervisor went away before answering: it was killed.
+			return Response{}, ErrNotRunning
+		}
+		if err != nil {
+			return Response{}, err
+		}
+		if r.Done {
+			return r, r.err()
+		}
+	}
+}
+
+func (r Response) err() error {
+	if r.Error == "" {
+		return nil
+	}
+	return &Error{Msg: r.Error, Code: r.Code}
+}
+
+// Error is a failure the supervisor reported, with rl's exit code.
+type Error struct {
+	Msg  string
+	Code int
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// ExitCode is the code rl exits with.
+func (e *Error) ExitCode() int { return e.Code }
+
+// Kill sends sig to the container's workload.
+func Kill(runRoot, id string, sig syscall.Signal) error {
+	_, err := call(runRoot, id, Request{Op: OpKill, Signal: int(sig)})
+	return err
+}
+
+// Stop sends the stop signal and, after timeout seconds, SIGKILL; it
+// returns once the container has exited, with the workload's exit code.
+func Stop(runRoot, id string, timeout int) (int, error) {
+	r, err := call(runRoot, id, Request{Op: OpStop, Timeout: timeout})
+	return r.Code, err
+}
+
+// Wait returns the workload's exit code once it exits.
+func Wait(runRoot, id string) (int, error) {
+	r, err := call(runRoot, id, Request{Op: OpWait})
+	return r.Code, err
+}
+
+// RunExec runs e in the container with the caller's stdio and returns the
+// process's exit code. With TTY the caller's terminal is put in raw mode
+// and relayed to a pty the supervisor opened in the container; otherwise
+// the caller's own stdin (with Interactive), stdout and stderr are handed
+// to the process, so nothing is copied. Signals the caller gets are
+// forwarded to the process.
+func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, error) {
+	c, err := Dial(runRoot, id)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	var files []*os.File
+	if !e.TTY {
+		in := stdin
+		if !e.Interactive || e.Detach {
+			null, err := os.Open(os.DevNull)
+			if err != nil {
+				return 0, err
+			}
+			defer null.Close()
+			in = null
+		}
+		files = []*os.File{in, stdout, stderr}
+	} else {
+		if ws, err := unix.IoctlGetWinsize(int(stdout.Fd()), unix.TIOCGWINSZ); err == nil {
+			e.Cols, e.Rows = ws.Col, ws.Row
+		}
+		if t := os.Getenv("TERM"); t != "" {
+			e.Env = append([]string{"TERM=" + t}, e.Env...)
+		}
+	}
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	if err := c.Send(Request{Op: OpExec, Exec: &e}, files...); err != nil {
+		return 0, err
+	}
+	var relay *tty.Relay
+	var restore func()
+	defer func() {
+		if relay != nil {
+			relay.Finish()
+		}
+		if restore != nil {
+			restore()
+		}
+	}()
+	go func() {
+		for s := range sigs {
+			_ = c.Send(Request{Op: OpSignal, Signal: int(s.(syscall.Signal))})
+		}
+	}()
+	for {
+		var r Response
+		got, err := c.Recv(&r)
+		if errors.Is(err, ErrClosed) {
+			return 0, ErrNotRunning
+		}
+		if err != nil {
+			return 0, err
+		}
+		if r.Done {
+			for _, f := range got {
+				f.Close()
+			}
+			return r.Code, r.err()
+		}
+		if r.Started && r.HasFile && len(got) == 1 {
+			var in *os.File
+			if e.Interactive {
+				in = stdin
+				if term.IsTerminal(int(in.Fd())) {
+					if old, err := term.MakeRaw(int(in.Fd())); err == nil {
+						restore = func() { term.Restore(int(in.Fd()), old) }
+					}
+				}
+			}
+			relay = tty.Start(got[0], in, stdout)
+		}
+	}
+}

@@ -1,0 +1,215 @@
+package container
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/rlcontainers/rl/container/ctl"
+	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/container/tty"
+	"golang.org/x/sys/unix"
+)
+
+// namespaces an exec joins, in order: the mount namespace last, since
+// entering it changes the root that /proc/PID/ns paths resolve against.
+// The user namespace is the supervisor's own (the container shares it).
+var execNamespaces = []struct {
+	name string
+	flag int
+}{
+	{"ipc", unix.CLONE_NEWIPC},
+	{"uts", unix.CLONE_NEWUTS},
+	{"net", unix.CLONE_NEWNET},
+	{"cgroup", unix.CLONE_NEWCGROUP},
+	{"pid", unix.CLONE_NEWPID},
+	{"mnt", unix.CLONE_NEWNS},
+}
+
+// exec runs an rl exec request (docs/process-model.md): the process is
+// forked by the supervisor from a thread that joined the workload's
+// namespaces, so no rl binary ever runs inside the container. It answers
+// {Started} (with the pty master for -t), then {Done, Code} on exit.
+func (s *supervisor) exec(c *ctl.Conn, e *ctl.Exec, files []*os.File) {
+	defer closeAll(files)
+	if e == nil || len(e.Args) == 0 {
+		c.Send(done(ExitRlError, errors.New("exec: no command")))
+		return
+	}
+	cmd, master, err := s.startExec(e, files)
+	if err != nil {
+		c.Send(done(0, err))
+		return
+	}
+	started := ctl.Response{Started: true, Pid: cmd.Process.Pid}
+	if master != nil {
+		started.HasFile = true
+		err = c.Send(started, master)
+		master.Close()
+	} else {
+		err = c.Send(started)
+	}
+	if e.Detach {
+		go cmd.Wait()
+		c.Send(ctl.Response{Done: true})
+		return
+	}
+	// Forward the client's signals while the process runs.
+	go func() {
+		for {
+			var req ctl.Request
+			fs, err := c.Recv(&req)
+			closeAll(fs)
+			if err != nil {
+				return
+			}
+			if req.Op == ctl.OpSignal && req.Signal > 0 {
+				_ = cmd.Process.Signal(syscall.Signal(req.Signal))
+			}
+		}
+	}()
+	code := exitCodeOf(cmd.Wait())
+	c.Send(ctl.Response{Done: true, Code: code})
+}
+
+// startExec forks the process on a thread of its own that joined the
+// container's namespaces. The thread is never unlocked: Go ends it with
+// its goroutine, so no other goroutine runs in those namespaces.
+func (s *supervisor) startExec(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.File, error) {
+	type result struct {
+		cmd    *exec.Cmd
+		master *os.File
+		err    error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		runtime.LockOSThread()
+		cmd, master, err := s.startExecLocked(e, files)
+		ch <- result{cmd, master, err}
+	}()
+	r := <-ch
+	return r.cmd, r.master, r.err
+}
+
+func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.File, error) {
+	// setns(CLONE_NEWNS) needs a thread whose fs struct is its own.
+	if err := unix.Unshare(unix.CLONE_FS); err != nil {
+		return nil, nil, fmt.Errorf("exec: unshare(CLONE_FS): %w", err)
+	}
+	for _, ns := range execNamespaces {
+		if err := joinNamespace(s.proc.Pid, ns.name, ns.flag); err != nil {
+			return nil, nil, err
+		}
+	}
+	// Now / is the container's root and the paths below are its own.
+	userSpec := e.User
+	if userSpec == "" {
+		userSpec = s.rec.User
+	}
+	eu, err := initproc.ResolveUser(userSpec)
+	if err != nil {
+		return nil, nil, err
+	}
+	var uts unix.Utsname
+	_ = unix.Uname(&uts) // this thread's UTS namespace: the container's
+	env := containerEnv(s.rec, unix.ByteSliceToString(uts.Nodename[:]))
+	if e.TTY && !s.rec.TTY {
+		env = append(env, "TERM="+termName())
+	}
+	env = initproc.Environ(append(env, e.Env...), eu.Home)
+	path, err := initproc.LookPath(e.Args[0], env)
+	if err != nil {
+		return nil, nil, &ExitError{Code: initproc.ExitNotFound, Err: err}
+	}
+	dir := e.Workdir
+	if dir == "" {
+		dir = s.rec.Workdir
+	}
+	if dir == "" {
+		dir = "/"
+	}
+	cmd := &exec.Cmd{Path: path, Args: e.Args, Env: env, Dir: dir}
+	cred := &syscall.Credential{Uid: uint32(eu.Uid), Gid: uint32(eu.Gid)}
+	for _, g := range eu.Sgids {
+		cred.Groups = append(cred.Groups, uint32(g))
+	}
+	if b, err := os.ReadFile("/proc/thread-self/setgroups"); err == nil && strings.TrimSpace(string(b)) == "deny" {
+		cred.NoSetGroups = true // single-ID map: setgroups is refused
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
+	var master *os.File
+	if e.TTY {
+		m, slave, err := tty.OpenPty("/dev/ptmx")
+		if err != nil {
+			return nil, nil, fmt.Errorf("exec: opening a pty in the container: %w", err)
+		}
+		defer slave.Close()
+		master = m
+		if e.Cols > 0 && e.Rows > 0 {
+			_ = unix.IoctlSetWinsize(int(master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: e.Cols, Row: e.Rows})
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr.Setctty = true
+		cmd.SysProcAttr.Ctty = 0
+	} else {
+		if len(files) != 3 {
+			return nil, nil, fmt.Errorf("exec: %d stdio files, want 3", len(files))
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
+	}
+	if err := cmd.Start(); err != nil {
+		if master != nil {
+			master.Close()
+		}
+		code, err := initproc.ExecError(e.Args[0], unwrapExec(err))
+		if errors.Is(err, unix.ENOENT) || code == initproc.ExitNotFound {
+			return nil, nil, &ExitError{Code: code, Err: err}
+		}
+		if pe := (*os.PathError)(nil); errors.As(err, &pe) && pe.Op == "chdir" {
+			return nil, nil, fmt.Errorf("exec: workdir %s: %v", dir, pe.Err)
+		}
+		return nil, nil, &ExitError{Code: code, Err: err}
+	}
+	return cmd, master, nil
+}
+
+// joinNamespace enters the workload's namespace of the given kind, unless
+// this thread is in it already (a container sharing the host's network:
+// setns into one's own namespace is harmless, but needs no work).
+func joinNamespace(pid int, name string, flag int) error {
+	target := fmt.Sprintf("/proc/%d/ns/%s", pid, name)
+	theirs, err := os.Readlink(target)
+	if err != nil {
+		return fmt.Errorf("exec: the container has exited (%v)", err)
+	}
+	if ours, err := os.Readlink("/proc/thread-self/ns/" + name); err == nil && ours == theirs {
+		return nil
+	}
+	fd, err := unix.Open(target, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("exec: opening %s: %w", target, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Setns(fd, flag); err != nil {
+		return fmt.Errorf("exec: joining the container's %s namespace: %w", name, err)
+	}
+	return nil
+}
+
+func unwrapExec(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) && pe.Op != "chdir" {
+		return pe.Err
+	}
+	return err
+}
+
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}

@@ -1,0 +1,309 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/rlcontainers/rl/container/ctl"
+	"github.com/rlcontainers/rl/rootfs"
+	"go.podman.io/storage"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// Mode says how the supervisor meets the user.
+type Mode struct {
+	// Attach gives the workload the user's stdio (rl run, rl start -a);
+	// otherwise its output goes to the container's log.
+	Attach bool
+	// Detached is called, when not attached, once the workload runs: it
+	// prints the id and lets the host-side rl return (rl run -d, rl start).
+	Detached func(id string) error
+}
+
+// supervisor is the state of one supervised container, shared with the
+// control connections.
+type supervisor struct {
+	rt   *Runtime
+	id   string
+	rec  rootfs.Record
+	proc *Process
+	// exited is closed once the workload exited and rl let go of the
+	// container; code is its exit code then.
+	exited   chan struct{}
+	code     int
+	handlers sync.WaitGroup // control connections still answering
+	stopping sync.Once
+}
+
+// Supervise runs a created container until its workload exits: this
+// process is its supervisor (see docs/process-model.md). It returns the
+// workload's exit code.
+func Supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootfs.Record, m Mode) (int, error) {
+	code, _, err := supervise(ctx, rt, c, rec, m)
+	return code, err
+}
+
+func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootfs.Record, m Mode) (code int, started bool, err error) {
+	lock, err := rootfs.Lock(rt.Store, c.ID, false)
+	if errors.Is(err, rootfs.ErrLocked) {
+		return 0, false, fmt.Errorf("container %s is running already (or being removed): see rl ps", rec.Name)
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	s := &supervisor{rt: rt, id: c.ID, rec: rec, exited: make(chan struct{})}
+	defer func() {
+		s.release(lock, started)
+		s.code = code
+		close(s.exited)
+		s.waitHandlers()
+	}()
+
+	spec, err := buildSpec(rt, c, rec)
+	if err != nil {
+		return 0, false, err
+	}
+	stdio, logs, err := s.stdio(m)
+	if err != nil {
+		return 0, false, err
+	}
+	var extra []*os.File
+	if rec.Init {
+		reaper, err := sealedCopy(rt.InitPath)
+		if err != nil {
+			return 0, false, err
+		}
+		defer reaper.Close()
+		extra = append(extra, reaper)
+		spec.Reaper = 4
+	}
+	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
+		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
+		if err != nil {
+			return 0, false, fmt.Errorf("setting the terminal raw: %w", err)
+		}
+		defer term.Restore(int(stdio.Stdin.Fd()), old)
+	}
+	if _, err := ctl.Register(rt.RunRoot, c.ID, rec.Name); err != nil {
+		return 0, false, err
+	}
+	defer ctl.Unregister(rt.RunRoot, c.ID, rec.Name)
+	lfd, err := ctl.Listen(rt.RunRoot, c.ID)
+	if err != nil {
+		return 0, false, err
+	}
+	defer unix.Close(lfd)
+
+	p, err := Start(rt.InitPath, spec, stdio, extra...)
+	if logs != nil {
+		// The workload holds the write ends now.
+		logs.closeWriters()
+	}
+	if err != nil {
+		if logs != nil {
+			logs.close()
+		}
+		return 0, false, err
+	}
+	started = true
+	s.proc = p
+	self, _ := rootfs.StartTime(os.Getpid())
+	st := rootfs.State{
+		Status: "running", Pid: p.Pid, StartedAt: time.Now().UTC(),
+		Supervisor: os.Getpid(), SupervisorStart: self, Detached: !m.Attach,
+		Namespaces: namespaceLinks(p.Pid),
+	}
+	if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
+		rt.warn("recording the start of %s: %v", c.ID[:12], err)
+	}
+	go s.serve(lfd)
+	if !m.Attach && m.Detached != nil {
+		if err := m.Detached(c.ID); err != nil {
+			rt.warn("detaching: %v", err)
+		}
+	}
+	done := make(chan struct{})
+	go s.forwardSignals(done)
+	code = p.Wait()
+	close(done)
+	if logs != nil {
+		logs.close()
+	}
+	st.Status, st.ExitCode, st.FinishedAt, st.Pid, st.Namespaces = "exited", code, time.Now().UTC(), 0, nil
+	if !rec.AutoRm {
+		if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
+			rt.warn("recording the exit of %s: %v", c.ID[:12], err)
+		}
+	}
+	return code, true, nil
+}
+
+// release unmounts the container, removes it when it is --rm, and lets go
+// of its lock: after this, rl rm and rl start may have it.
+func (s *supervisor) release(lock *os.File, started bool) {
+	defer lock.Close()
+	if _, err := s.rt.Store.Unmount(s.id, true); err != nil && !errors.Is(err, storage.ErrLayerUnknown) && !errors.Is(err, storage.ErrContainerUnknown) {
+		s.rt.warn("unmounting container %s: %v", s.id[:12], err)
+	}
+	if s.rec.AutoRm {
+		if err := s.rt.Store.DeleteContainer(s.id); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
+			s.rt.warn("removing container %s: %v", s.id[:12], err)
+		}
+	}
+}
+
+// logPipes carry a detached workload's output to its log.
+type logPipes struct {
+	log     *logWriter
+	writers []*os.File
+}
+
+func (l *logPipes) closeWriters() {
+	for _, w := range l.writers {
+		w.Close()
+	}
+	l.writers = nil
+}
+
+func (l *logPipes) close() {
+	l.closeWriters()
+	l.log.close()
+}
+
+// stdio is the user's (attached) or pipes into the log (detached).
+func (s *supervisor) stdio(m Mode) (Stdio, *logPipes, error) {
+	if m.Attach {
+		io := s.rt.Stdio
+		if !s.rec.Interactive {
+			io.Stdin = nil
+		}
+		return io, nil, nil
+	}
+	path, err := LogPath(s.rt.Store, s.id)
+	if err != nil {
+		return Stdio{}, nil, err
+	}
+	lw, err := openLog(path)
+	if err != nil {
+		return Stdio{}, nil, err
+	}
+	lp := &logPipes{log: lw}
+	var io Stdio
+	for _, stream := range []string{"stdout", "stderr"} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			lp.close()
+			return Stdio{}, nil, err
+		}
+		lw.copy(stream, r)
+		lp.writers = append(lp.writers, w)
+		if stream == "stdout" {
+			io.Stdout = w
+		} else {
+			io.Stderr = w
+		}
+	}
+	return io, lp, nil
+}
+
+// LogPath is where a container's log lives (beside its state, in the store).
+func LogPath(store storage.Store, id string) (string, error) {
+	dir, err := store.ContainerDirectory(id)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "ctr.log"), nil
+}
+
+// forwardSignals passes the signals the user sent rl to the workload.
+func (s *supervisor) forwardSignals(done <-chan struct{}) {
+	for {
+		select {
+		case sig, ok := <-s.rt.Signals:
+			if !ok {
+				return
+			}
+			_ = s.proc.Signal(sig)
+		case <-done:
+			return
+		}
+	}
+}
+
+// stop sends the stop signal, then SIGKILL after timeout; it returns at once.
+func (s *supervisor) stop(timeout time.Duration) {
+	s.stopping.Do(func() {
+		sig := syscall.SIGTERM
+		if s.rec.StopSignal > 0 {
+			sig = syscall.Signal(s.rec.StopSignal)
+		}
+		_ = s.proc.Signal(sig)
+		go func() {
+			select {
+			case <-s.exited:
+			case <-time.After(timeout):
+				_ = s.proc.Signal(syscall.SIGKILL)
+			}
+		}()
+	})
+}
+
+// waitHandlers gives the control connections waiting for the exit a moment
+// to answer before the process ends.
+func (s *supervisor) waitHandlers() {
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+}
+
+// namespaceLinks reads /proc/PID/ns/* (what rl inspect shows and rl exec joins).
+func namespaceLinks(pid int) map[string]string {
+	out := map[string]string{}
+	for _, ns := range []string{"cgroup", "ipc", "mnt", "net", "pid", "user", "uts"} {
+		if l, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns)); err == nil {
+			out[ns] = l
+		}
+	}
+	return out
+}
+
+// sealedCopy copies a binary into a sealed memfd: what a container may
+// exec from rl (the --init reaper) must not be the file on disk, which
+// belongs to the user and so to container root (CVE-2019-5736).
+func sealedCopy(path string) (*os.File, error) {
+	src, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	fd, err := unix.MemfdCreate("rl-reaper", unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd_create: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "rl-reaper")
+	st, err := src.Stat()
+	if err == nil {
+		_, err = f.ReadFrom(src) // copy_file_range / sendfile in the kernel
+	}
+	if err == nil && st.Size() == 0 {
+		err = errors.New("empty binary")
+	}
+	if err == nil {
+		_, err = unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, unix.F_SEAL_SEAL|unix.F_SEAL_SHRINK|unix.F_SEAL_GROW|unix.F_SEAL_WRITE)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("copying %s for --init: %w", path, err)
+	}
+	return f, nil
+}

@@ -1,0 +1,151 @@
+package netstack
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/rlcontainers/rl/netstack/link"
+)
+
+// PortMapping publishes a container port on the host (`-p`).
+type PortMapping struct {
+	Proto     string     // "tcp" or "udp"
+	HostIP    netip.Addr // the host address to listen on; the zero Addr is all of them
+	HostPort  uint16     // 0 asks the kernel for a free port (Listen resolves it)
+	GuestPort uint16     // the container's port
+}
+
+func (p PortMapping) String() string {
+	host := "0.0.0.0"
+	if p.HostIP.IsValid() {
+		host = p.HostIP.String()
+	}
+	return fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.GuestPort, p.Proto)
+}
+
+// Config is the network of one container. DefaultConfig gives podman's
+// slirp4netns defaults; ParseOptions reads podman's option syntax.
+type Config struct {
+	// MTU of the link between the container and the stack (65520, slirp4netns's maximum).
+	MTU uint32
+	// Subnet is the container's IPv4 network (10.0.2.0/24).
+	Subnet netip.Prefix
+	// Gateway is the stack's address and the container's default route (10.0.2.2).
+	Gateway netip.Addr
+	// DNS is where the stack answers DNS, relaying to DNSServers (10.0.2.3).
+	DNS netip.Addr
+	// Guest is the container's IPv4 address (10.0.2.100).
+	Guest netip.Addr
+	// IPv6 gives the container IPv6 too (true; podman's enable_ipv6).
+	IPv6 bool
+	// Subnet6 is the container's IPv6 network (fd00::/64).
+	Subnet6 netip.Prefix
+	// Gateway6 is the stack's IPv6 address and the container's default route (fd00::2).
+	Gateway6 netip.Addr
+	// DNS6 is the IPv6 address of the DNS relay (fd00::3).
+	DNS6 netip.Addr
+	// Guest6 is the container's IPv6 address (fd00::100).
+	Guest6 netip.Addr
+	// AllowHostLoopback lets the gateway addresses reach the host's 127.0.0.1
+	// and ::1 (false: a container must not reach the user's local services unasked).
+	AllowHostLoopback bool
+	// DNSServers are the upstream resolvers the DNS relay asks, in order (HostResolvers).
+	DNSServers []netip.AddrPort
+	// Ports are the published ports; New serves those of its Listeners.
+	Ports []PortMapping
+}
+
+// DefaultConfig is podman's default slirp4netns network with IPv6 enabled.
+func DefaultConfig() Config {
+	return Config{
+		MTU:      65520,
+		Subnet:   netip.MustParsePrefix("10.0.2.0/24"),
+		Gateway:  netip.MustParseAddr("10.0.2.2"),
+		DNS:      netip.MustParseAddr("10.0.2.3"),
+		Guest:    netip.MustParseAddr("10.0.2.100"),
+		IPv6:     true,
+		Subnet6:  netip.MustParsePrefix("fd00::/64"),
+		Gateway6: netip.MustParseAddr("fd00::2"),
+		DNS6:     netip.MustParseAddr("fd00::3"),
+		Guest6:   netip.MustParseAddr("fd00::100"),
+	}
+}
+
+// Link is the container side of this configuration, for link.SetupGuest.
+func (c Config) Link() link.Config {
+	l := link.DefaultConfig()
+	l.MTU = c.MTU
+	l.Addr = netip.PrefixFrom(c.Guest, c.Subnet.Bits())
+	l.Gateway = c.Gateway
+	l.Addr6, l.Gateway6 = netip.Prefix{}, netip.Addr{}
+	if c.IPv6 {
+		l.Addr6 = netip.PrefixFrom(c.Guest6, c.Subnet6.Bits())
+		l.Gateway6 = c.Gateway6
+	}
+	return l
+}
+
+// Nameservers are the addresses the container's /etc/resolv.conf lists.
+func (c Config) Nameservers() []netip.Addr {
+	if c.IPv6 {
+		return []netip.Addr{c.DNS, c.DNS6}
+	}
+	return []netip.Addr{c.DNS}
+}
+
+// options are podman's slirp4netns options that rl understands. Options
+// that only make sense for the slirp4netns binary (port_handler,
+// outbound_addr, enable_sandbox...) are refused rather than ignored.
+var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6"}
+
+// ParseOptions reads podman's slirp4netns option list, as given after
+// `--network slirp:`, over DefaultConfig: "mtu=1500,allow_host_loopback=true".
+func ParseOptions(s string) (Config, error) {
+	c := DefaultConfig()
+	if s == "" {
+		return c, nil
+	}
+	for _, opt := range strings.Split(s, ",") {
+		key, val, ok := strings.Cut(opt, "=")
+		if !ok {
+			return c, fmt.Errorf("network option %q: want NAME=VALUE (options: %s)", opt, strings.Join(options, ", "))
+		}
+		switch key {
+		case "mtu":
+			n, err := strconv.ParseUint(val, 10, 32)
+			// slirp4netns's bounds: IPv4's minimum datagram and its own maximum.
+			if err != nil || n < 68 || n > 65521 {
+				return c, fmt.Errorf("network option mtu=%s: want a number from 68 to 65521", val)
+			}
+			c.MTU = uint32(n)
+		case "cidr":
+			p, err := netip.ParsePrefix(val)
+			if err != nil || !p.Addr().Is4() || p.Bits() > 24 {
+				return c, fmt.Errorf("network option cidr=%s: want an IPv4 network of at least /24, like 10.0.2.0/24", val)
+			}
+			// slirp4netns's layout: gateway .2, DNS .3, container .100.
+			p = p.Masked()
+			base := p.Addr().As4()
+			at := func(last byte) netip.Addr { b := base; b[3] = last; return netip.AddrFrom4(b) }
+			c.Subnet, c.Gateway, c.DNS, c.Guest = p, at(2), at(3), at(100)
+		case "allow_host_loopback", "enable_ipv6":
+			b, err := strconv.ParseBool(val)
+			if err != nil {
+				return c, fmt.Errorf("network option %s=%s: want true or false", key, val)
+			}
+			if key == "enable_ipv6" {
+				c.IPv6 = b
+			} else {
+				c.AllowHostLoopback = b
+			}
+		default:
+			return c, fmt.Errorf("unknown network option %q (options: %s)", key, strings.Join(options, ", "))
+		}
+	}
+	if c.IPv6 && c.MTU < 1280 {
+		return c, fmt.Errorf("network option mtu=%d: IPv6 needs at least 1280: raise it or add enable_ipv6=false", c.MTU)
+	}
+	return c, nil
+}

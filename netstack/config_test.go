@@ -1,0 +1,151 @@
+package netstack
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParseOptions(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		check   func(Config) bool
+		wantErr string
+	}{
+		{in: "", check: func(c Config) bool { return reflect.DeepEqual(c, DefaultConfig()) }},
+		{in: "mtu=1500", check: func(c Config) bool { return c.MTU == 1500 && c.IPv6 }},
+		{in: "allow_host_loopback=true", check: func(c Config) bool { return c.AllowHostLoopback }},
+		{in: "enable_ipv6=false,mtu=576", check: func(c Config) bool { return !c.IPv6 && c.MTU == 576 }},
+		{in: "cidr=10.5.0.0/16", check: func(c Config) bool {
+			return c.Subnet.String() == "10.5.0.0/16" && c.Gateway.String() == "10.5.0.2" && c.DNS.String() == "10.5.0.3" && c.Guest.String() == "10.5.0.100"
+		}},
+		{in: "mtu=576", wantErr: "IPv6 needs at least 1280"},
+		{in: "mtu=70000", wantErr: "from 68 to 65521"},
+		{in: "allow_host_loopback=maybe", wantErr: "want true or false"},
+		{in: "port_handler=slirp4netns", wantErr: "unknown network option \"port_handler\" (options: mtu, cidr, allow_host_loopback, enable_ipv6)"},
+		{in: "mtu", wantErr: "want NAME=VALUE"},
+		{in: "cidr=fd00::/64", wantErr: "IPv4 network"},
+	} {
+		c, err := ParseOptions(tc.in)
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case !tc.check(c):
+			t.Errorf("%q: %+v", tc.in, c)
+		}
+	}
+}
+
+func TestConfigLink(t *testing.T) {
+	c, _ := ParseOptions("mtu=9000,enable_ipv6=false")
+	l := c.Link()
+	if l.MTU != 9000 || l.Addr.String() != "10.0.2.100/24" || l.Gateway.String() != "10.0.2.2" || l.Addr6.IsValid() {
+		t.Errorf("Link() = %+v", l)
+	}
+	if l := DefaultConfig().Link(); l.Addr6.String() != "fd00::100/64" || l.Gateway6.String() != "fd00::2" {
+		t.Errorf("Link() with IPv6 = %+v", l)
+	}
+}
+
+func TestParsePorts(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	for _, tc := range []struct {
+		in      string
+		want    []PortMapping
+		wantErr string
+	}{
+		{in: "8080:80", want: []PortMapping{{"tcp", netip.Addr{}, 8080, 80}}},
+		{in: "80", want: []PortMapping{{"tcp", netip.Addr{}, 0, 80}}},
+		{in: "127.0.0.1:8080:80/udp", want: []PortMapping{{"udp", lo, 8080, 80}}},
+		{in: "127.0.0.1::80", want: []PortMapping{{"tcp", lo, 0, 80}}},
+		{in: "0.0.0.0:8080:80", want: []PortMapping{{"tcp", netip.Addr{}, 8080, 80}}},
+		{in: "[::1]:8080:80/TCP", want: []PortMapping{{"tcp", netip.IPv6Loopback(), 8080, 80}}},
+		{in: "8000-8002:80-82", want: []PortMapping{{"tcp", netip.Addr{}, 8000, 80}, {"tcp", netip.Addr{}, 8001, 81}, {"tcp", netip.Addr{}, 8002, 82}}},
+		{in: "53-54/udp", want: []PortMapping{{"udp", netip.Addr{}, 0, 53}, {"udp", netip.Addr{}, 0, 54}}},
+		{in: "8000-8010:80-90", want: nil}, // length checked below
+		{in: "8000-8010:80", wantErr: "differ in length"},
+		{in: "8080:80/sctp", wantErr: "want tcp or udp"},
+		{in: "8080:0", wantErr: "port 0"},
+		{in: "8080:70000", wantErr: "not a port"},
+		{in: "90-80", wantErr: "ends before it starts"},
+		{in: "localhost:8080:80", wantErr: "host address"},
+		{in: "1:2:3:4", wantErr: "want [IP:][HOSTPORT:]CTRPORT"},
+	} {
+		got, err := ParsePorts([]string{tc.in})
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "-p "+tc.in) {
+				t.Errorf("%q: error %v, want %q", tc.in, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.want == nil:
+			if len(got) != 11 || got[10].HostPort != 8010 || got[10].GuestPort != 90 {
+				t.Errorf("%q: %v", tc.in, got)
+			}
+		case !reflect.DeepEqual(got, tc.want):
+			t.Errorf("%q: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestHostResolvers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	upstream := write("upstream.conf", "# systemd-resolved\nnameserver 192.0.2.1\nnameserver 2001:db8::53\nsearch example.org\n")
+	defer func(old string) { systemdResolvConf = old }(systemdResolvConf)
+	systemdResolvConf = upstream
+
+	for _, tc := range []struct {
+		name, conf string
+		want       string
+		wantErr    string
+	}{
+		{name: "plain", conf: "nameserver 10.255.255.53\noptions edns0\n", want: "10.255.255.53:53"},
+		{name: "two", conf: "nameserver 1.1.1.1\n; comment\nnameserver 9.9.9.9\n", want: "1.1.1.1:53 9.9.9.9:53"},
+		{name: "scoped", conf: "nameserver fe80::1%eth0\n", want: "[fe80::1%eth0]:53"},
+		{name: "resolved stub", conf: "nameserver 127.0.0.53\noptions edns0 trust-ad\n", want: "192.0.2.1:53 [2001:db8::53]:53"},
+		{name: "stub and real", conf: "nameserver 127.0.0.53\nnameserver 8.8.8.8\n", want: "127.0.0.53:53 8.8.8.8:53"},
+		{name: "empty", conf: "search example.org\n", wantErr: "lists no nameserver: give the container one with --dns"},
+	} {
+		got, err := HostResolvers(write(tc.name, tc.conf))
+		var s []string
+		for _, a := range got {
+			s = append(s, a.String())
+		}
+		switch {
+		case tc.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%s: error %v, want %q", tc.name, err, tc.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case strings.Join(s, " ") != tc.want:
+			t.Errorf("%s: %v, want %s", tc.name, s, tc.want)
+		}
+	}
+
+	// A stub without systemd-resolved's file: the stub itself, reachable
+	// from the supervisor (it lives in the host's network namespace).
+	systemdResolvConf = filepath.Join(dir, "missing")
+	got, err := HostResolvers(write("stub-only", "nameserver 127.0.0.53\n"))
+	if err != nil || len(got) != 1 || got[0].String() != "127.0.0.53:53" {
+		t.Errorf("stub without resolved's file: %v %v", got, err)
+	}
+	if _, err := HostResolvers(filepath.Join(dir, "nope")); err == nil {
+		t.Error("a missing resolv.conf gave no error")
+	}
+}

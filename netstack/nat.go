@@ -1,0 +1,223 @@
+package netstack
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+const (
+	// dialTimeout bounds the host-side connect of a guest's connection; the
+	// guest retransmits its SYN meanwhile (one forwarder request per flow).
+	dialTimeout = 30 * time.Second
+	// udpIdle ends a UDP flow that carried nothing for this long (Linux's
+	// conntrack keeps a replied UDP flow for 120 s, an unreplied one 30 s).
+	udpIdle = 60 * time.Second
+	// copyBufSize is the buffer of a TCP relay direction: a large one means
+	// few syscalls per 64 KiB segment at full speed.
+	copyBufSize = 256 << 10
+	// maxDatagram is the largest UDP payload (IPv4: 65535 - 20 - 8).
+	maxDatagram = 65535
+)
+
+var (
+	copyBufs     = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+	datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
+)
+
+// hostTarget is where the host dials for a guest's connection to dst, or
+// false when the policy refuses it:
+//   - the gateway is the host's loopback, only with AllowHostLoopback;
+//   - the DNS addresses serve DNS only (their own listeners, see dns.go);
+//   - loopback, the rest of the container's subnets, multicast, broadcast
+//     and unspecified destinations are never forwarded;
+//   - every other destination is dialled as is, from the host's sockets.
+func (n *Stack) hostTarget(dst netip.AddrPort) (netip.AddrPort, bool) {
+	a := dst.Addr().Unmap()
+	c := n.cfg
+	switch {
+	case a == c.Gateway || (c.IPv6 && a == c.Gateway6):
+		if !c.AllowHostLoopback {
+			return netip.AddrPort{}, false
+		}
+		lo := netip.IPv6Loopback()
+		if a.Is4() {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		return netip.AddrPortFrom(lo, dst.Port()), true
+	case c.Subnet.Contains(a), c.IPv6 && c.Subnet6.Contains(a),
+		a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a, dst.Port()), true
+}
+
+// forwardTCP handles a guest's SYN to an address with no listener in the
+// stack: it dials the host first and completes the guest's handshake only
+// once the host accepted, so a refused or unreachable port is refused (RST)
+// in the container, at once, rather than accepted and then dropped.
+func (n *Stack) forwardTCP(r *tcp.ForwarderRequest) {
+	id := r.ID()
+	target, ok := n.hostTarget(netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort))
+	if !ok {
+		r.Complete(true)
+		return
+	}
+	d := net.Dialer{Timeout: dialTimeout}
+	host, err := d.DialContext(n.ctx, "tcp", target.String())
+	if err != nil {
+		r.Complete(true)
+		return
+	}
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	r.Complete(false)
+	if terr != nil {
+		// The guest gave up (RST) while the host dial was under way.
+		host.Close()
+		return
+	}
+	n.goTracked(func() { relayTCP(gonet.NewTCPConn(&wq, ep), host.(*net.TCPConn)) })
+}
+
+// forwardUDP handles a guest's datagram that belongs to no flow yet: it
+// opens a host socket connected to the destination and relays the flow both
+// ways until it idles. Returning false makes the stack answer ICMP port
+// unreachable, so a refused destination fails fast.
+func (n *Stack) forwardUDP(r *udp.ForwarderRequest) bool {
+	id := r.ID()
+	target, ok := n.hostTarget(netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort))
+	if !ok {
+		return false
+	}
+	host, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	if err != nil {
+		return false
+	}
+	var wq waiter.Queue
+	ep, terr := r.CreateEndpoint(&wq)
+	if terr != nil {
+		host.Close()
+		return true
+	}
+	guest := gonet.NewUDPConn(&wq, ep)
+	n.goTracked(func() { relayUDP(guest, host) })
+	return true
+}
+
+// halfCloser is a connection whose write side can be shut alone (TCP FIN).
+type halfCloser interface {
+	net.Conn
+	CloseWrite() error
+}
+
+// relayTCP copies both ways between a guest connection and a host one. A
+// clean end of one direction (FIN) becomes a FIN on the other side, so
+// half-closed protocols work; an error (reset, abort) ends both.
+func relayTCP(guest *gonet.TCPConn, host *net.TCPConn) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		pipeTCP(host, guest)
+	}()
+	pipeTCP(guest, host)
+	wg.Wait()
+	guest.Close()
+	host.Close()
+}
+
+// pipeTCP copies src to dst with a large pooled buffer. The io.Reader and
+// io.Writer wrappers hide ReadFrom/WriteTo, which would use a 32 KiB
+// buffer of their own.
+func pipeTCP(dst, src halfCloser) {
+	bp := copyBufs.Get().(*[]byte)
+	_, err := io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, *bp)
+	copyBufs.Put(bp)
+	if err != nil {
+		dst.Close()
+		src.Close()
+		return
+	}
+	dst.CloseWrite()
+}
+
+// relayUDP relays a NAT flow between the guest's endpoint and its host
+// socket until neither side has sent anything for udpIdle.
+func relayUDP(guest *gonet.UDPConn, host *net.UDPConn) {
+	f := newUDPFlow()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		f.pump(host, func(b []byte) error { _, err := guest.Write(b); return err })
+		guest.Close()
+		host.Close()
+	}()
+	f.pump(guest, func(b []byte) error { _, err := host.Write(b); return err })
+	guest.Close()
+	host.Close()
+	wg.Wait()
+}
+
+// udpFlow is the shared idle clock of a UDP flow's two directions.
+type udpFlow struct {
+	last atomic.Int64 // unix nanoseconds of the last datagram either way
+}
+
+func newUDPFlow() *udpFlow {
+	f := &udpFlow{}
+	f.touch()
+	return f
+}
+
+func (f *udpFlow) touch() { f.last.Store(time.Now().UnixNano()) }
+
+// pump reads datagrams from src and hands each to send until src fails or
+// the flow idles. The read deadline is moved only when it fires, not per
+// datagram: a gonet deadline costs a timer each time it is set.
+func (f *udpFlow) pump(src net.Conn, send func([]byte) error) {
+	bp := datagramBufs.Get().(*[]byte)
+	defer datagramBufs.Put(bp)
+	buf := *bp
+	src.SetReadDeadline(time.Now().Add(udpIdle))
+	for {
+		k, err := src.Read(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				last := time.Unix(0, f.last.Load())
+				if time.Since(last) < udpIdle {
+					src.SetReadDeadline(last.Add(udpIdle))
+					continue
+				}
+				return
+			}
+			// A host socket reports an ICMP unreachable for an earlier
+			// datagram on the next read; the flow itself goes on.
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				continue
+			}
+			return
+		}
+		f.touch()
+		_ = send(buf[:k]) // UDP: a datagram that cannot be sent is lost
+	}
+}
+
+// isPortInUse reports whether a bind failed on a port the stack already uses.
+func isPortInUse(err tcpip.Error) bool {
+	_, ok := err.(*tcpip.ErrPortInUse)
+	return ok
+}

@@ -1,0 +1,252 @@
+package netstack
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/link/fdbased"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
+)
+
+// nicID is the stack's only NIC: the link to the container.
+const nicID tcpip.NICID = 1
+
+// GatewayMAC is the stack's Ethernet address on the link, slirp's
+// 52:55:0a:00:02:02 (the container sees it in its neighbour table).
+const GatewayMAC = tcpip.LinkAddress("\x52\x55\x0a\x00\x02\x02")
+
+// TCP buffer sizes. The default and the ceiling are what a 20+ Gbit/s
+// stream over a sub-millisecond RTT needs (bandwidth-delay product well
+// under 4 MiB); receive auto-tuning grows each connection only as far as its
+// reader lags, and gVisor allocates buffer space as data arrives, so an idle
+// connection costs next to nothing.
+const (
+	tcpBufDefault = 1 << 20
+	tcpBufMax     = 8 << 20
+)
+
+// maxInFlightSYN bounds the guest's connections whose host dial is still
+// under way; SYNs beyond it are dropped and the guest retransmits them.
+const maxInFlightSYN = 1024
+
+// Stack is the supervisor side of a container's network: gVisor's tcpip
+// stack on the container's link, NAT to the host's sockets, the DNS relay
+// and the published ports. It runs in the host's network namespace, so every
+// socket it opens is the user's.
+type Stack struct {
+	cfg       Config
+	s         *stack.Stack
+	listeners *Listeners
+
+	ctx    context.Context // cancelled by Close: stops dials under way
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the goroutines Close waits for
+
+	closeOnce sync.Once
+}
+
+// NewTAPEndpoint makes the link endpoint for New from the TAP fd that
+// link.SetupGuest opened in the container. The endpoint owns fd and closes
+// it when the stack removes it.
+//
+// The kernel's TAP computes every checksum for the frames it hands over (no
+// TUNSETOFFLOAD), so the stack need not verify them; in the other direction
+// the container's kernel verifies what the stack writes, so the stack fills
+// them in. fdbased offers GSO only for sockets, not for a TAP fd (which
+// would need IFF_VNET_HDR): the 65520-byte MTU does what GSO would.
+func NewTAPEndpoint(fd int, mtu uint32) (stack.LinkEndpoint, error) {
+	ep, err := fdbased.New(&fdbased.Options{
+		FDs:               []int{fd},
+		MTU:               mtu,
+		EthernetHeader:    true,
+		Address:           GatewayMAC,
+		RXChecksumOffload: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netstack: TAP endpoint on fd %d: %w", fd, err)
+	}
+	return &tapEndpoint{LinkEndpoint: ep, fd: fd}, nil
+}
+
+// tapEndpoint closes its fd once the stack has stopped reading it.
+type tapEndpoint struct {
+	stack.LinkEndpoint
+	fd   int
+	once sync.Once
+}
+
+func (e *tapEndpoint) Close() {
+	e.LinkEndpoint.Close()
+	e.once.Do(func() { unix.Close(e.fd) })
+}
+
+// New starts the stack on ep, a link endpoint that carries Ethernet frames
+// (NewTAPEndpoint; a pipe or channel endpoint wrapped in gVisor's ethernet
+// endpoint in tests), and serves the published ports of l, which it takes
+// over: Close closes them. l may be nil.
+func New(cfg Config, ep stack.LinkEndpoint, l *Listeners) (*Stack, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	netProtos := []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol}
+	if cfg.IPv6 {
+		netProtos = append(netProtos, ipv6.NewProtocol)
+	}
+	s := stack.New(stack.Options{
+		NetworkProtocols:   netProtos,
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+	})
+	n := &Stack{cfg: cfg, s: s, listeners: l}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.configure(ep); err != nil {
+		n.cancel()
+		s.Destroy()
+		return nil, err
+	}
+	n.startDNS()
+	if l != nil {
+		for _, pl := range l.ls {
+			n.publish(pl)
+		}
+	}
+	return n, nil
+}
+
+func (c Config) validate() error {
+	if !c.Subnet.IsValid() || !c.Gateway.Is4() || !c.DNS.Is4() || !c.Guest.Is4() {
+		return fmt.Errorf("netstack: incomplete IPv4 configuration (subnet %v, gateway %v, dns %v, guest %v)", c.Subnet, c.Gateway, c.DNS, c.Guest)
+	}
+	if c.IPv6 && (!c.Subnet6.IsValid() || !c.Gateway6.Is6() || !c.DNS6.Is6() || !c.Guest6.Is6()) {
+		return fmt.Errorf("netstack: incomplete IPv6 configuration (subnet %v, gateway %v, dns %v, guest %v)", c.Subnet6, c.Gateway6, c.DNS6, c.Guest6)
+	}
+	if c.MTU == 0 {
+		return fmt.Errorf("netstack: MTU is 0")
+	}
+	return nil
+}
+
+func (n *Stack) configure(ep stack.LinkEndpoint) error {
+	s, cfg := n.s, n.cfg
+	if err := s.CreateNICWithOptions(nicID, ep, stack.NICOptions{Name: "rl0"}); err != nil {
+		return tcpipError("creating the NIC", err)
+	}
+	// Promiscuous: the stack takes packets for every address, which is what
+	// makes it a NAT (the forwarders see the guest's real destination).
+	// Spoofing: published ports connect to the guest from the host client's
+	// own address, which the stack does not have.
+	if err := s.SetPromiscuousMode(nicID, true); err != nil {
+		return tcpipError("promiscuous mode", err)
+	}
+	if err := s.SetSpoofing(nicID, true); err != nil {
+		return tcpipError("spoofing", err)
+	}
+	// The gateway and DNS addresses are assigned so that the stack answers
+	// ARP/NDP and ICMP echo for them.
+	addrs := []netip.Prefix{
+		netip.PrefixFrom(cfg.Gateway, cfg.Subnet.Bits()),
+		netip.PrefixFrom(cfg.DNS, cfg.Subnet.Bits()),
+	}
+	if cfg.IPv6 {
+		addrs = append(addrs, netip.PrefixFrom(cfg.Gateway6, cfg.Subnet6.Bits()), netip.PrefixFrom(cfg.DNS6, cfg.Subnet6.Bits()))
+	}
+	for _, p := range addrs {
+		proto := ipv4.ProtocolNumber
+		if p.Addr().Is6() {
+			proto = ipv6.ProtocolNumber
+		}
+		pa := tcpip.ProtocolAddress{Protocol: proto, AddressWithPrefix: tcpip.AddressWithPrefix{Address: toTCPIP(p.Addr()), PrefixLen: p.Bits()}}
+		if err := s.AddProtocolAddress(nicID, pa, stack.AddressProperties{}); err != nil {
+			return tcpipError(fmt.Sprintf("adding address %v", p), err)
+		}
+	}
+	// Everything goes to the guest: the stack's only neighbour. Sources the
+	// stack spoofs (published ports) answer through the guest's default route.
+	routes := []tcpip.Route{{Destination: header.IPv4EmptySubnet, NIC: nicID}}
+	if cfg.IPv6 {
+		routes = append(routes, tcpip.Route{Destination: header.IPv6EmptySubnet, NIC: nicID})
+	}
+	s.SetRouteTable(routes)
+
+	sack := tcpip.TCPSACKEnabled(true)
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcpBufDefault, Max: tcpBufMax}
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: tcp.MinBufferSize, Default: tcpBufDefault, Max: tcpBufMax}
+	moderate := tcpip.TCPModerateReceiveBufferOption(true)
+	for _, o := range []tcpip.SettableTransportProtocolOption{&sack, &rcv, &snd, &moderate} {
+		if err := s.SetTransportProtocolOption(tcp.ProtocolNumber, o); err != nil {
+			return tcpipError(fmt.Sprintf("TCP option %T", o), err)
+		}
+	}
+
+	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tcp.NewForwarder(s, 0, maxInFlightSYN, n.forwardTCP).HandlePacket)
+	s.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(s, n.forwardUDP).HandlePacket)
+	return nil
+}
+
+// Close stops the stack: the published ports' listeners, every connection
+// and flow, and the link (closing the TAP fd). It waits for the stack's
+// goroutines, so nothing of the network outlives the container.
+func (n *Stack) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.cancel()
+		if n.listeners != nil {
+			err = n.listeners.Close()
+		}
+		// RemoveNIC stops the link's dispatcher and closes the endpoint;
+		// Destroy aborts every endpoint, which ends the relays blocked on them.
+		if e := n.s.RemoveNIC(nicID); e != nil {
+			if _, ok := e.(*tcpip.ErrUnknownNICID); !ok && err == nil {
+				err = tcpipError("removing the NIC", e)
+			}
+		}
+		n.s.Destroy()
+		n.wg.Wait()
+	})
+	return err
+}
+
+// Stats are the stack's counters, for diagnostics.
+func (n *Stack) Stats() tcpip.Stats { return n.s.Stats() }
+
+// goTracked runs f in a goroutine that Close waits for.
+func (n *Stack) goTracked(f func()) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+// tcpipError converts a tcpip.Error, which is no Go error, at the boundary.
+func tcpipError(op string, err tcpip.Error) error {
+	return fmt.Errorf("netstack: %s: %s", op, err)
+}
+
+func toTCPIP(a netip.Addr) tcpip.Address {
+	if a.Is4() {
+		return tcpip.AddrFrom4(a.As4())
+	}
+	return tcpip.AddrFrom16(a.As16())
+}
+
+func fromTCPIP(a tcpip.Address) netip.Addr {
+	ip, _ := netip.AddrFromSlice(a.AsSlice())
+	return ip
+}
+
+func protoOf(a netip.Addr) tcpip.NetworkProtocolNumber {
+	if a.Is4() {
+		return ipv4.ProtocolNumber
+	}
+	return ipv6.ProtocolNumber
+}

@@ -1,0 +1,145 @@
+package rootfs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/ioutils"
+	"golang.org/x/sys/unix"
+)
+
+// State is a container's run state, kept in its directory in the store so
+// it survives the run dir (`rl ps -a` after a reboot).
+type State struct {
+	Status     string    `json:"status"` // created, running, exited
+	Pid        int       `json:"pid,omitempty"`
+	ExitCode   int       `json:"exitCode"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// Supervisor is the rl process that is the workload's parent; its
+	// start time (clock ticks since boot, /proc/PID/stat) tells a reused
+	// pid apart. With the supervisor gone the container is gone (the
+	// workload gets SIGKILL as its parent-death signal).
+	Supervisor      int    `json:"supervisor,omitempty"`
+	SupervisorStart uint64 `json:"supervisorStart,omitempty"`
+	Detached        bool   `json:"detached,omitempty"`
+	// Namespaces are the workload's /proc/PID/ns/* links while it runs.
+	Namespaces map[string]string `json:"namespaces,omitempty"`
+}
+
+func statePath(store storage.Store, id string) (string, error) {
+	dir, err := store.ContainerDirectory(id)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "state.json"), nil
+}
+
+// WriteState replaces the container's state atomically.
+func WriteState(store storage.Store, id string, st State) error {
+	p, err := statePath(store, id)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return ioutils.AtomicWriteFileWithOpts(p, b, 0o600, &ioutils.AtomicFileWriterOptions{NoSync: true})
+}
+
+// ReadState reads the container's state; a container that was never
+// started is "created". A "running" container whose supervisor is gone
+// (killed, or the machine rebooted) reads as exited, code -1 (unknown).
+func ReadState(store storage.Store, id string) State {
+	st := State{Status: "created"}
+	p, err := statePath(store, id)
+	if err != nil {
+		return st
+	}
+	if b, err := os.ReadFile(p); err == nil {
+		_ = json.Unmarshal(b, &st)
+	}
+	if st.Status == "running" && !ProcessAlive(st.Supervisor, st.SupervisorStart) {
+		st.Status = "exited"
+		st.ExitCode = -1
+		st.Pid = 0
+		st.Namespaces = nil
+	}
+	return st
+}
+
+// ProcessAlive reports whether pid still is the process that started at
+// start (clock ticks since boot): pids are reused.
+func ProcessAlive(pid int, start uint64) bool {
+	if pid <= 0 {
+		return false
+	}
+	got, err := StartTime(pid)
+	return err == nil && got == start
+}
+
+// StartTime is field 22 of /proc/PID/stat: when the process started, in
+// clock ticks since boot.
+func StartTime(pid int) (uint64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command (field 2) may hold spaces and parentheses: count the
+	// fields after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// ErrLocked means another rl process holds the container (it is running,
+// or being started or removed).
+var ErrLocked = errors.New("the container is in use by another rl process")
+
+// Lock takes the container's lock file (flock): one rl process at a time
+// starts, supervises or removes a container. The supervisor holds it for
+// the container's life, so a held lock also means "running"; the kernel
+// drops it when the holder dies, so it is never left stale. wait=false
+// fails at once with ErrLocked.
+func Lock(store storage.Store, id string, wait bool) (*os.File, error) {
+	dir, err := store.ContainerDirectory(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	how := unix.LOCK_EX
+	if !wait {
+		how |= unix.LOCK_NB
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, ErrLocked
+		}
+		return nil, fmt.Errorf("locking container %s: %w", id[:12], err)
+	}
+	return f, nil
+}
