@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"time"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -37,6 +38,14 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 		TTY: o.TTY, Interactive: o.Interactive, AutoRm: o.Remove, Init: o.Init,
 		StopSignal: stopSignal(cfg), StopTimeout: o.StopTimeout,
 		Namespaces: o.Namespaces, UserNS: o.UserNS,
+		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS,
+	}
+	for p := range cfg.Config.ExposedPorts {
+		rec.ExposedPorts = append(rec.ExposedPorts, p)
+	}
+	sort.Strings(rec.ExposedPorts)
+	if _, err := prepareCheck(rec); err != nil {
+		return nil, rec, err
 	}
 	if rec.Workdir == "" {
 		rec.Workdir = cfg.Config.WorkingDir

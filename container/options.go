@@ -29,8 +29,11 @@ type RunOptions struct {
 	Pull        string // missing, always, never, newer
 	Init        bool
 	StopTimeout int               // seconds; 0: 10
-	Namespaces  map[string]string // see rootfs.Record
+	Namespaces  map[string]string // see rootfs.Record; "net" is the --network mode
 	UserNS      string
+	Ports       []string // -p
+	PublishAll  bool     // -P
+	DNS         []string // --dns
 }
 
 // Runtime is what running a container needs from the session: it lives in

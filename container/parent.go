@@ -22,7 +22,10 @@ type Stdio struct {
 
 // Process is a started container: its init has exec'd the workload.
 type Process struct {
-	Pid   int
+	Pid int
+	// Tap is the container's TAP device (user-mode networking), for the
+	// stack to run on; nil otherwise.
+	Tap   *os.File
 	cmd   *exec.Cmd
 	relay *tty.Relay
 	// exited is closed when the thread that forked the init may go (see
@@ -31,8 +34,8 @@ type Process struct {
 	waited chan error
 }
 
-// CloneFlags are the namespaces a container gets of its own. CLONE_NEWNS
-// separates its mounts (pivot_root) from the supervisor's.
+// CloneFlags are the namespaces a container gets of its own by default.
+// CLONE_NEWNS separates its mounts (pivot_root) from the supervisor's.
 const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
 	unix.CLONE_NEWIPC | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
 
@@ -48,7 +51,7 @@ const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
 // takes its container along instead of leaving it unsupervised. The kernel
 // sends it when the forking *thread* exits, so the fork happens on a
 // goroutine locked to its thread until the workload has been waited for.
-func Start(initPath string, spec *initproc.Spec, stdio Stdio, extra ...*os.File) (*Process, error) {
+func Start(initPath string, spec *initproc.Spec, flags uintptr, stdio Stdio, extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -56,7 +59,7 @@ func Start(initPath string, spec *initproc.Spec, stdio Stdio, extra ...*os.File)
 	ch := make(chan started)
 	go func() {
 		runtime.LockOSThread()
-		p, err := start(initPath, spec, stdio, extra)
+		p, err := start(initPath, spec, flags, stdio, extra)
 		ch <- started{p, err}
 		if err != nil {
 			return
@@ -69,7 +72,7 @@ func Start(initPath string, spec *initproc.Spec, stdio Stdio, extra ...*os.File)
 	return s.p, s.err
 }
 
-func start(initPath string, spec *initproc.Spec, stdio Stdio, extra []*os.File) (*Process, error) {
+func start(initPath string, spec *initproc.Spec, flags uintptr, stdio Stdio, extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -82,7 +85,7 @@ func start(initPath string, spec *initproc.Spec, stdio Stdio, extra []*os.File) 
 	cmd.Args[0] = "rl-init"
 	cmd.Env = []string{}
 	cmd.ExtraFiles = append([]*os.File{theirs}, extra...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: CloneFlags, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
 	if !spec.Terminal {
 		// With a terminal the init replaces these with the pty it opens.
 		if stdio.Stdin != nil {
@@ -123,7 +126,14 @@ func start(initPath string, spec *initproc.Spec, stdio Stdio, extra []*os.File) 
 			if err != nil {
 				return nil, p.abort(err)
 			}
-			master = f
+			switch string(buf[:n]) {
+			case initproc.MsgPty:
+				master = f
+			case initproc.MsgTap:
+				p.Tap = f
+			default:
+				f.Close()
+			}
 			continue
 		}
 		var ie initproc.InitError
@@ -133,6 +143,9 @@ func start(initPath string, spec *initproc.Spec, stdio Stdio, extra []*os.File) 
 		_ = cmd.Wait()
 		if master != nil {
 			master.Close()
+		}
+		if p.Tap != nil {
+			p.Tap.Close()
 		}
 		return nil, &ExitError{Code: ie.Code, Err: errors.New(ie.Message)}
 	}

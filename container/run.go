@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs"
@@ -35,7 +34,7 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions, m Mode) (int, error) {
 
 // buildSpec mounts the container's rootfs, writes its /etc files and
 // builds the mount plan.
-func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record) (*initproc.Spec, error) {
+func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *network) (*initproc.Spec, error) {
 	root, err := rt.Store.Mount(c.ID, "")
 	if err != nil {
 		return nil, fmt.Errorf("mounting the container's rootfs: %w", err)
@@ -48,7 +47,11 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record) (*initproc.
 	if err != nil {
 		return nil, err
 	}
-	etc, err := writeEtcFiles(runDir, hostname)
+	etc, err := writeEtcFiles(runDir, map[string]string{
+		"/etc/hostname":    hostname + "\n",
+		"/etc/hosts":       net.hosts(hostname),
+		"/etc/resolv.conf": net.resolvConf(),
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -58,14 +61,17 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record) (*initproc.
 	}
 	ops, err := mounts.Plan(mounts.PlanInput{
 		EtcFiles: etc, Volumes: rec.Volumes, Tmpfs: rec.Tmpfs, ReadOnly: rec.ReadOnly, TTYGroup: tty,
+		HostNet: net.mode == NetHost,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &initproc.Spec{
+	spec := &initproc.Spec{
 		Rootfs: root, Hostname: hostname, Mounts: ops, Args: rec.Command,
 		Env: containerEnv(rec, hostname), Cwd: rec.Workdir, User: rec.User, Terminal: rec.TTY,
-	}, nil
+	}
+	net.configure(spec)
+	return spec, nil
 }
 
 // containerEnv is the workload's environment: the record's (the image's,
@@ -81,14 +87,7 @@ func containerEnv(rec rootfs.Record, hostname string) []string {
 
 // writeEtcFiles writes the container's /etc/hosts, /etc/hostname and
 // /etc/resolv.conf in its run directory, to be bind-mounted.
-func writeEtcFiles(dir, hostname string) (map[string]string, error) {
-	files := map[string]string{
-		"/etc/hostname": hostname + "\n",
-		"/etc/hosts": "127.0.0.1\tlocalhost localhost.localdomain\n" +
-			"::1\tlocalhost ip6-localhost ip6-loopback\n" +
-			"127.0.1.1\t" + hostname + "\n",
-		"/etc/resolv.conf": resolvConf(),
-	}
+func writeEtcFiles(dir string, files map[string]string) (map[string]string, error) {
 	out := map[string]string{}
 	for name, content := range files {
 		p := filepath.Join(dir, filepath.Base(name))
@@ -98,22 +97,4 @@ func writeEtcFiles(dir, hostname string) (map[string]string, error) {
 		out[name] = p
 	}
 	return out, nil
-}
-
-// resolvConf copies the host's resolver settings, without loopback
-// nameservers (a local stub is unreachable from the container's network).
-func resolvConf() string {
-	b, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil {
-		return ""
-	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
-			continue
-		}
-		out = append(out, line)
-	}
-	return strings.Join(out, "\n")
 }

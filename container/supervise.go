@@ -66,7 +66,12 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		s.waitHandlers()
 	}()
 
-	spec, err := buildSpec(rt, c, rec)
+	net, err := prepareNetwork(rec)
+	if err != nil {
+		return 0, false, err
+	}
+	defer net.close()
+	spec, err := buildSpec(rt, c, rec, net)
 	if err != nil {
 		return 0, false, err
 	}
@@ -101,10 +106,16 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	}
 	defer unix.Close(lfd)
 
-	p, err := Start(rt.InitPath, spec, stdio, extra...)
+	p, err := Start(rt.InitPath, spec, net.cloneFlags(), stdio, extra...)
 	if logs != nil {
 		// The workload holds the write ends now.
 		logs.closeWriters()
+	}
+	if err == nil {
+		if err = net.start(p.Tap); err != nil {
+			_ = p.Signal(syscall.SIGKILL)
+			p.Wait()
+		}
 	}
 	if err != nil {
 		if logs != nil {
@@ -118,7 +129,7 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	st := rootfs.State{
 		Status: "running", Pid: p.Pid, StartedAt: time.Now().UTC(),
 		Supervisor: os.Getpid(), SupervisorStart: self, Detached: !m.Attach,
-		Namespaces: namespaceLinks(p.Pid),
+		Namespaces: namespaceLinks(p.Pid), Ports: net.ports(),
 	}
 	if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
 		rt.warn("recording the start of %s: %v", c.ID[:12], err)
@@ -136,7 +147,7 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	if logs != nil {
 		logs.close()
 	}
-	st.Status, st.ExitCode, st.FinishedAt, st.Pid, st.Namespaces = "exited", code, time.Now().UTC(), 0, nil
+	st.Status, st.ExitCode, st.FinishedAt, st.Pid, st.Namespaces, st.Ports = "exited", code, time.Now().UTC(), 0, nil, nil
 	if !rec.AutoRm {
 		if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
 			rt.warn("recording the exit of %s: %v", c.ID[:12], err)

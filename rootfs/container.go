@@ -43,6 +43,11 @@ type Record struct {
 	// "host", "shareable" (ipc) or "container:ID".
 	Namespaces map[string]string `json:"namespaces,omitempty"`
 	UserNS     string            `json:"userns,omitempty"` // "" or keep-id
+	// Network: -p specs as given, -P, the image's EXPOSE, --dns.
+	Ports        []string `json:"ports,omitempty"`
+	PublishAll   bool     `json:"publishAll,omitempty"`
+	ExposedPorts []string `json:"exposedPorts,omitempty"`
+	DNS          []string `json:"dns,omitempty"`
 }
 
 // ImageConfig reads an image's OCI config (Env, Entrypoint, Cmd, ...).

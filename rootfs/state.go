@@ -32,6 +32,8 @@ type State struct {
 	Detached        bool   `json:"detached,omitempty"`
 	// Namespaces are the workload's /proc/PID/ns/* links while it runs.
 	Namespaces map[string]string `json:"namespaces,omitempty"`
+	// Ports are the published ports while it runs ("0.0.0.0:8080->80/tcp").
+	Ports []string `json:"ports,omitempty"`
 }
 
 func statePath(store storage.Store, id string) (string, error) {

@@ -55,7 +55,7 @@ func runPs(all *cli.CLI, s *session.Session) error {
 		rows = append(rows, psRow{
 			ID: id, Image: rec.Image, ImageID: rec.ImageID, Command: cmd,
 			Created: ctr.Created, CreatedAt: ago(ctr.Created), Status: status(st), State: st.Status,
-			ExitCode: st.ExitCode, Pid: st.Pid, Names: rec.Name,
+			ExitCode: st.ExitCode, Pid: st.Pid, Names: rec.Name, Ports: strings.Join(st.Ports, ", "),
 		})
 	}
 	switch {

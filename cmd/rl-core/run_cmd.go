@@ -23,6 +23,8 @@ func runRun(c *cli.CLI, s *session.Session) error {
 		Volumes: r.Volumes, Tmpfs: r.TmpfsMounts, ReadOnly: r.ReadOnly,
 		Interactive: r.Interactive, TTY: r.TTY, Remove: r.Rm,
 		Pull: r.Pull, Init: r.Init, StopTimeout: r.StopTimeout,
+		Namespaces: map[string]string{"net": r.Network},
+		Ports:      r.Publish, PublishAll: r.PublishAll, DNS: r.DNS,
 	}, mode)
 	if err != nil {
 		return err

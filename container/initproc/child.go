@@ -63,7 +63,7 @@ func initContainer(spec *Spec) (int, error) {
 			return ExitRlError, fmt.Errorf("setting the hostname: %w", err)
 		}
 	}
-	if err := link.LoopbackUp(); err != nil {
+	if err := setupNetwork(spec); err != nil {
 		return ExitRlError, err
 	}
 	if err := mounts.Apply(spec.Rootfs, spec.Mounts); err != nil {
@@ -96,6 +96,27 @@ func initContainer(spec *Spec) (int, error) {
 	return execWorkload(spec)
 }
 
+// setupNetwork gives a new network namespace lo, and for user-mode
+// networking a TAP whose fd goes to the supervisor, which runs the stack on
+// it. A shared network namespace (host, another container's) is left alone.
+func setupNetwork(spec *Spec) error {
+	switch {
+	case spec.SharedNetwork:
+		return nil
+	case spec.Network == nil:
+		return link.LoopbackUp()
+	}
+	fd, err := link.SetupGuest(*spec.Network)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.Sendmsg(SocketFd, []byte(MsgTap), unix.UnixRights(fd), nil, 0); err != nil {
+		return fmt.Errorf("sending the TAP to the supervisor: %w", err)
+	}
+	return nil
+}
+
 // openPty opens a pty pair in the container's own devpts and hands the
 // master to the supervisor, so /dev/pts/0 inside is the container's.
 func openPty(root string) (*os.File, error) {
@@ -104,7 +125,7 @@ func openPty(root string) (*os.File, error) {
 		return nil, fmt.Errorf("opening a pty in the container's /dev/pts: %w", err)
 	}
 	defer master.Close()
-	if err := unix.Sendmsg(SocketFd, []byte("pty"), unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
+	if err := unix.Sendmsg(SocketFd, []byte(MsgPty), unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
 		slave.Close()
 		return nil, fmt.Errorf("sending the pty to the supervisor: %w", err)
 	}

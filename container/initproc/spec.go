@@ -6,6 +6,7 @@
 package initproc
 
 import (
+	"github.com/rlcontainers/rl/netstack/link"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 )
 
@@ -25,7 +26,19 @@ type Spec struct {
 	// Reaper, when not 0, is the init's fd of a sealed copy of rl to exec
 	// as PID 1 (--init) before the workload.
 	Reaper int `json:"reaper,omitempty"`
+	// Network, when set, is the TAP to create for user-mode networking;
+	// nil leaves the new network namespace with lo only.
+	Network *link.Config `json:"network,omitempty"`
+	// SharedNetwork: the container joined a network namespace that is not
+	// its own (--network host): configure nothing.
+	SharedNetwork bool `json:"sharedNetwork,omitempty"`
 }
+
+// Files the init sends the supervisor, named by the datagram they ride on.
+const (
+	MsgPty = "pty" // the pty master (-t)
+	MsgTap = "tap" // the TAP device (user-mode networking)
+)
 
 // Exit codes as docker and podman use them.
 const (

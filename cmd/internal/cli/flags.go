@@ -123,13 +123,15 @@ func ParseTmpfs(list []string) ([]mounts.Tmpfs, error) {
 	return out, nil
 }
 
-// ValidateNetwork checks --network.
+// ValidateNetwork checks the --network mode's name; its options are
+// checked where the network stack lives (rl-core).
 func ValidateNetwork(mode string) error {
-	switch mode {
-	case "none", "":
+	name, _, _ := strings.Cut(mode, ":")
+	switch name {
+	case "", "slirp", "slirp4netns", "private", "none", "host":
 		return nil
 	}
-	return fmt.Errorf("unsupported --network %q: only none is available in this version", mode)
+	return fmt.Errorf("unknown --network %q: use slirp[:OPTIONS], none or host", mode)
 }
 
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
