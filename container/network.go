@@ -17,6 +17,9 @@ const (
 	NetSlirp = "slirp" // user-mode networking on rl's own stack (default)
 	NetNone  = "none"  // lo only
 	NetHost  = "host"  // the host's network namespace, no isolation
+	// NetContainer joins another container's network namespace
+	// ("container:NAME"); that container's network serves both.
+	NetContainer = "container"
 )
 
 // ParseNetwork splits --network into its mode and options
@@ -31,8 +34,12 @@ func ParseNetwork(s string) (mode, opts string, err error) {
 		if opts != "" {
 			return "", "", fmt.Errorf("--network %s takes no options", mode)
 		}
+	case NetContainer:
+		if opts == "" {
+			return "", "", fmt.Errorf("--network container: needs a container: container:NAME")
+		}
 	default:
-		return "", "", fmt.Errorf("unknown --network %q: use slirp[:OPTIONS], none or host", s)
+		return "", "", fmt.Errorf("unknown --network %q: use slirp[:OPTIONS], none, host or container:NAME", s)
 	}
 	if mode == NetSlirp {
 		if _, err := netstack.ParseOptions(opts); err != nil {
@@ -102,18 +109,10 @@ func publishAllSpec(exposed string) string {
 	return "0:" + port + "/" + proto
 }
 
-// cloneFlags are the namespaces the container gets of its own.
-func (n *network) cloneFlags() uintptr {
-	if n.mode == NetHost {
-		return CloneFlags &^ unix.CLONE_NEWNET
-	}
-	return CloneFlags
-}
-
 // configure tells the init what to set up in the container's namespace.
 func (n *network) configure(spec *initproc.Spec) {
 	switch n.mode {
-	case NetHost:
+	case NetHost, NetContainer:
 		spec.SharedNetwork = true
 	case NetSlirp:
 		l := n.cfg.Link()
@@ -203,6 +202,12 @@ func (n *network) resolvConf() string {
 		}
 	case n.mode == NetHost:
 		servers = hostServers
+	case n.mode == NetContainer:
+		// The joined namespace has the other container's network: rl's
+		// relay when that one is user-mode (the default).
+		for _, a := range netstackDefaults().Nameservers() {
+			servers = append(servers, a.String())
+		}
 	default:
 		// No network: keep what could work if one appears (none of it
 		// can be reached from a loopback-only namespace anyway).
@@ -239,3 +244,5 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 	}
 	return mode, nil
 }
+
+func netstackDefaults() netstack.Config { return netstack.DefaultConfig() }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs/mounts"
+	"github.com/rlcontainers/rl/userns"
 	"go.podman.io/storage"
 )
 
@@ -43,6 +44,9 @@ type Runtime struct {
 	SingleID bool
 	// RunRoot is the run dir: control sockets live there (container/ctl).
 	RunRoot string
+	// Plan is the user namespace's id mapping, for the supervisors this
+	// one spawns (container:NAME modes).
+	Plan *userns.Plan
 	// InitPath is the binary exec'd as the container's init (rl itself,
 	// which starts in ~2 ms: it links neither storage nor the image library).
 	InitPath string

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/rlcontainers/rl/container/initproc"
@@ -34,11 +35,6 @@ type Process struct {
 	waited chan error
 }
 
-// CloneFlags are the namespaces a container gets of its own by default.
-// CLONE_NEWNS separates its mounts (pivot_root) from the supervisor's.
-const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
-	unix.CLONE_NEWIPC | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP
-
 // Start runs in the supervisor (root of rl's user namespace, the host's
 // network namespace). It clones the container's init in new namespaces,
 // sends it the spec over a SOCK_SEQPACKET socketpair and waits for the
@@ -47,11 +43,12 @@ const CloneFlags = unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS |
 // in an *ExitError). With a terminal the init first sends the pty master,
 // relayed to stdio. extra files become the init's fds 4, 5, ...
 //
-// The init gets SIGKILL as its parent-death signal, so a killed supervisor
-// takes its container along instead of leaving it unsupervised. The kernel
-// sends it when the forking *thread* exits, so the fork happens on a
-// goroutine locked to its thread until the workload has been waited for.
-func Start(initPath string, spec *initproc.Spec, flags uintptr, stdio Stdio, extra ...*os.File) (*Process, error) {
+// The init takes SIGKILL as its parent-death signal (initproc.Init), so a
+// killed supervisor takes its container along instead of leaving it
+// unsupervised. The kernel sends it when the forking *thread* exits, so the
+// fork happens on a goroutine locked to its thread until the workload has
+// been waited for.
+func Start(initPath string, spec *initproc.Spec, ns *nsPlan, stdio Stdio, extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -59,7 +56,14 @@ func Start(initPath string, spec *initproc.Spec, flags uintptr, stdio Stdio, ext
 	ch := make(chan started)
 	go func() {
 		runtime.LockOSThread()
-		p, err := start(initPath, spec, flags, stdio, extra)
+		// Namespaces of another container are entered by this thread only
+		// (the clone inherits them); Go retires a locked thread whose
+		// goroutine ends, so they never leak to other goroutines.
+		if err := ns.enter(); err != nil {
+			ch <- started{nil, err}
+			return
+		}
+		p, err := start(initPath, spec, ns.flags, stdio, extra)
 		ch <- started{p, err}
 		if err != nil {
 			return
@@ -85,7 +89,11 @@ func start(initPath string, spec *initproc.Spec, flags uintptr, stdio Stdio, ext
 	cmd.Args[0] = "rl-init"
 	cmd.Env = []string{}
 	cmd.ExtraFiles = append([]*os.File{theirs}, extra...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags, Pdeathsig: syscall.SIGKILL}
+	// No Pdeathsig here: Go's child compares getppid() with the parent's pid
+	// and kills itself when they differ, which they do in a joined PID
+	// namespace (the parent is outside it: getppid() is 0). The init sets
+	// it itself.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags}
 	if !spec.Terminal {
 		// With a terminal the init replaces these with the pty it opens.
 		if stdio.Stdin != nil {
@@ -167,9 +175,15 @@ func (e *ExitError) Unwrap() error { return e.Err }
 // ExitCode is the code rl exits with.
 func (e *ExitError) ExitCode() int { return e.Code }
 
+// abort kills the init after a failed handshake; when the init had died
+// already, its fate goes into the error.
 func (p *Process) abort(err error) error {
 	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
+	if werr := p.cmd.Wait(); werr != nil && !strings.Contains(werr.Error(), "killed") {
+		return fmt.Errorf("%w (the container init: %v)", err, werr)
+	} else if werr != nil && errors.Is(err, unix.EPIPE) {
+		return fmt.Errorf("%w (the container init: %v)", err, werr)
+	}
 	return err
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
+	"golang.org/x/sys/unix"
 )
 
 // Run is `rl run` inside rl's user namespace: this process becomes the
@@ -34,13 +35,20 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions, m Mode) (int, error) {
 
 // buildSpec mounts the container's rootfs, writes its /etc files and
 // builds the mount plan.
-func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *network) (*initproc.Spec, error) {
+func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *network, ns *nsPlan) (*initproc.Spec, error) {
 	root, err := rt.Store.Mount(c.ID, "")
 	if err != nil {
 		return nil, fmt.Errorf("mounting the container's rootfs: %w", err)
 	}
 	hostname := rec.Hostname
-	if hostname == "" {
+	ownUTS := ns.flags&unix.CLONE_NEWUTS != 0
+	if !ownUTS {
+		// A shared UTS namespace keeps its hostname.
+		hostname, _ = os.Hostname()
+		if j := ns.joined("uts"); j != nil {
+			hostname = j.hostname()
+		}
+	} else if hostname == "" {
 		hostname = c.ID[:12]
 	}
 	runDir, err := rt.Store.ContainerRunDirectory(c.ID)
@@ -61,7 +69,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	}
 	ops, err := mounts.Plan(mounts.PlanInput{
 		EtcFiles: etc, Volumes: rec.Volumes, Tmpfs: rec.Tmpfs, ReadOnly: rec.ReadOnly, TTYGroup: tty,
-		HostNet: net.mode == NetHost,
+		HostNet: net.mode == NetHost, HostPID: ns.host["pid"], HostIPC: ns.host["ipc"],
 	})
 	if err != nil {
 		return nil, err
@@ -69,6 +77,9 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	spec := &initproc.Spec{
 		Rootfs: root, Hostname: hostname, Mounts: ops, Args: rec.Command,
 		Env: containerEnv(rec, hostname), Cwd: rec.Workdir, User: rec.User, Terminal: rec.TTY,
+	}
+	if !ownUTS {
+		spec.Hostname = "" // not ours to set
 	}
 	net.configure(spec)
 	return spec, nil

@@ -71,7 +71,12 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		return 0, false, err
 	}
 	defer net.close()
-	spec, err := buildSpec(rt, c, rec, net)
+	ns, err := planNamespaces(rt, rec)
+	if err != nil {
+		return 0, false, err
+	}
+	defer ns.close()
+	spec, err := buildSpec(rt, c, rec, net, ns)
 	if err != nil {
 		return 0, false, err
 	}
@@ -106,7 +111,7 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	}
 	defer unix.Close(lfd)
 
-	p, err := Start(rt.InitPath, spec, net.cloneFlags(), stdio, extra...)
+	p, err := Start(rt.InitPath, spec, ns, stdio, extra...)
 	if logs != nil {
 		// The workload holds the write ends now.
 		logs.closeWriters()

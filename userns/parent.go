@@ -31,6 +31,9 @@ type Options struct {
 	Env  []string // environment of the child; Run adds (and overrides) its own variables
 	// Standard streams of the child; nil means /dev/null.
 	Stdin, Stdout, Stderr *os.File
+	// Signals, when set, are forwarded instead of the ones this process
+	// gets (Spawn: they come over a control connection).
+	Signals <-chan os.Signal
 }
 
 // Run executes o.Path (default /proc/self/exe) in a new user and mount namespace, maps it
@@ -39,6 +42,20 @@ type Options struct {
 // code (128+N if killed by signal N). A failure to create or map the namespace
 // is returned as *Error; the child then exits quietly (see Join).
 func Run(o Options) (exitCode int, err error) {
+	return run(o, true)
+}
+
+// Spawn runs o.Path as a child that joins the caller's own user namespace
+// (it makes none, writes no map) but speaks the same handshake, so the
+// child's Join, Detach and forwarded signals work as under Run. It runs in
+// a process inside an rl user namespace: a container's supervisor starting
+// the supervisor of a container that joins its namespaces (docker's
+// container:NAME modes need a shared user namespace).
+func Spawn(o Options) (exitCode int, err error) {
+	return run(o, false)
+}
+
+func run(o Options, newNS bool) (exitCode int, err error) {
 	if len(o.Args) == 0 {
 		return -1, errors.New("userns: Run: no Args (argv[0] is required)")
 	}
@@ -50,9 +67,11 @@ func Run(o Options) (exitCode int, err error) {
 	if err != nil {
 		return -1, fmt.Errorf("userns: encoding the plan: %w", err)
 	}
-	caps, err := allCaps()
-	if err != nil {
-		return -1, err
+	var caps []uintptr
+	if newNS {
+		if caps, err = allCaps(); err != nil {
+			return -1, err
+		}
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -76,7 +95,7 @@ func Run(o Options) (exitCode int, err error) {
 		Env:        childEnv(o.Env, string(planJSON), plan),
 		ExtraFiles: []*os.File{r, statusW}, // fd 3 == childFD, fd 4 == childStatusFD
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS,
+			Cloneflags: cloneFlags(newNS),
 			// The child execs before its map exists; the kernel computes the
 			// capabilities of an exec by a non-root uid from the ambient set only,
 			// so without this the child would start with none
@@ -96,9 +115,13 @@ func Run(o Options) (exitCode int, err error) {
 
 	// Catch signals before the child exists so none is lost (or kills us) while
 	// the maps are written; they are relayed after the release.
-	sigc := make(chan os.Signal, 16)
-	signal.Notify(sigc, forwarded...)
-	defer signal.Stop(sigc)
+	sigc := o.Signals
+	if sigc == nil {
+		own := make(chan os.Signal, 16)
+		signal.Notify(own, forwarded...)
+		defer signal.Stop(own)
+		sigc = own
+	}
 
 	err = cmd.Start()
 	r.Close()
@@ -107,7 +130,11 @@ func Run(o Options) (exitCode int, err error) {
 		return -1, &Error{Op: "clone(CLONE_NEWUSER|CLONE_NEWNS) and exec " + path, Err: err, Fix: cloneRefusalFix(err)}
 	}
 
-	changed, mapErr := writeMaps(cmd.Process.Pid, &plan)
+	var changed bool
+	var mapErr error
+	if newNS {
+		changed, mapErr = writeMaps(cmd.Process.Pid, &plan)
+	}
 	if mapErr != nil {
 		// Tell the child to leave quietly: the error is reported once, here.
 		msg := append([]byte{msgFail}, mapErr.Error()...)
@@ -144,7 +171,11 @@ func Run(o Options) (exitCode int, err error) {
 	}()
 	for {
 		select {
-		case s := <-sigc:
+		case s, ok := <-sigc:
+			if !ok {
+				sigc = nil // nobody forwards any more
+				continue
+			}
 			// A write error means the child is exiting; Wait reports that.
 			w.Write([]byte{byte(s.(syscall.Signal))})
 		case err := <-done:
@@ -156,6 +187,13 @@ func Run(o Options) (exitCode int, err error) {
 			return 0, nil
 		}
 	}
+}
+
+func cloneFlags(newNS bool) uintptr {
+	if newNS {
+		return syscall.CLONE_NEWUSER | syscall.CLONE_NEWNS
+	}
+	return 0
 }
 
 // childEnv is env without our variables, then ours.

@@ -23,8 +23,8 @@ func runRun(c *cli.CLI, s *session.Session) error {
 		Volumes: r.Volumes, Tmpfs: r.TmpfsMounts, ReadOnly: r.ReadOnly,
 		Interactive: r.Interactive, TTY: r.TTY, Remove: r.Rm,
 		Pull: r.Pull, Init: r.Init, StopTimeout: r.StopTimeout,
-		Namespaces: map[string]string{"net": r.Network},
-		Ports:      r.Publish, PublishAll: r.PublishAll, DNS: r.DNS,
+		Namespaces: r.Namespaces(), UserNS: r.Userns,
+		Ports: r.Publish, PublishAll: r.PublishAll, DNS: r.DNS,
 	}, mode)
 	if err != nil {
 		return err
@@ -38,6 +38,7 @@ func runtime(c *cli.CLI, s *session.Session) *container.Runtime {
 		Store:    s.Store,
 		SingleID: s.SingleID,
 		RunRoot:  s.Paths.RunRoot,
+		Plan:     s.Plan,
 		InitPath: os.Getenv(cli.EnvExe),
 		Pull:     func(ctx context.Context, image string) error { return pullWithHelper(ctx, c, image) },
 		Signals:  s.Signals,

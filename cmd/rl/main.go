@@ -6,11 +6,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/term"
@@ -45,6 +47,9 @@ func run(args []string) error {
 	libexec, err := helperDir(self)
 	if err != nil {
 		return err
+	}
+	if target := c.Run.JoinTarget(); cli.Command(kctx) == "run" && target != "" {
+		return spawnIn(c, target, args, self, libexec)
 	}
 	if cli.Command(kctx) == "start" && len(c.Start.Containers) > 1 {
 		// Each started container gets a supervisor process of its own.
@@ -94,4 +99,34 @@ func helperDir(self string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s not found beside %s or in %s: reinstall rl (make install)", cli.Core, self, candidates[1])
+}
+
+// spawnIn runs the command in the user namespace of the running container
+// target, whose supervisor starts rl-core for it: joining a container's
+// namespaces (container:NAME) needs the capabilities of the user namespace
+// that owns them.
+func spawnIn(c *cli.CLI, target string, args []string, self, libexec string) error {
+	p, err := c.Globals.Paths()
+	if err != nil {
+		return err
+	}
+	id, err := ctl.Resolve(p.RunRoot, target)
+	if errors.Is(err, ctl.ErrNotRunning) {
+		return fmt.Errorf("container %s is not running (or does not exist): container:%s needs it running; start it first (rl start %s)", target, target, target)
+	}
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec)
+	if st, err := term.GetState(int(os.Stdin.Fd())); err == nil {
+		defer term.Restore(int(os.Stdin.Fd()), st)
+	}
+	code, err := ctl.Spawn(p.RunRoot, id, append([]string{"rl"}, args...), env, os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, ctl.ErrNotRunning) {
+		return fmt.Errorf("container %s stopped while starting this one", target)
+	}
+	if err != nil || code == 0 {
+		return err
+	}
+	return cli.ExitCode(code)
 }

@@ -109,20 +109,56 @@ func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, e
 			e.Env = append([]string{"TERM=" + t}, e.Env...)
 		}
 	}
+	return stream(c, Request{Op: OpExec, Exec: &e}, files, func(r Response, got []*os.File) func() {
+		if !r.Started || !r.HasFile || len(got) != 1 {
+			return nil
+		}
+		var in *os.File
+		var restore func()
+		if e.Interactive {
+			in = stdin
+			if term.IsTerminal(int(in.Fd())) {
+				if old, err := term.MakeRaw(int(in.Fd())); err == nil {
+					restore = func() { term.Restore(int(in.Fd()), old) }
+				}
+			}
+		}
+		relay := tty.Start(got[0], in, stdout)
+		return func() {
+			relay.Finish()
+			if restore != nil {
+				restore()
+			}
+		}
+	})
+}
+
+// Spawn runs rl-core in the supervisor's user namespace with the caller's
+// stdio (see the Spawn request) and returns its exit code; it returns 0 at
+// once when that rl-core detaches (rl run -d).
+func Spawn(runRoot, id string, args, env []string, stdin, stdout, stderr *os.File) (int, error) {
+	c, err := Dial(runRoot, id)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return stream(c, Request{Op: OpSpawn, Spawn: &SpawnRequest{Args: args, Env: env}}, []*os.File{stdin, stdout, stderr}, nil)
+}
+
+// stream sends a request whose process runs until a final response,
+// forwarding the caller's signals meanwhile. started, if set, sees the
+// intermediate responses and may return a cleanup to run at the end.
+func stream(c *Conn, req Request, files []*os.File, started func(Response, []*os.File) func()) (int, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
-	if err := c.Send(Request{Op: OpExec, Exec: &e}, files...); err != nil {
+	if err := c.Send(req, files...); err != nil {
 		return 0, err
 	}
-	var relay *tty.Relay
-	var restore func()
+	var cleanups []func()
 	defer func() {
-		if relay != nil {
-			relay.Finish()
-		}
-		if restore != nil {
-			restore()
+		for _, f := range cleanups {
+			f()
 		}
 	}()
 	go func() {
@@ -145,17 +181,10 @@ func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, e
 			}
 			return r.Code, r.err()
 		}
-		if r.Started && r.HasFile && len(got) == 1 {
-			var in *os.File
-			if e.Interactive {
-				in = stdin
-				if term.IsTerminal(int(in.Fd())) {
-					if old, err := term.MakeRaw(int(in.Fd())); err == nil {
-						restore = func() { term.Restore(int(in.Fd()), old) }
-					}
-				}
+		if started != nil {
+			if f := started(r, got); f != nil {
+				cleanups = append(cleanups, f)
 			}
-			relay = tty.Start(got[0], in, stdout)
 		}
 	}
 }

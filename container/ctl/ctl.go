@@ -39,15 +39,25 @@ const (
 	OpKill   = "kill"   // send Signal to the workload
 	OpStop   = "stop"   // stop signal, then SIGKILL after Timeout seconds; answers on exit
 	OpWait   = "wait"   // answer when the workload exits
-	OpSignal = "signal" // during an exec: forward Signal to the exec'd process
+	OpSignal = "signal" // during an exec or spawn: forward Signal to the process
+	OpSpawn  = "spawn"  // run rl-core in the supervisor's user namespace (container:NAME modes)
 )
 
 // Request is what a client asks.
 type Request struct {
-	Op      string `json:"op"`
-	Signal  int    `json:"signal,omitempty"`
-	Timeout int    `json:"timeout,omitempty"` // seconds, for stop
-	Exec    *Exec  `json:"exec,omitempty"`
+	Op      string        `json:"op"`
+	Signal  int           `json:"signal,omitempty"`
+	Timeout int           `json:"timeout,omitempty"` // seconds, for stop
+	Exec    *Exec         `json:"exec,omitempty"`
+	Spawn   *SpawnRequest `json:"spawn,omitempty"`
+}
+
+// SpawnRequest asks a supervisor to start rl-core with these arguments in its own
+// user namespace, with the files sent beside (stdin, stdout, stderr) as its
+// stdio: the supervisor of a container that joins this one's namespaces.
+type SpawnRequest struct {
+	Args []string `json:"args"`
+	Env  []string `json:"env"`
 }
 
 // Exec is an rl exec: the process to run, and how. Files: with TTY none

@@ -28,6 +28,10 @@ func IsInit() bool { return len(os.Args) > 1 && os.Args[1] == Arg }
 func Init() int {
 	// Credentials and the final exec must happen on one thread.
 	runtime.LockOSThread()
+	// Die with the supervisor (the workload keeps this across execve).
+	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
+		return ExitRlError
+	}
 	unix.CloseOnExec(SocketFd)
 	buf := make([]byte, 1<<20)
 	n, _, _, _, err := unix.Recvmsg(SocketFd, buf, nil, 0)

@@ -65,6 +65,12 @@ type PlanInput struct {
 	// HostNet: the container shares a network namespace rl does not own,
 	// where the kernel refuses a fresh sysfs.
 	HostNet bool
+	// HostPID: the container shares the host's PID namespace, whose proc
+	// only a process of the initial user namespace may mount: bind the
+	// host's /proc instead.
+	HostPID bool
+	// HostIPC: likewise for mqueue in the host's IPC namespace.
+	HostIPC bool
 }
 
 const (
@@ -79,7 +85,11 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 // must exist before its mount; read-only remounts last).
 func Plan(in PlanInput) ([]Op, error) {
 	var ops []Op
-	ops = append(ops, Op{Kind: OpMount, Source: "proc", Target: "/proc", FSType: "proc", Flags: nosuidNodevNoexec})
+	if in.HostPID {
+		ops = append(ops, Op{Kind: OpBind, Source: "/proc", Target: "/proc"})
+	} else {
+		ops = append(ops, Op{Kind: OpMount, Source: "proc", Target: "/proc", FSType: "proc", Flags: nosuidNodevNoexec})
+	}
 
 	ops = append(ops, Op{Kind: OpMount, Source: "tmpfs", Target: "/dev", FSType: "tmpfs",
 		Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"})
@@ -94,7 +104,7 @@ func Plan(in PlanInput) ([]Op, error) {
 		Op{Kind: OpMount, Source: "devpts", Target: "/dev/pts", FSType: "devpts", Flags: unix.MS_NOSUID | unix.MS_NOEXEC, Data: pts},
 		Op{Kind: OpSymlink, Source: "pts/ptmx", Target: "/dev/ptmx"},
 		Op{Kind: OpMount, Source: "shm", Target: "/dev/shm", FSType: "tmpfs", Flags: nosuidNodevNoexec, Data: "mode=1777,size=65536k"},
-		Op{Kind: OpMount, Source: "mqueue", Target: "/dev/mqueue", FSType: "mqueue", Flags: nosuidNodevNoexec},
+		mqueue(in.HostIPC),
 		Op{Kind: OpSymlink, Source: "/proc/self/fd", Target: "/dev/fd"},
 		Op{Kind: OpSymlink, Source: "/proc/self/fd/0", Target: "/dev/stdin"},
 		Op{Kind: OpSymlink, Source: "/proc/self/fd/1", Target: "/dev/stdout"},
@@ -143,6 +153,13 @@ func Plan(in PlanInput) ([]Op, error) {
 		ops = append(ops, Op{Kind: OpRemount, Target: "/"})
 	}
 	return ops, nil
+}
+
+func mqueue(host bool) Op {
+	if host {
+		return Op{Kind: OpBind, Source: "/dev/mqueue", Target: "/dev/mqueue", Optional: true}
+	}
+	return Op{Kind: OpMount, Source: "mqueue", Target: "/dev/mqueue", FSType: "mqueue", Flags: nosuidNodevNoexec}
 }
 
 func mountedBy(dir string, in PlanInput) bool {

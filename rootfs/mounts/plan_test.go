@@ -156,3 +156,19 @@ func TestTmpfsOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanHostPIDAndIPC(t *testing.T) {
+	ops, err := Plan(PlanInput{HostPID: true, HostIPC: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// proc and mqueue of namespaces owned by the initial user namespace
+	// cannot be mounted from rl's: bind the host's.
+	if p := find(t, ops, OpBind, "/proc"); p.Source != "/proc" {
+		t.Errorf("/proc: %+v", p)
+	}
+	if index(ops, OpMount, "/proc") >= 0 || index(ops, OpMount, "/dev/mqueue") >= 0 {
+		t.Errorf("fresh proc or mqueue with the host's namespaces:\n%s", strings.Join(targets(ops), "\n"))
+	}
+	find(t, ops, OpBind, "/dev/mqueue")
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/rootfs/mounts"
@@ -32,6 +33,11 @@ type RunCmd struct {
 	Publish     []string `short:"p" help:"Publish a port: [IP:]HOSTPORT:CTRPORT[/tcp|/udp], ranges as 8000-8010:80-90." sep:"none"`
 	PublishAll  bool     `short:"P" name:"publish-all" help:"Publish the image's EXPOSE ports on free host ports."`
 	DNS         []string `name:"dns" help:"Nameserver for the container (default: rl's DNS relay to the host's resolvers)." sep:"none"`
+	PID         string   `name:"pid" help:"PID namespace: private, host or container:NAME." default:"private"`
+	IPC         string   `name:"ipc" help:"IPC namespace: private, shareable, host or container:NAME." default:"private"`
+	UTS         string   `name:"uts" help:"UTS namespace: private, host or container:NAME." default:"private"`
+	Cgroupns    string   `name:"cgroupns" help:"Cgroup namespace: private, host or container:NAME." default:"private"`
+	Userns      string   `name:"userns" help:"User namespace: \"\" (you are root inside) or keep-id (your uid and gid are the same inside)."`
 	TLSVerify   *bool    `name:"tls-verify" help:"Require HTTPS and verify certificates when pulling."`
 	Authfile    string   `help:"Path of the registry auth file." type:"path"`
 	Quiet       bool     `short:"q" help:"Pull without progress output."`
@@ -66,6 +72,18 @@ func (c *RunCmd) Validate() error {
 	if err := ValidateNetwork(c.Network); err != nil {
 		return err
 	}
+	for _, ns := range []struct{ flag, mode string }{{"pid", c.PID}, {"ipc", c.IPC}, {"uts", c.UTS}, {"cgroupns", c.Cgroupns}} {
+		if err := ValidateNamespace(ns.flag, ns.mode); err != nil {
+			return err
+		}
+	}
+	switch c.Userns {
+	case "", "keep-id":
+	case "host":
+		return fmt.Errorf("--userns host is not possible rootless: the kernel lets an unprivileged user create namespaces only inside a user namespace of their own; drop --userns (you are root inside, yourself outside) or use --userns keep-id")
+	default:
+		return fmt.Errorf("invalid --userns %q: use keep-id, or leave it out", c.Userns)
+	}
 	if c.Hostname != "" && !ValidHostname(c.Hostname) {
 		return fmt.Errorf("invalid --hostname %q: use letters, digits, '-' and '.', at most 64 characters", c.Hostname)
 	}
@@ -79,6 +97,22 @@ func (c *RunCmd) Validate() error {
 }
 
 var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+
+// Namespaces are the run's namespace modes, by kind.
+func (c *RunCmd) Namespaces() map[string]string {
+	return map[string]string{"net": c.Network, "pid": c.PID, "ipc": c.IPC, "uts": c.UTS, "cgroup": c.Cgroupns}
+}
+
+// JoinTarget is the container whose namespaces this run joins (the first
+// container:NAME mode), or "".
+func (c *RunCmd) JoinTarget() string {
+	for _, mode := range []string{c.Network, c.PID, c.IPC, c.UTS, c.Cgroupns} {
+		if t, ok := strings.CutPrefix(mode, "container:"); ok {
+			return t
+		}
+	}
+	return ""
+}
 
 // ExecCmd is `rl exec`.
 type ExecCmd struct {

@@ -130,8 +130,23 @@ func ValidateNetwork(mode string) error {
 	switch name {
 	case "", "slirp", "slirp4netns", "private", "none", "host":
 		return nil
+	case "container":
+		return ValidateNamespace("network", mode)
 	}
-	return fmt.Errorf("unknown --network %q: use slirp[:OPTIONS], none or host", mode)
+	return fmt.Errorf("unknown --network %q: use slirp[:OPTIONS], none, host or container:NAME", mode)
+}
+
+// ValidateNamespace checks a --pid, --ipc, --uts or --cgroupns mode.
+func ValidateNamespace(flag, mode string) error {
+	switch {
+	case mode == "" || mode == "private" || mode == "host":
+		return nil
+	case mode == "shareable" && flag == "ipc":
+		return nil
+	case strings.HasPrefix(mode, "container:") && len(mode) > len("container:"):
+		return nil
+	}
+	return fmt.Errorf("invalid --%s %q: use private, host or container:NAME", flag, mode)
 }
 
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
