@@ -53,6 +53,11 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 	if rec.User == "" {
 		rec.User = cfg.Config.User
 	}
+	if rec.UserNS == "keep-id" && o.User == "" {
+		// As podman: the workload runs as the user, under the same ids.
+		u := keepID(rt.Plan)
+		rec.User = fmt.Sprintf("%d:%d", u.uid, u.gid)
+	}
 	c, err := rootfs.CreateContainer(rt.Store, img, rec)
 	if err != nil {
 		return nil, rec, err

@@ -80,6 +80,9 @@ func (s *supervisor) exec(c *ctl.Conn, e *ctl.Exec, files []*os.File) {
 // container's namespaces. The thread is never unlocked: Go ends it with
 // its goroutine, so no other goroutine runs in those namespaces.
 func (s *supervisor) startExec(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.File, error) {
+	if s.rec.UserNS == "keep-id" {
+		return s.startExecNested(e, files)
+	}
 	type result struct {
 		cmd    *exec.Cmd
 		master *os.File
@@ -212,4 +215,101 @@ func closeAll(files []*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
+}
+
+// startExecNested runs an exec in a container with a user namespace of
+// its own (--userns keep-id). A multithreaded Go process cannot enter a
+// user namespace (setns(2): EINVAL), so util-linux's nsenter, a
+// single-threaded C program, enters them all and execs the command; while
+// it runs, /proc/PID/exe names a root-owned file the container cannot
+// overwrite. The user, environment and pty are found from a thread that
+// joined the container's mount and UTS namespaces.
+func (s *supervisor) startExecNested(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.File, error) {
+	nsenter, err := exec.LookPath("nsenter")
+	if err != nil {
+		return nil, nil, errors.New("exec into a --userns keep-id container needs nsenter (util-linux), which is not installed")
+	}
+	type prepared struct {
+		uid, gid      int
+		env           []string
+		dir           string
+		master, slave *os.File
+		err           error
+	}
+	ch := make(chan prepared, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		var p prepared
+		defer func() { ch <- p }()
+		if p.err = unix.Unshare(unix.CLONE_FS); p.err != nil {
+			return
+		}
+		for _, ns := range []struct {
+			name string
+			flag int
+		}{{"uts", unix.CLONE_NEWUTS}, {"mnt", unix.CLONE_NEWNS}} {
+			if p.err = joinNamespace(s.proc.Pid, ns.name, ns.flag); p.err != nil {
+				return
+			}
+		}
+		userSpec := e.User
+		if userSpec == "" {
+			userSpec = s.rec.User
+		}
+		eu, err := initproc.ResolveUser(userSpec)
+		if err != nil {
+			p.err = err
+			return
+		}
+		p.uid, p.gid = eu.Uid, eu.Gid
+		var uts unix.Utsname
+		_ = unix.Uname(&uts)
+		env := containerEnv(s.rec, unix.ByteSliceToString(uts.Nodename[:]))
+		p.env = initproc.Environ(append(env, e.Env...), eu.Home)
+		if _, err := initproc.LookPath(e.Args[0], p.env); err != nil {
+			p.err = &ExitError{Code: initproc.ExitNotFound, Err: err}
+			return
+		}
+		p.dir = e.Workdir
+		if p.dir == "" {
+			p.dir = s.rec.Workdir
+		}
+		if p.dir == "" {
+			p.dir = "/"
+		}
+		if e.TTY {
+			if p.master, p.slave, err = tty.OpenPty("/dev/ptmx"); err != nil {
+				p.err = fmt.Errorf("exec: opening a pty in the container: %w", err)
+			}
+		}
+	}()
+	p := <-ch
+	if p.err != nil {
+		return nil, nil, p.err
+	}
+	pid := fmt.Sprint(s.proc.Pid)
+	args := []string{"nsenter", "--target", pid, "--user", "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup",
+		"--setuid", fmt.Sprint(p.uid), "--setgid", fmt.Sprint(p.gid), "--wd=" + p.dir, "--"}
+	cmd := &exec.Cmd{Path: nsenter, Args: append(args, e.Args...), Env: p.env}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if p.slave != nil {
+		defer p.slave.Close()
+		if e.Cols > 0 && e.Rows > 0 {
+			_ = unix.IoctlSetWinsize(int(p.master.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Col: e.Cols, Row: e.Rows})
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = p.slave, p.slave, p.slave
+		cmd.SysProcAttr.Setctty = true
+	} else {
+		if len(files) != 3 {
+			return nil, nil, fmt.Errorf("exec: %d stdio files, want 3", len(files))
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
+	}
+	if err := cmd.Start(); err != nil {
+		if p.master != nil {
+			p.master.Close()
+		}
+		return nil, nil, fmt.Errorf("exec: starting nsenter: %w", err)
+	}
+	return cmd, p.master, nil
 }

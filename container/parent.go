@@ -12,6 +12,7 @@ import (
 
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/container/tty"
+	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/sys/unix"
 )
 
@@ -48,7 +49,7 @@ type Process struct {
 // unsupervised. The kernel sends it when the forking *thread* exits, so the
 // fork happens on a goroutine locked to its thread until the workload has
 // been waited for.
-func Start(initPath string, spec *initproc.Spec, ns *nsPlan, stdio Stdio, extra ...*os.File) (*Process, error) {
+func Start(initPath string, spec *initproc.Spec, ns *nsPlan, user *userNS, stdio Stdio, extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -63,7 +64,7 @@ func Start(initPath string, spec *initproc.Spec, ns *nsPlan, stdio Stdio, extra 
 			ch <- started{nil, err}
 			return
 		}
-		p, err := start(initPath, spec, ns.flags, stdio, extra)
+		p, err := start(initPath, spec, ns.flags, user, stdio, extra)
 		ch <- started{p, err}
 		if err != nil {
 			return
@@ -76,7 +77,7 @@ func Start(initPath string, spec *initproc.Spec, ns *nsPlan, stdio Stdio, extra 
 	return s.p, s.err
 }
 
-func start(initPath string, spec *initproc.Spec, flags uintptr, stdio Stdio, extra []*os.File) (*Process, error) {
+func start(initPath string, spec *initproc.Spec, flags uintptr, user *userNS, stdio Stdio, extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -94,6 +95,21 @@ func start(initPath string, spec *initproc.Spec, flags uintptr, stdio Stdio, ext
 	// namespace (the parent is outside it: getppid() is 0). The init sets
 	// it itself.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags}
+	if user != nil {
+		// A nested user namespace: Go writes its maps before the exec;
+		// the init execs as the user (not root there), so it keeps its
+		// capabilities as ambient ones and drops them before the workload.
+		caps, err := userns.AllCaps()
+		if err != nil {
+			theirs.Close()
+			return nil, err
+		}
+		cmd.SysProcAttr.Cloneflags |= syscall.CLONE_NEWUSER
+		cmd.SysProcAttr.UidMappings = user.uids
+		cmd.SysProcAttr.GidMappings = user.gids
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = user.setgroups
+		cmd.SysProcAttr.AmbientCaps = caps
+	}
 	if !spec.Terminal {
 		// With a terminal the init replaces these with the pty it opens.
 		if stdio.Stdin != nil {

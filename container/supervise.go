@@ -111,7 +111,11 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	}
 	defer unix.Close(lfd)
 
-	p, err := Start(rt.InitPath, spec, ns, stdio, extra...)
+	var user *userNS
+	if rec.UserNS == "keep-id" {
+		user = keepID(rt.Plan)
+	}
+	p, err := Start(rt.InitPath, spec, ns, user, stdio, extra...)
 	if logs != nil {
 		// The workload holds the write ends now.
 		logs.closeWriters()

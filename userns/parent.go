@@ -69,7 +69,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	}
 	var caps []uintptr
 	if newNS {
-		if caps, err = allCaps(); err != nil {
+		if caps, err = AllCaps(); err != nil {
 			return -1, err
 		}
 	}
@@ -218,10 +218,10 @@ func childEnv(env []string, planJSON string, plan Plan) []string {
 	return append(out, ours...)
 }
 
-// allCaps lists capabilities 0..cap_last_cap of the running kernel: raising an
+// AllCaps lists capabilities 0..cap_last_cap of the running kernel: raising an
 // ambient capability the kernel does not know fails with EINVAL, so the
 // compile-time constant is only a fallback.
-func allCaps() ([]uintptr, error) {
+func AllCaps() ([]uintptr, error) {
 	last := uintptr(unix.CAP_LAST_CAP)
 	if b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap"); err == nil {
 		n, err := strconv.Atoi(strings.TrimSpace(string(b)))

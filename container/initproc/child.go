@@ -167,6 +167,11 @@ func execWorkload(spec *Spec) (int, error) {
 	if err != nil {
 		return ExitNotFound, err
 	}
+	// With --userns keep-id the init ran on ambient capabilities; the
+	// workload must not inherit them.
+	if err := dropInheritable(); err != nil {
+		return ExitRlError, err
+	}
 	if spec.Reaper > 0 {
 		// rl itself from the sealed memfd the supervisor passed, as PID 1.
 		err = unix.Exec(fmt.Sprintf("/proc/self/fd/%d", spec.Reaper), append([]string{"rl-init", ReaperArg, path}, spec.Args...), env)
@@ -272,4 +277,23 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
+}
+
+// dropInheritable clears the ambient and inheritable capability sets, which
+// the init may have needed (ambient ones carry a non-root init through
+// exec, --userns keep-id) but the workload must not get.
+func dropInheritable() error {
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil {
+		return fmt.Errorf("clearing ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("reading capabilities: %w", err)
+	}
+	data[0].Inheritable, data[1].Inheritable = 0, 0
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("clearing inheritable capabilities: %w", err)
+	}
+	return nil
 }
