@@ -61,6 +61,8 @@ func (s *supervisor) handle(c *ctl.Conn) {
 		s.exec(c, req.Exec, files)
 	case ctl.OpSpawn:
 		s.spawn(c, req.Spawn, files)
+	case ctl.OpAttach:
+		s.attach(c, files)
 	default:
 		closeAll(files)
 		c.Send(done(ExitRlError, fmt.Errorf("unknown control request %q", req.Op)))
@@ -111,4 +113,85 @@ func (s *supervisor) spawn(c *ctl.Conn, r *ctl.SpawnRequest, files []*os.File) {
 		Stdin: files[0], Stdout: files[1], Stderr: files[2], Signals: sigs,
 	})
 	c.Send(done(code, err))
+}
+
+// attach connects a client to a detached container: its output as it
+// comes (files[1], files[2]) and, when the container has -i, its input
+// (files[0]), until the container exits (Done with the exit code) or the
+// client detaches (ctrl-p ctrl-q with a terminal, or the end of its input).
+func (s *supervisor) attach(c *ctl.Conn, files []*os.File) {
+	defer closeAll(files)
+	if s.logs == nil || len(files) != 3 {
+		c.Send(done(0, errors.New("the container runs attached to another terminal already (rl run without -d)")))
+		return
+	}
+	defer s.logs.log.attach("stdout", files[1])()
+	defer s.logs.log.attach("stderr", files[2])()
+	if err := c.Send(ctl.Response{Started: true, TTY: s.rec.TTY}); err != nil {
+		return
+	}
+	detached := make(chan struct{})
+	if s.input != nil {
+		go func() {
+			// Only the detach keys detach; the end of a piped input
+			// leaves the container's stdin open (docker without
+			// StdinOnce) and attach waits for the exit.
+			if copyDetachable(s.input, files[0], s.rec.TTY) {
+				close(detached)
+			}
+		}()
+	}
+	gone := make(chan struct{})
+	go func() {
+		var req ctl.Request
+		for {
+			fs, err := c.Recv(&req)
+			closeAll(fs)
+			if err != nil {
+				close(gone)
+				return
+			}
+			if req.Op == ctl.OpSignal && req.Signal > 0 {
+				_ = s.proc.Signal(syscall.Signal(req.Signal))
+			}
+		}
+	}()
+	select {
+	case <-s.exited:
+		c.Send(done(s.code, nil))
+	case <-detached:
+		c.Send(ctl.Response{Done: true, Detached: true})
+	case <-gone:
+	}
+}
+
+// copyDetachable copies the client's input to the container's until it
+// ends or, with a terminal, until ctrl-p ctrl-q (docker's detach keys,
+// which are not passed on; it then returns true).
+func copyDetachable(dst, src *os.File, tty bool) bool {
+	buf := make([]byte, 32<<10)
+	prevCtrlP := false
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			chunk := buf[:n]
+			if tty {
+				for i, b := range chunk {
+					if prevCtrlP && b == 0x11 {
+						if i > 1 {
+							dst.Write(chunk[:i-1])
+						}
+						return true
+					}
+					prevCtrlP = b == 0x10
+				}
+			}
+			if _, werr := dst.Write(chunk); werr != nil {
+				return false
+			}
+		}
+		if err != nil {
+			return false
+		}
+	}
 }

@@ -24,6 +24,9 @@ type logWriter struct {
 	mu sync.Mutex
 	f  *os.File
 	wg sync.WaitGroup
+	// attached are rl attach clients' outputs, by stream: they get the
+	// output as it comes, besides the log.
+	attached map[string]map[*os.File]bool
 }
 
 func openLog(path string) (*logWriter, error) {
@@ -31,7 +34,7 @@ func openLog(path string) (*logWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the container log: %w", err)
 	}
-	return &logWriter{f: f}, nil
+	return &logWriter{f: f, attached: map[string]map[*os.File]bool{}}, nil
 }
 
 // copy logs everything read from r as stream until EOF.
@@ -44,6 +47,7 @@ func (l *logWriter) copy(stream string, r io.ReadCloser) {
 		for {
 			line, err := br.ReadSlice('\n')
 			if len(line) > 0 {
+				l.tee(stream, line)
 				full := line[len(line)-1] == '\n'
 				if full {
 					line = line[:len(line)-1]
@@ -70,6 +74,33 @@ func (l *logWriter) write(stream string, full bool, line []byte) {
 	l.mu.Lock()
 	_, _ = l.f.Write(b.Bytes())
 	l.mu.Unlock()
+}
+
+// tee gives a chunk of output to the attached clients of its stream; a
+// client that cannot take it is dropped.
+func (l *logWriter) tee(stream string, b []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for w := range l.attached[stream] {
+		if _, err := w.Write(b); err != nil {
+			delete(l.attached[stream], w)
+		}
+	}
+}
+
+// attach adds a client's output for stream; the returned func removes it.
+func (l *logWriter) attach(stream string, w *os.File) func() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.attached[stream] == nil {
+		l.attached[stream] = map[*os.File]bool{}
+	}
+	l.attached[stream][w] = true
+	return func() {
+		l.mu.Lock()
+		delete(l.attached[stream], w)
+		l.mu.Unlock()
+	}
 }
 
 // close waits for the streams to end and closes the file.

@@ -40,6 +40,10 @@ type supervisor struct {
 	code     int
 	handlers sync.WaitGroup // control connections still answering
 	stopping sync.Once
+	// Of a detached container: its log (and attach's output), and the
+	// write end of its stdin (-i), which rl attach feeds.
+	logs  *logPipes
+	input *os.File
 }
 
 // Supervise runs a created container until its workload exits: this
@@ -84,6 +88,10 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	if err != nil {
 		return 0, false, err
 	}
+	s.logs = logs
+	if s.input != nil {
+		defer s.input.Close()
+	}
 	var extra []*os.File
 	if rec.Init {
 		reaper, err := sealedCopy(rt.InitPath)
@@ -116,8 +124,9 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		user = keepID(rt.Plan)
 	}
 	p, err := Start(rt.InitPath, spec, ns, user, stdio, extra...)
-	if logs != nil {
-		// The workload holds the write ends now.
+	if logs != nil && !rec.TTY {
+		// The workload holds its ends now. (With a terminal our own pty
+		// relay uses them until the workload exits.)
 		logs.closeWriters()
 	}
 	if err == nil {
@@ -216,6 +225,16 @@ func (s *supervisor) stdio(m Mode) (Stdio, *logPipes, error) {
 	}
 	lp := &logPipes{log: lw}
 	var io Stdio
+	if s.rec.Interactive {
+		// The workload's stdin stays open (no EOF) for rl attach to feed.
+		r, w, err := os.Pipe()
+		if err != nil {
+			lp.close()
+			return Stdio{}, nil, err
+		}
+		io.Stdin, s.input = r, w
+		lp.writers = append(lp.writers, r)
+	}
 	for _, stream := range []string{"stdout", "stderr"} {
 		r, w, err := os.Pipe()
 		if err != nil {

@@ -116,3 +116,19 @@ func runningID(s *session.Session, ref string) (string, error) {
 func notRunning(ref string) error {
 	return fmt.Errorf("container %s is not running: start it first (rl start %s)", ref, ref)
 }
+
+func runAttach(all *cli.CLI, s *session.Session) error {
+	ref := all.Attach.Container
+	id, err := runningID(s, ref)
+	if err != nil {
+		return err
+	}
+	code, detached, err := ctl.Attach(s.Paths.RunRoot, id, os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, ctl.ErrNotRunning) {
+		return notRunning(ref)
+	}
+	if err != nil || detached || code == 0 {
+		return err
+	}
+	return cli.ExitCode(code)
+}

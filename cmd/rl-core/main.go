@@ -23,6 +23,7 @@ func main() {
 		"kill":    runKill,
 		"wait":    runWait,
 		"logs":    runLogs,
+		"attach":  runAttach,
 		"inspect": runInspect,
 		"ps":      runPs,
 		"rm":      runRm,

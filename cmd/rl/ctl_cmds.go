@@ -27,6 +27,8 @@ func fastPath(c *cli.CLI, kctx *kong.Context) (handled bool, err error) {
 		refs = c.Kill.Containers
 	case "wait":
 		refs = c.Wait.Containers
+	case "attach":
+		refs = []string{c.Attach.Container}
 	default:
 		return false, nil
 	}
@@ -57,6 +59,8 @@ func fastPath(c *cli.CLI, kctx *kong.Context) (handled bool, err error) {
 			return true, err
 		}
 		return true, cli.ExitCode(code)
+	case "attach":
+		return true, attach(p.RunRoot, refs[0], ids[0])
 	case "stop":
 		return true, cli.Each(refs, ids, func(ref, id string) error {
 			timeout := 10
@@ -96,4 +100,17 @@ func fastPath(c *cli.CLI, kctx *kong.Context) (handled bool, err error) {
 		})
 	}
 	return false, nil
+}
+
+// attach is rl attach: the exit code of the container, or 0 when the user
+// detached (it keeps running).
+func attach(runRoot, ref, id string) error {
+	code, detached, err := ctl.Attach(runRoot, id, os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, ctl.ErrNotRunning) {
+		return fmt.Errorf("container %s exited", ref)
+	}
+	if err != nil || detached || code == 0 {
+		return err
+	}
+	return cli.ExitCode(code)
 }

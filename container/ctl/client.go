@@ -109,7 +109,7 @@ func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, e
 			e.Env = append([]string{"TERM=" + t}, e.Env...)
 		}
 	}
-	return stream(c, Request{Op: OpExec, Exec: &e}, files, func(r Response, got []*os.File) func() {
+	r, err := stream(c, Request{Op: OpExec, Exec: &e}, files, func(r Response, got []*os.File) func() {
 		if !r.Started || !r.HasFile || len(got) != 1 {
 			return nil
 		}
@@ -131,6 +131,7 @@ func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, e
 			}
 		}
 	})
+	return r.Code, err
 }
 
 // Spawn runs rl-core in the supervisor's user namespace with the caller's
@@ -142,18 +143,19 @@ func Spawn(runRoot, id string, args, env []string, stdin, stdout, stderr *os.Fil
 		return 0, err
 	}
 	defer c.Close()
-	return stream(c, Request{Op: OpSpawn, Spawn: &SpawnRequest{Args: args, Env: env}}, []*os.File{stdin, stdout, stderr}, nil)
+	r, err := stream(c, Request{Op: OpSpawn, Spawn: &SpawnRequest{Args: args, Env: env}}, []*os.File{stdin, stdout, stderr}, nil)
+	return r.Code, err
 }
 
 // stream sends a request whose process runs until a final response,
 // forwarding the caller's signals meanwhile. started, if set, sees the
 // intermediate responses and may return a cleanup to run at the end.
-func stream(c *Conn, req Request, files []*os.File, started func(Response, []*os.File) func()) (int, error) {
+func stream(c *Conn, req Request, files []*os.File, started func(Response, []*os.File) func()) (Response, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	defer signal.Stop(sigs)
 	if err := c.Send(req, files...); err != nil {
-		return 0, err
+		return Response{}, err
 	}
 	var cleanups []func()
 	defer func() {
@@ -170,16 +172,16 @@ func stream(c *Conn, req Request, files []*os.File, started func(Response, []*os
 		var r Response
 		got, err := c.Recv(&r)
 		if errors.Is(err, ErrClosed) {
-			return 0, ErrNotRunning
+			return Response{}, ErrNotRunning
 		}
 		if err != nil {
-			return 0, err
+			return Response{}, err
 		}
 		if r.Done {
 			for _, f := range got {
 				f.Close()
 			}
-			return r.Code, r.err()
+			return r, r.err()
 		}
 		if started != nil {
 			if f := started(r, got); f != nil {
@@ -187,4 +189,26 @@ func stream(c *Conn, req Request, files []*os.File, started func(Response, []*os
 			}
 		}
 	}
+}
+
+// Attach connects the caller's stdio to a detached container until it
+// exits (its exit code) or the caller detaches (ctrl-p ctrl-q: detached
+// true). With a terminal container the caller's terminal goes raw.
+func Attach(runRoot, id string, stdin, stdout, stderr *os.File) (code int, detached bool, err error) {
+	c, err := Dial(runRoot, id)
+	if err != nil {
+		return 0, false, err
+	}
+	defer c.Close()
+	r, err := stream(c, Request{Op: OpAttach}, []*os.File{stdin, stdout, stderr}, func(r Response, _ []*os.File) func() {
+		if !r.Started || !r.TTY || !term.IsTerminal(int(stdin.Fd())) {
+			return nil
+		}
+		old, err := term.MakeRaw(int(stdin.Fd()))
+		if err != nil {
+			return nil
+		}
+		return func() { term.Restore(int(stdin.Fd()), old) }
+	})
+	return r.Code, r.Detached, err
 }

@@ -41,6 +41,7 @@ const (
 	OpWait   = "wait"   // answer when the workload exits
 	OpSignal = "signal" // during an exec or spawn: forward Signal to the process
 	OpSpawn  = "spawn"  // run rl-core in the supervisor's user namespace (container:NAME modes)
+	OpAttach = "attach" // stream a detached container's output (and input) with the caller's stdio
 )
 
 // Request is what a client asks.
@@ -83,6 +84,8 @@ type Response struct {
 	Pid      int    `json:"pid,omitempty"` // an exec'd process, as the host sees it
 	Started  bool   `json:"started,omitempty"`
 	HasFile  bool   `json:"hasFile,omitempty"` // a pty master rides along
+	TTY      bool   `json:"tty,omitempty"`     // attach: the container has a terminal
+	Detached bool   `json:"detached,omitempty"`
 	ExitCode *int   `json:"exitCode,omitempty"`
 }
 

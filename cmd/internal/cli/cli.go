@@ -32,6 +32,7 @@ type CLI struct {
 	Kill    KillCmd    `cmd:"" help:"Send a signal to running containers."`
 	Wait    WaitCmd    `cmd:"" help:"Wait for containers to exit and print their exit codes."`
 	Logs    LogsCmd    `cmd:"" help:"Show a detached container's output."`
+	Attach  AttachCmd  `cmd:"" help:"Attach to a detached container's output (and input, with -i); ctrl-p ctrl-q detaches."`
 	Inspect InspectCmd `cmd:"" help:"Show containers' configuration and state as JSON."`
 	Ps      PsCmd      `cmd:"" help:"List containers."`
 	Rm      RmCmd      `cmd:"" help:"Remove containers."`

@@ -183,6 +183,11 @@ type LogsCmd struct {
 	Container  string `arg:"" help:"Container."`
 }
 
+// AttachCmd is `rl attach`.
+type AttachCmd struct {
+	Container string `arg:"" help:"Container."`
+}
+
 // InspectCmd is `rl inspect`.
 type InspectCmd struct {
 	Format     string   `short:"f" help:"Go template to format each container."`
