@@ -46,10 +46,14 @@ func (s *supervisor) handle(c *ctl.Conn) {
 		c.Send(done(0, err))
 	case ctl.OpStop:
 		closeAll(files)
-		timeout := time.Duration(req.Timeout) * time.Second
-		if req.Timeout < 0 {
-			timeout = 0
+		secs := req.Timeout
+		if secs < 0 { // the container's own --stop-timeout
+			secs = s.rec.StopTimeout
+			if secs <= 0 {
+				secs = 10
+			}
 		}
+		timeout := time.Duration(secs) * time.Second
 		s.stop(timeout)
 		<-s.exited
 		c.Send(done(s.code, nil))

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"github.com/rlcontainers/rl/container/ctl"
@@ -117,6 +116,9 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	if err != nil {
 		return nil, nil, err
 	}
+	if s.rt.SingleID && (eu.Uid != 0 || eu.Gid != 0) {
+		return nil, nil, fmt.Errorf("exec as uid %d gid %d: only id 0 is mapped in rl's user namespace (no /etc/subuid range for you): add ranges to /etc/subuid and /etc/subgid, or exec as root", eu.Uid, eu.Gid)
+	}
 	var uts unix.Utsname
 	_ = unix.Uname(&uts) // this thread's UTS namespace: the container's
 	env := containerEnv(s.rec, unix.ByteSliceToString(uts.Nodename[:]))
@@ -140,9 +142,9 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	for _, g := range eu.Sgids {
 		cred.Groups = append(cred.Groups, uint32(g))
 	}
-	if b, err := os.ReadFile("/proc/thread-self/setgroups"); err == nil && strings.TrimSpace(string(b)) == "deny" {
-		cred.NoSetGroups = true // single-ID map: setgroups is refused
-	}
+	// With a single-ID map setgroups is refused (user_namespaces(7)). (This
+	// thread's /proc is the container's now: ask the runtime, not /proc.)
+	cred.NoSetGroups = s.rt.SingleID
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Credential: cred}
 	var master *os.File
 	if e.TTY {

@@ -84,28 +84,42 @@ func ProcessAlive(pid int, start uint64) bool {
 	if pid <= 0 {
 		return false
 	}
-	got, err := StartTime(pid)
+	// A zombie waiting for its parent to reap it has exited.
+	f, err := statFields(pid)
+	if err != nil || f[0] == "Z" || f[0] == "X" {
+		return false
+	}
+	got, err := strconv.ParseUint(f[19], 10, 64)
 	return err == nil && got == start
 }
 
 // StartTime is field 22 of /proc/PID/stat: when the process started, in
 // clock ticks since boot.
 func StartTime(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, err
+	}
+	return strconv.ParseUint(f[19], 10, 64)
+}
+
+// statFields are the fields of /proc/PID/stat from the third (state) on.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
 	}
 	// The command (field 2) may hold spaces and parentheses: count the
 	// fields after the last ')'.
 	i := strings.LastIndexByte(string(b), ')')
 	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
+		return nil, fmt.Errorf("/proc/%d/stat: no command field", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 20 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
 	}
-	return strconv.ParseUint(f[19], 10, 64)
+	return f, nil
 }
 
 // ErrLocked means another rl process holds the container (it is running,

@@ -38,7 +38,7 @@ func runExec(all *cli.CLI, s *session.Session) error {
 func runStop(all *cli.CLI, s *session.Session) error {
 	return eachContainer(s, all.Stop.Containers, func(ref string, c *rootfs.State, id string) error {
 		if c.Status == "running" {
-			timeout := 10
+			timeout := -1 // the container's --stop-timeout
 			if all.Stop.Time != nil {
 				timeout = *all.Stop.Time
 			}

@@ -108,7 +108,7 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 		return nil
 	})
 	if all.Inspect.Format != "" {
-		if perr := printTemplate(all.Inspect.Format, views); perr != nil {
+		if perr := printTemplate(all.Inspect.Format, views, true); perr != nil {
 			return perr
 		}
 		return err

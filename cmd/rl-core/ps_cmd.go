@@ -29,6 +29,34 @@ type psRow struct {
 	Pid       int       `json:"Pid"`
 	Ports     string    `json:"Ports"`
 	Names     string    `json:"Names"`
+
+	fullCommand []string
+}
+
+// psJSON is podman ps --format json's shape: Names and Command are lists.
+type psJSON struct {
+	ID       string    `json:"Id"`
+	Image    string    `json:"Image"`
+	ImageID  string    `json:"ImageID"`
+	Command  []string  `json:"Command"`
+	Created  time.Time `json:"Created"`
+	Status   string    `json:"Status"`
+	State    string    `json:"State"`
+	ExitCode int       `json:"ExitCode"`
+	Pid      int       `json:"Pid"`
+	Ports    []string  `json:"Ports"`
+	Names    []string  `json:"Names"`
+}
+
+func (r psRow) json() psJSON {
+	ports := []string{}
+	if r.Ports != "" {
+		ports = strings.Split(r.Ports, ", ")
+	}
+	return psJSON{
+		ID: r.ID, Image: r.Image, ImageID: r.ImageID, Command: r.fullCommand, Created: r.Created,
+		Status: r.Status, State: r.State, ExitCode: r.ExitCode, Pid: r.Pid, Ports: ports, Names: []string{r.Names},
+	}
 }
 
 func runPs(all *cli.CLI, s *session.Session) error {
@@ -56,6 +84,7 @@ func runPs(all *cli.CLI, s *session.Session) error {
 			ID: id, Image: rec.Image, ImageID: rec.ImageID, Command: cmd,
 			Created: ctr.Created, CreatedAt: ago(ctr.Created), Status: status(st), State: st.Status,
 			ExitCode: st.ExitCode, Pid: st.Pid, Names: rec.Name, Ports: strings.Join(st.Ports, ", "),
+			fullCommand: rec.Command,
 		})
 	}
 	switch {
@@ -65,14 +94,15 @@ func runPs(all *cli.CLI, s *session.Session) error {
 		}
 		return nil
 	case c.Format == "json":
-		if rows == nil {
-			rows = []psRow{}
+		out := []psJSON{}
+		for _, r := range rows {
+			out = append(out, r.json())
 		}
 		enc := json.NewEncoder(os.Stdout)
 		enc.SetIndent("", "    ")
-		return enc.Encode(rows)
+		return enc.Encode(out)
 	case c.Format != "":
-		return printTemplate(c.Format, rows)
+		return printTemplate(c.Format, rows, false)
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 8, 3, ' ', 0)
 	fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
@@ -84,7 +114,9 @@ func runPs(all *cli.CLI, s *session.Session) error {
 
 // printTemplate prints each item with a Go template, one per line, as
 // podman's --format does ("table" prefixes are accepted and dropped).
-func printTemplate[T any](format string, items []T) error {
+// With jsonNames the template sees the item as its JSON (inspect's
+// {{.State.Pid}}, {{.Id}}), as docker inspect does.
+func printTemplate[T any](format string, items []T, jsonNames bool) error {
 	format = strings.TrimPrefix(strings.TrimPrefix(format, "table "), "table")
 	tmpl, err := template.New("format").Funcs(template.FuncMap{
 		"json": func(v any) (string, error) { b, err := json.Marshal(v); return string(b), err },
@@ -94,8 +126,20 @@ func printTemplate[T any](format string, items []T) error {
 		return fmt.Errorf("invalid --format template: %w", err)
 	}
 	for _, it := range items {
+		var data any = it
+		if jsonNames {
+			raw, err := json.Marshal(it)
+			if err != nil {
+				return err
+			}
+			var m map[string]any
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return err
+			}
+			data = m
+		}
 		var b strings.Builder
-		if err := tmpl.Execute(&b, it); err != nil {
+		if err := tmpl.Execute(&b, data); err != nil {
 			return fmt.Errorf("--format: %w", err)
 		}
 		fmt.Println(strings.TrimSuffix(b.String(), "\n"))

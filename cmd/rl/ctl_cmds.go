@@ -63,7 +63,7 @@ func fastPath(c *cli.CLI, kctx *kong.Context) (handled bool, err error) {
 		return true, attach(p.RunRoot, refs[0], ids[0])
 	case "stop":
 		return true, cli.Each(refs, ids, func(ref, id string) error {
-			timeout := 10
+			timeout := -1 // the container's --stop-timeout
 			if c.Stop.Time != nil {
 				timeout = *c.Stop.Time
 			}

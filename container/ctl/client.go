@@ -91,16 +91,21 @@ func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, e
 	defer c.Close()
 	var files []*os.File
 	if !e.TTY {
+		null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+		if err != nil {
+			return 0, err
+		}
+		defer null.Close()
 		in := stdin
 		if !e.Interactive || e.Detach {
-			null, err := os.Open(os.DevNull)
-			if err != nil {
-				return 0, err
-			}
-			defer null.Close()
 			in = null
 		}
 		files = []*os.File{in, stdout, stderr}
+		if e.Detach {
+			// Output of a detached exec goes nowhere, as docker's: holding
+			// the caller's pipes would keep `$(rl exec -d ...)` waiting.
+			files = []*os.File{null, null, null}
+		}
 	} else {
 		if ws, err := unix.IoctlGetWinsize(int(stdout.Fd()), unix.TIOCGWINSZ); err == nil {
 			e.Cols, e.Rows = ws.Col, ws.Row

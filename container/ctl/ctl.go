@@ -48,7 +48,7 @@ const (
 type Request struct {
 	Op      string        `json:"op"`
 	Signal  int           `json:"signal,omitempty"`
-	Timeout int           `json:"timeout,omitempty"` // seconds, for stop
+	Timeout int           `json:"timeout,omitempty"` // seconds, for stop; < 0: the container's --stop-timeout
 	Exec    *Exec         `json:"exec,omitempty"`
 	Spawn   *SpawnRequest `json:"spawn,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -20,6 +21,9 @@ func IsReaper() bool { return len(os.Args) > 2 && os.Args[1] == ReaperArg }
 // (128+N when killed by signal N).
 func Reap() (int, error) {
 	path, argv := os.Args[2], os.Args[3:]
+	// Exec'd from /proc/self/fd/N, the kernel named us "N".
+	name := []byte("rl-init\x00")
+	_ = unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
 	sigs := make(chan os.Signal, 32)
 	signal.Notify(sigs)
 	pid, err := syscall.ForkExec(path, argv, &syscall.ProcAttr{

@@ -100,6 +100,40 @@ func applyOne(root string, rootf *os.File, op Op) error {
 			return &MountError{Op: "mount", Source: op.Source, Target: op.Target, FSType: op.FSType, Flags: op.Flags, Data: op.Data, Err: err}
 		}
 		return nil
+	case OpMask:
+		target, err := pathrs.OpenInRoot(root, op.Target)
+		if err != nil {
+			return fmt.Errorf("masking %s: %w", op.Target, err)
+		}
+		defer target.Close()
+		fdPath := "/proc/self/fd/" + strconv.Itoa(int(target.Fd()))
+		var st unix.Stat_t
+		if err := unix.Fstat(int(target.Fd()), &st); err != nil {
+			return err
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = unix.Mount("tmpfs", fdPath, "tmpfs", unix.MS_RDONLY|nosuidNodevNoexec, "size=0k,mode=000")
+		} else {
+			err = unix.Mount("/dev/null", fdPath, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return &MountError{Op: "mask", Target: op.Target, Err: err}
+		}
+		return nil
+	case OpRdonly:
+		// A path inside a mount (/proc/sys) becomes a mount of its own by
+		// a bind on itself; the remount reopens it to reach that mount.
+		target, err := pathrs.OpenInRoot(root, op.Target)
+		if err != nil {
+			return fmt.Errorf("making %s read-only: %w", op.Target, err)
+		}
+		fdPath := "/proc/self/fd/" + strconv.Itoa(int(target.Fd()))
+		err = unix.Mount(fdPath, fdPath, "", unix.MS_BIND|unix.MS_REC, "")
+		target.Close()
+		if err != nil {
+			return &MountError{Op: "bind", Source: op.Target, Target: op.Target, Err: err}
+		}
+		return applyOne(root, rootf, Op{Kind: OpRemount, Target: op.Target})
 	case OpRemount:
 		target, err := pathrs.OpenInRoot(root, op.Target)
 		if err != nil {

@@ -19,6 +19,8 @@ const (
 	OpSymlink OpKind = "symlink" // create symlink Target -> Source
 	OpMkdir   OpKind = "mkdir"   // create directory Target
 	OpRemount OpKind = "remount" // make the mount at Target read-only (keeping its locked flags)
+	OpMask    OpKind = "mask"    // hide Target: /dev/null over a file, an empty read-only tmpfs over a directory
+	OpRdonly  OpKind = "rdonly"  // bind Target on itself, read-only (a path inside a mount)
 )
 
 // Op is one step of the mount plan. Targets are absolute paths inside the
@@ -71,11 +73,29 @@ type PlanInput struct {
 	HostPID bool
 	// HostIPC: likewise for mqueue in the host's IPC namespace.
 	HostIPC bool
+	// Masked paths are hidden, ReadOnlyPaths made read-only, after /proc
+	// and /sys are mounted (DefaultMasked, DefaultReadOnly).
+	Masked        []string
+	ReadOnlyPaths []string
 }
 
 const (
 	nosuidNodevNoexec = unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
 )
+
+// DefaultMasked are podman's masked paths: kernel state a container has no
+// business reading (keys, memory, timers of other processes, firmware).
+var DefaultMasked = []string{
+	"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+	"/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/proc/interrupts",
+	"/sys/firmware", "/sys/fs/selinux", "/sys/dev/block", "/sys/devices/virtual/powercap",
+}
+
+// DefaultReadOnly are podman's read-only paths: kernel knobs that must not
+// be turned from a container.
+var DefaultReadOnly = []string{
+	"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+}
 
 // devices are bind-mounted from the host: mknod is refused in a user
 // namespace (the kernel allows it only to init_user_ns's CAP_MKNOD).
@@ -122,6 +142,12 @@ func Plan(in PlanInput) ([]Op, error) {
 			Flags: nosuidNodevNoexec | unix.MS_RDONLY, Fallback: sysBind})
 	}
 
+	for _, p := range in.Masked {
+		ops = append(ops, Op{Kind: OpMask, Target: p, Optional: true})
+	}
+	for _, p := range in.ReadOnlyPaths {
+		ops = append(ops, Op{Kind: OpRdonly, Target: p, Optional: true})
+	}
 	for _, name := range []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf"} {
 		if src, ok := in.EtcFiles[name]; ok {
 			ops = append(ops, Op{Kind: OpBind, Source: src, Target: name, File: true})

@@ -1,0 +1,730 @@
+package tests
+
+// Network integration tests: rl's user-mode network (the default
+// `--network slirp`), `none` and `host`, through the real TAP, as the test
+// users. Traffic goes only to the host's loopback and to test hosts the
+// tests make themselves: network namespaces joined to the host by a veth
+// pair on a private /30 of 192.168.250.0/24 (testenv.NewNetNS). Servers and
+// clients that busybox lacks (UDP, DNS, a TCP client that times itself) are
+// testenv.BuildNetHelper's static program, bind-mounted into containers as
+// /nh/nethelper.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rlcontainers/rl/tests/testenv"
+)
+
+var (
+	netHelperOnce sync.Once
+	netHelperPath string
+	netHelperErr  error
+)
+
+// netNeedHelper builds the static nethelper once per run, into the run's
+// bin directory (searchable and readable by the test users).
+func netNeedHelper(t *testing.T) string {
+	t.Helper()
+	netHelperOnce.Do(func() {
+		// In a directory of its own: rl's -v mounts directories only.
+		dir := filepath.Join(baseDir, "bin", "nh")
+		if netHelperErr = os.MkdirAll(dir, 0o755); netHelperErr == nil {
+			netHelperPath, netHelperErr = testenv.BuildNetHelper(dir)
+		}
+	})
+	if netHelperErr != nil {
+		t.Fatal(netHelperErr)
+	}
+	return netHelperPath
+}
+
+func netNeedRoot(t *testing.T, why string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip(why + " needs root")
+	}
+}
+
+// netTestHost makes a test host in a network namespace, removed when the
+// test ends (whatever runs in it is stopped first: cleanups run last-in,
+// first-out and servers are started after the namespace).
+func netTestHost(t *testing.T) *testenv.NetNS {
+	t.Helper()
+	netNeedRoot(t, "a test host in a network namespace")
+	ns, err := testenv.NewNetNS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Close(); err != nil {
+			t.Errorf("removing the test host: %v", err)
+		}
+	})
+	return ns
+}
+
+// netStartServer starts a nethelper server (as root) and stops it when the test ends.
+func netStartServer(t *testing.T, cmd *exec.Cmd) *testenv.Server {
+	t.Helper()
+	s, err := testenv.StartServer(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// netFreePort is a TCP or UDP port free on every host address right now.
+func netFreePort(t *testing.T, proto string) int {
+	t.Helper()
+	if proto == "udp" {
+		pc, err := net.ListenPacket("udp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		return pc.LocalAddr().(*net.UDPAddr).Port
+	}
+	ln, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// netRLInMountNS runs rl as u in a private mount namespace that root prepared
+// with the shell command setup (bind mounts over /etc/resolv.conf or
+// /dev/net/tun): `unshare -m sh -c 'SETUP && exec setpriv ... rl ARGS'`.
+// The mounts are gone when the command ends.
+func netRLInMountNS(t *testing.T, u User, setup string, args ...string) Result {
+	t.Helper()
+	netNeedRoot(t, "a private mount namespace for rl")
+	groups := "--clear-groups"
+	if len(u.Groups) > 0 {
+		var gs []string
+		for _, g := range u.Groups {
+			gs = append(gs, strconv.Itoa(int(g)))
+		}
+		groups = "--groups=" + strings.Join(gs, ",")
+	}
+	script := fmt.Sprintf("%s && exec setpriv --reuid=%d --regid=%d %s -- %s",
+		setup, u.UID, u.GID, groups, shellQuote(append([]string{rlBin}, args...)))
+	ctx, cancel := context.WithTimeout(context.Background(), defaultTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "unshare", "--mount", "--propagation", "private", "sh", "-c", script)
+	cmd.Env = u.env()
+	cmd.Dir = u.Home
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	err := cmd.Run()
+	r := Result{Args: []string{"unshare", "-m", "sh", "-c", script}, Stdout: stdout.String(), Stderr: stderr.String(), Code: -1, TimedOut: ctx.Err() != nil}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		r.Code = 0
+	case errors.As(err, &exit):
+		r.Code = exit.ExitCode()
+	case !r.TimedOut:
+		t.Fatalf("unshare -m ... rl as %s: %v", u.Name, err)
+	}
+	return r
+}
+
+// netRLTimed is rl with its wall time.
+func netRLTimed(t *testing.T, u User, args ...string) (Result, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	r := rl(t, u, args...)
+	return r, time.Since(start)
+}
+
+// netErrLines are the lines of stderr other than the single-ID notice.
+func netErrLines(stderr string) []string {
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(stderr, "\n"), "\n") {
+		if l != "" && !strings.HasPrefix(l, "rl: notice:") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// netDetached starts `rl run -d --name NAME ARGS...` and removes the container
+// when the test ends (after the test's own checks, before the test host goes).
+func netDetached(t *testing.T, u User, name string, args ...string) {
+	t.Helper()
+	rlOK(t, u, append([]string{"run", "-d", "--name", name}, args...)...)
+	t.Cleanup(func() { rl(t, u, "rm", "-f", name) })
+}
+
+// netWaitLogs polls `rl logs NAME` until it matches re; it fails the test after 10 s.
+func netWaitLogs(t *testing.T, u User, name, re string) string {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := rl(t, u, "logs", name)
+		if rx.MatchString(r.Stdout + r.Stderr) {
+			return r.Stdout + r.Stderr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rl logs %s: no %q after 10 s:\n%v", name, re, r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// netHTTPGet fetches url from the host (as root, which matters not: the
+// client's address is what the tests look at), retrying for up to 10 s
+// while the container's server starts.
+func netHTTPGet(t *testing.T, url string) (string, error) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := c.Get(url)
+		if err == nil {
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return string(b), fmt.Errorf("GET %s: %s", url, resp.Status)
+			}
+			return string(b), err
+		}
+		if time.Now().After(deadline) {
+			return "", err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+var netNameCount int
+
+func netName(prefix string) string {
+	netNameCount++
+	return fmt.Sprintf("%s-%d-%d", prefix, os.Getpid(), netNameCount)
+}
+
+// netHostHTTP serves body on 127.0.0.1 (or ::1) from the test process and
+// records the client address of each request.
+type netHostHTTP struct {
+	URL     string
+	Port    int
+	mu      sync.Mutex
+	clients []string
+}
+
+func netServeHostHTTP(t *testing.T, network, addr, body string) *netHostHTTP {
+	t.Helper()
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &netHostHTTP{Port: ln.Addr().(*net.TCPAddr).Port}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.mu.Lock()
+		h.clients = append(h.clients, r.RemoteAddr)
+		h.mu.Unlock()
+		io.WriteString(w, body)
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return h
+}
+
+func (h *netHostHTTP) Clients() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.clients...)
+}
+
+// netServeHostUDPEcho answers each datagram on 127.0.0.1 with "peer=ADDR DATA".
+func netServeHostUDPEcho(t *testing.T) int {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			k, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(append([]byte("peer="+from.String()+" "), buf[:k]...), from)
+		}
+	}()
+	return pc.LocalAddr().(*net.UDPAddr).Port
+}
+
+// TestNetHostLoopback is the issue's "Done when": with allow_host_loopback
+// the container reaches a server on the host's 127.0.0.1 as
+// host.containers.internal (and as the gateway 10.0.2.2, over UDP too, and
+// ::1 as fd00::2); without it the same connection is refused, at once.
+func TestNetHostLoopback(t *testing.T) {
+	nh := netNeedHelper(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		const body = "hello from the host's loopback\n"
+		h := netServeHostHTTP(t, "tcp4", "127.0.0.1:0", body)
+		url := fmt.Sprintf("http://host.containers.internal:%d/", h.Port)
+
+		r := rl(t, u, "run", "--rm", "--network", "slirp:allow_host_loopback=true", "busybox", "wget", "-qO-", url)
+		if r.Code != 0 || r.Stdout != body {
+			t.Errorf("allow_host_loopback=true, wget %s: want exit 0 and %q:\n%v", url, body, r)
+		}
+		for _, c := range h.Clients() {
+			if !strings.HasPrefix(c, "127.0.0.1:") {
+				t.Errorf("the host's server saw a client %s, want 127.0.0.1 (the supervisor dials the host's loopback)", c)
+			}
+		}
+
+		// UDP to the gateway reaches the host's 127.0.0.1 too.
+		up := netServeHostUDPEcho(t)
+		r = rl(t, u, "run", "--rm", "--network", "slirp:allow_host_loopback=true", "-v", filepath.Dir(nh)+":/nh:ro", "busybox",
+			"/nh/nethelper", "udp-client", fmt.Sprintf("10.0.2.2:%d", up), "udp-hello")
+		if r.Code != 0 || !regexp.MustCompile(`^peer=127\.0\.0\.1:\d+ udp-hello\n$`).MatchString(r.Stdout) {
+			t.Errorf("allow_host_loopback=true, UDP to 10.0.2.2:%d (an echo server on 127.0.0.1): want the echo from 127.0.0.1:\n%v", up, r)
+		}
+
+		// IPv6: the gateway fd00::2 is the host's ::1.
+		if ln, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+			ln.Close()
+			h6 := netServeHostHTTP(t, "tcp6", "[::1]:0", body)
+			url6 := fmt.Sprintf("http://[fd00::2]:%d/", h6.Port)
+			r = rl(t, u, "run", "--rm", "--network", "slirp:allow_host_loopback=true", "busybox", "wget", "-qO-", url6)
+			if r.Code != 0 || r.Stdout != body {
+				t.Errorf("allow_host_loopback=true, wget %s (a server on [::1]): want %q:\n%v", url6, body, r)
+			}
+		}
+
+		// Without the option: refused, fast, and the server sees nothing.
+		before := len(h.Clients())
+		r, took := netRLTimed(t, u, "run", "--rm", "busybox", "wget", "-qO-", url)
+		if r.Code == 0 || !strings.Contains(r.Stderr, "refused") {
+			t.Errorf("default network, wget %s: want the connection refused:\n%v", url, r)
+		}
+		if took > 2*time.Second {
+			t.Errorf("default network, wget %s: refused after %v, want < 2 s (the whole rl run)", url, took)
+		}
+		if n := len(h.Clients()); n != before {
+			t.Errorf("without allow_host_loopback the host's server got %d request(s)", n-before)
+		}
+		r = rl(t, u, "run", "--rm", "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "/nh/nethelper", "tcp-client", fmt.Sprintf("10.0.2.2:%d", h.Port), "x")
+		if r.Code != 1 || !strings.Contains(r.Stdout, "connection refused") {
+			t.Errorf("default network, TCP to 10.0.2.2:%d: want connection refused:\n%v", h.Port, r)
+		} else if ms := netElapsedMS(r.Stderr); ms < 0 || ms > 1000 {
+			t.Errorf("default network, TCP to 10.0.2.2:%d: refused after %d ms inside the container, want < 1000:\n%v", h.Port, ms, r)
+		}
+	})
+}
+
+// netElapsedMS reads nethelper's "elapsed=NNms" line; -1 when missing.
+func netElapsedMS(stderr string) int {
+	m := regexp.MustCompile(`elapsed=(\d+)ms`).FindStringSubmatch(stderr)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// TestNetNATTestHost: TCP and UDP from the container to a test host in a
+// network namespace, through NAT: the host sees the connection from the
+// host's own address on the veth; a port with nothing listening is refused
+// in under a second.
+func TestNetNATTestHost(t *testing.T) {
+	nh := netNeedHelper(t)
+	ns := netTestHost(t)
+	tcpAddr := fmt.Sprintf("%s:7000", ns.NSAddr)
+	udpAddr := fmt.Sprintf("%s:7001", ns.NSAddr)
+	netStartServer(t, ns.Command(nh, "tcp-echo", tcpAddr))
+	netStartServer(t, ns.Command(nh, "udp-echo", udpAddr))
+	forEachUser(t, func(t *testing.T, u User) {
+		r := rl(t, u, "run", "--rm", "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
+		want := fmt.Sprintf(`^peer=%s:\d+\ntcp-hello$`, regexp.QuoteMeta(ns.HostAddr.String()))
+		if r.Code != 0 || !regexp.MustCompile(want).MatchString(r.Stdout) {
+			t.Errorf("TCP to the test host %s: want the echo, from the host's %s:\n%v", tcpAddr, ns.HostAddr, r)
+		}
+		r = rl(t, u, "run", "--rm", "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "/nh/nethelper", "udp-client", udpAddr, "udp-hello")
+		want = fmt.Sprintf(`^peer=%s:\d+ udp-hello\n$`, regexp.QuoteMeta(ns.HostAddr.String()))
+		if r.Code != 0 || !regexp.MustCompile(want).MatchString(r.Stdout) {
+			t.Errorf("UDP to the test host %s: want the echo, from the host's %s:\n%v", udpAddr, ns.HostAddr, r)
+		}
+		// busybox's own client, as users would.
+		r = rl(t, u, "run", "--rm", "busybox", "sh", "-c", fmt.Sprintf("echo nc-hello | nc %s 7000", ns.NSAddr))
+		if r.Code != 0 || !strings.Contains(r.Stdout, "nc-hello") {
+			t.Errorf("busybox nc to the test host: want the echo:\n%v", r)
+		}
+
+		// A refused port.
+		refused := fmt.Sprintf("%s:7002", ns.NSAddr)
+		r = rl(t, u, "run", "--rm", "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "/nh/nethelper", "tcp-client", refused, "x")
+		if r.Code != 1 || !strings.Contains(r.Stdout, "connection refused") {
+			t.Errorf("TCP to %s (nothing listening): want connection refused:\n%v", refused, r)
+		} else if ms := netElapsedMS(r.Stderr); ms < 0 || ms >= 1000 {
+			t.Errorf("TCP to %s (nothing listening): refused after %d ms, want < 1000:\n%v", refused, ms, r)
+		}
+	})
+}
+
+// TestNetDNS: the relay at 10.0.2.3 asks the host's resolvers, here a
+// responder on the test host named by /etc/resolv.conf in rl's private
+// mount namespace; --dns puts its address in the container's resolv.conf
+// and the container asks it directly, through NAT.
+func TestNetDNS(t *testing.T) {
+	nh := netNeedHelper(t)
+	ns := netTestHost(t)
+	const answer = "192.0.2.55" // TEST-NET-1: never contacted
+	dns := netStartServer(t, ns.Command(nh, "dns", ns.NSAddr.String()+":53", answer))
+	resolv := filepath.Join(baseDir, fmt.Sprintf("resolv-%d.conf", os.Getpid()))
+	if err := os.WriteFile(resolv, []byte("nameserver "+ns.NSAddr.String()+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(resolv) })
+	setup := "mount --bind " + shellQuote([]string{resolv}) + " /etc/resolv.conf"
+	forEachUser(t, func(t *testing.T, u User) {
+		r := netRLInMountNS(t, u, setup, "run", "--rm", "busybox", "sh", "-c", "cat /etc/resolv.conf; nslookup test.example 10.0.2.3")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "Address: "+answer) {
+			t.Errorf("nslookup test.example 10.0.2.3 (the relay; the host's resolver is the test host's responder): want %s:\n%v\nresponder:\n%s", answer, r, dns.Output())
+		}
+		if !strings.HasPrefix(r.Stdout, "nameserver 10.0.2.3\n") {
+			t.Errorf("the container's /etc/resolv.conf: want the relay 10.0.2.3 first:\n%v", r)
+		}
+		if !strings.Contains(dns.Output(), "from="+ns.HostAddr.String()+":") {
+			t.Errorf("the responder saw no query from the host's %s:\n%s", ns.HostAddr, dns.Output())
+		}
+
+		r = rl(t, u, "run", "--rm", "--dns", ns.NSAddr.String(), "busybox", "sh", "-c", "cat /etc/resolv.conf; nslookup test.example")
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, "nameserver "+ns.NSAddr.String()+"\n") || strings.Contains(r.Stdout, "10.0.2.3") {
+			t.Errorf("--dns %s: want it as the only nameserver in /etc/resolv.conf:\n%v", ns.NSAddr, r)
+		}
+		if !strings.Contains(r.Stdout, "Address: "+answer) {
+			t.Errorf("--dns %s, nslookup test.example: want %s:\n%v", ns.NSAddr, answer, r)
+		}
+	})
+}
+
+// TestNetPublishTCP: -p HOSTPORT:80 to busybox httpd serves a client on the
+// host's 127.0.0.1 and one on the test host connecting to the host's veth
+// address; httpd's log shows the test host's real address (and the loopback
+// client as the gateway, 10.0.2.2, as documented); rl ps shows the port.
+func TestNetPublishTCP(t *testing.T) {
+	ns := netTestHost(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		doc := userDir(t, u, "www")
+		const body = "published over -p\n"
+		writeUserFile(t, u, filepath.Join(doc, "index.html"), body)
+		port := netFreePort(t, "tcp")
+		name := netName("nettcp")
+		netDetached(t, u, name, "-p", fmt.Sprintf("%d:80", port), "-v", doc+":/www:ro", "busybox", "httpd", "-f", "-vv", "-p", "80", "-h", "/www")
+
+		got, err := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", port))
+		if err != nil || got != body {
+			t.Errorf("GET http://127.0.0.1:%d/index.html from the host: want %q, got %q, %v\nlogs:\n%v", port, body, got, err, rl(t, u, "logs", name))
+		}
+		url := fmt.Sprintf("http://%s:%d/index.html", ns.HostAddr, port)
+		// Debian's static busybox wget crashes on this host (glibc NSS in a
+		// static binary): a hand-written request through nethelper.
+		out, err := ns.Command(netNeedHelper(t), "tcp-client", fmt.Sprintf("%s:%d", ns.HostAddr, port), "GET /index.html HTTP/1.0\r\n\r\n").Output()
+		if err != nil || !regexp.MustCompile(`^HTTP/1\.[01] 200`).Match(out) || !strings.Contains(string(out), "\r\n\r\n"+body) {
+			t.Errorf("test host %s: wget %s: want %q, got %q, %v", ns.NSAddr, url, body, out, err)
+		}
+		logs := netWaitLogs(t, u, name, regexp.QuoteMeta(ns.NSAddr.String()))
+		if !strings.Contains(logs, "10.0.2.2") {
+			t.Errorf("httpd's log: want the loopback client as 10.0.2.2 (the gateway):\n%s", logs)
+		}
+		if strings.Count(logs, ns.HostAddr.String()) > 0 {
+			t.Errorf("httpd's log names the host's veth address %s, not only the client's:\n%s", ns.HostAddr, logs)
+		}
+		r := rlOK(t, u, "ps")
+		if want := fmt.Sprintf("0.0.0.0:%d->80/tcp", port); !strings.Contains(r.Stdout, want) {
+			t.Errorf("rl ps: want %s in PORTS:\n%v", want, r)
+		}
+	})
+}
+
+// TestNetPublishUDP: -p HOSTPORT:5353/udp to a UDP echo server in the
+// container: the server sees the test host's real address (a gap slirp4netns
+// and pasta leave) and the host's loopback client as 10.0.2.2.
+func TestNetPublishUDP(t *testing.T) {
+	nh := netNeedHelper(t)
+	ns := netTestHost(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		port := netFreePort(t, "udp")
+		name := netName("netudp")
+		netDetached(t, u, name, "-p", fmt.Sprintf("%d:5353/udp", port), "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "/nh/nethelper", "udp-echo", ":5353")
+		netWaitLogs(t, u, name, "listening")
+
+		out, err := exec.Command(nh, "udp-client", fmt.Sprintf("127.0.0.1:%d", port), "from-loopback").CombinedOutput()
+		if err != nil || !regexp.MustCompile(`^peer=10\.0\.2\.2:\d+ from-loopback\n$`).MatchString(string(out)) {
+			t.Errorf("UDP from the host's 127.0.0.1 to -p %d: want the echo naming the gateway 10.0.2.2 as the peer, got %q, %v", port, out, err)
+		}
+		out, err = ns.Command(nh, "udp-client", fmt.Sprintf("%s:%d", ns.HostAddr, port), "from-testhost").CombinedOutput()
+		want := fmt.Sprintf(`^peer=%s:\d+ from-testhost\n$`, regexp.QuoteMeta(ns.NSAddr.String()))
+		if err != nil || !regexp.MustCompile(want).MatchString(string(out)) {
+			t.Errorf("UDP from the test host %s to %s:%d: want the echo naming %s as the peer, got %q, %v", ns.NSAddr, ns.HostAddr, port, ns.NSAddr, out, err)
+		}
+		netWaitLogs(t, u, name, `udp peer=`+regexp.QuoteMeta(ns.NSAddr.String())+`:\d+ data="from-testhost"`)
+	})
+}
+
+// TestNetNone: --network none has lo only, and refuses -p.
+func TestNetNone(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		r := rlOK(t, u, "run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net; ip -o -4 addr")
+		lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
+		if len(lines) != 2 || lines[0] != "lo" || !strings.Contains(lines[1], "inet 127.0.0.1/8") {
+			t.Errorf("--network none: want lo only, with 127.0.0.1:\n%v", r)
+		}
+		r = rl(t, u, "run", "--rm", "--network", "none", "-p", "8080:80", "busybox", "true")
+		if r.Code != 125 {
+			t.Errorf("--network none -p 8080:80: want exit 125:\n%v", r)
+		}
+		// The default network, for contrast: lo and tap0 with 10.0.2.100.
+		r = rlOK(t, u, "run", "--rm", "busybox", "sh", "-c", "ls /sys/class/net; cat /sys/class/net/tap0/mtu; ip -o -4 addr show tap0")
+		if !regexp.MustCompile(`^lo\ntap0\n65520\n.*inet 10\.0\.2\.100/24`).MatchString(r.Stdout) {
+			t.Errorf("default network: want lo and tap0 (MTU 65520, 10.0.2.100/24):\n%v", r)
+		}
+	})
+}
+
+// TestNetHost: --network host shares the host's interfaces (the test
+// host's veth end is there), and a server the container starts on
+// 127.0.0.1 is reachable from the host.
+func TestNetHost(t *testing.T) {
+	ns := netTestHost(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		r := rlOK(t, u, "run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net")
+		if !regexp.MustCompile(`(?m)^` + ns.HostIf + `$`).MatchString(r.Stdout) {
+			t.Errorf("--network host: want the host's interface %s:\n%v", ns.HostIf, r)
+		}
+		doc := userDir(t, u, "www")
+		const body = "served on the host's loopback\n"
+		writeUserFile(t, u, filepath.Join(doc, "index.html"), body)
+		port := netFreePort(t, "tcp")
+		name := netName("nethost")
+		netDetached(t, u, name, "--network", "host", "-v", doc+":/www:ro", "busybox", "httpd", "-f", "-p", fmt.Sprintf("127.0.0.1:%d", port), "-h", "/www")
+		got, err := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", port))
+		if err != nil || got != body {
+			t.Errorf("--network host, httpd on 127.0.0.1:%d, GET from the host: want %q, got %q, %v", port, body, got, err)
+		}
+	})
+}
+
+// TestNetPortInUse: a published port that is taken fails rl run with 125
+// and one line naming the port and the fix, before any container exists.
+func TestNetPortInUse(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		ln, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		port := ln.Addr().(*net.TCPAddr).Port
+		before := rlOK(t, u, "ps", "-a").Stdout
+		for _, detach := range [][]string{{"--rm"}, {"-d"}} {
+			args := append([]string{"run"}, detach...)
+			args = append(args, "-p", fmt.Sprintf("%d:80", port), "busybox", "httpd", "-f", "-p", "80")
+			r := rl(t, u, args...)
+			lines := netErrLines(r.Stderr)
+			if r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], strconv.Itoa(port)) || !strings.Contains(lines[0], "-p") {
+				t.Errorf("port %d in use: want exit 125 and one line naming the port and the fix:\n%v", port, r)
+			}
+			if after := rlOK(t, u, "ps", "-a").Stdout; after != before {
+				t.Errorf("port %d in use: rl ps -a changed:\nbefore:\n%s\nafter:\n%s", port, before, after)
+			}
+		}
+	})
+}
+
+// TestNetTunUnusable: with /dev/net/tun mode 0600 root (a machine without
+// udev), rl run fails 125 with one line naming /dev/net/tun and the fix;
+// --network none still works. The device is replaced only in rl's private
+// mount namespace.
+func TestNetTunUnusable(t *testing.T) {
+	netNeedRoot(t, "replacing /dev/net/tun in a mount namespace")
+	dir, err := os.MkdirTemp(baseDir, "tun-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	tun := filepath.Join(dir, "tun")
+	if err := syscall.Mknod(tun, syscall.S_IFCHR|0o600, int(10<<8|200)); err != nil {
+		// A nodev /tmp: a plain 0600 file refuses the user the same way.
+		if err := os.WriteFile(tun, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(tun, 0o600)
+	setup := "mount --bind " + shellQuote([]string{tun}) + " /dev/net/tun"
+	forEachUser(t, func(t *testing.T, u User) {
+		r := netRLInMountNS(t, u, setup, "run", "--rm", "busybox", "true")
+		lines := netErrLines(r.Stderr)
+		if r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], "/dev/net/tun") || !strings.Contains(lines[0], "chmod 0666") {
+			t.Errorf("/dev/net/tun 0600 root: want exit 125 and one line naming /dev/net/tun and the fix (chmod 0666):\n%v", r)
+		} else if !strings.Contains(lines[0], "--network none") {
+			t.Logf("note: the message does not mention --network none/host as an alternative: %s", lines[0])
+		}
+		r = netRLInMountNS(t, u, setup, "run", "--rm", "--network", "none", "busybox", "echo", "ok")
+		if r.Code != 0 || r.Stdout != "ok\n" {
+			t.Errorf("/dev/net/tun 0600 root, --network none: want it to work:\n%v", r)
+		}
+		r = netRLInMountNS(t, u, setup, "run", "--rm", "--network", "host", "busybox", "echo", "ok")
+		if r.Code != 0 || r.Stdout != "ok\n" {
+			t.Errorf("/dev/net/tun 0600 root, --network host: want it to work:\n%v", r)
+		}
+	})
+}
+
+// netProcsWith lists the processes whose command line contains marker.
+func netProcsWith(marker string) []string {
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		b, err := os.ReadFile(filepath.Join(p, "cmdline"))
+		if err != nil || !strings.Contains(string(b), marker) {
+			continue
+		}
+		if filepath.Base(p) == strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		out = append(out, filepath.Base(p)+": "+strings.ReplaceAll(string(b), "\x00", " "))
+	}
+	return out
+}
+
+// netTapsOnHost are the host's interfaces named like rl's TAP.
+func netTapsOnHost() map[string]bool {
+	m := map[string]bool{}
+	ifs, _ := net.Interfaces()
+	for _, i := range ifs {
+		if strings.HasPrefix(i.Name, "tap") {
+			m[i.Name] = true
+		}
+	}
+	return m
+}
+
+// TestNetLifetime: the network lives exactly as long as the container: no rl
+// process and no TAP on the host after it exits; the workload of a
+// netDetached container has only its stdio open (no fd of the supervisor's
+// network leaks in).
+func TestNetLifetime(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		tapsBefore := netTapsOnHost()
+		name := netName("netlife")
+		r := rlOK(t, u, "run", "--rm", "--name", name, "busybox", "sh", "-c", "ls /sys/class/net")
+		if !strings.Contains(r.Stdout, "tap0") {
+			t.Errorf("want a tap0 in the container:\n%v", r)
+		}
+		if ps := netProcsWith(name); len(ps) > 0 {
+			t.Errorf("rl run --rm returned but processes remain:\n%s", strings.Join(ps, "\n"))
+		}
+		for n := range netTapsOnHost() {
+			if !tapsBefore[n] {
+				t.Errorf("a TAP device %s appeared in the host's network namespace", n)
+			}
+		}
+
+		// The workload's open fds, from the host (as root) by the pid rl
+		// inspect gives; a --network none container for comparison.
+		fds := map[string]string{}
+		for _, mode := range []string{"slirp", "none"} {
+			n := netName("netfds-" + mode)
+			netDetached(t, u, n, "--network", mode, "busybox", "sleep", "300")
+			got, err := netWorkloadFDs(t, u, n)
+			if err != nil {
+				t.Errorf("--network %s: %v", mode, err)
+				continue
+			}
+			fds[mode] = got
+			if mode == "slirp" {
+				name = n
+			}
+		}
+		// An fd the test process itself has open, to the same file, is one
+		// rl's caller passed down (Go leaves fds it inherited without
+		// O_CLOEXEC open across exec); any other is rl's own.
+		var inherited, own []string
+		for _, f := range strings.Fields(fds["slirp"])[min(3, len(strings.Fields(fds["slirp"]))):] {
+			n, target, _ := strings.Cut(f, "->")
+			if mine, err := os.Readlink("/proc/self/fd/" + n); err == nil && mine == target {
+				inherited = append(inherited, f)
+			} else {
+				own = append(own, f)
+			}
+		}
+		if len(own) > 0 || !strings.HasPrefix(fds["slirp"], "0 1 2") {
+			t.Errorf("the workload (PID 1) of a detached container with the default network has fds %q: want 0 1 2 only; %q are not the caller's (with --network none: %q)", fds["slirp"], own, fds["none"])
+		}
+		if len(inherited) > 0 {
+			t.Errorf("the workload (PID 1) of a detached container has fds %q that rl's caller (this test, which got them from its own parent) left open without O_CLOEXEC: rl passes them through to the container; runc and podman close every fd but 0-2 (and --preserve-fds) before the workload's exec", inherited)
+		}
+		rlOK(t, u, "rm", "-f", name)
+		deadline := time.Now().Add(5 * time.Second)
+		for len(netProcsWith(name)) > 0 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+		if ps := netProcsWith(name); len(ps) > 0 {
+			t.Errorf("rl rm -f %s returned; 5 s later processes remain:\n%s", name, strings.Join(ps, "\n"))
+		}
+	})
+}
+
+// netWorkloadFDs lists the open fds of container name's workload, read on
+// the host from /proc/PID/fd (PID from rl inspect): "0 1 2 ..." with each
+// extra fd's target, as "N->TARGET".
+func netWorkloadFDs(t *testing.T, u User, name string) (string, error) {
+	t.Helper()
+	r := rlOK(t, u, "inspect", name)
+	var v []struct {
+		State struct{ Pid int }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &v); err != nil || len(v) != 1 || v[0].State.Pid <= 0 {
+		return "", fmt.Errorf("rl inspect %s: no State.Pid (%v):\n%v", name, err, r)
+	}
+	dir := fmt.Sprintf("/proc/%d/fd", v[0].State.Pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	nums := make([]int, 0, len(ents))
+	for _, e := range ents {
+		n, _ := strconv.Atoi(e.Name())
+		nums = append(nums, n)
+	}
+	sort.Ints(nums)
+	var out []string
+	for _, n := range nums {
+		if n <= 2 {
+			out = append(out, strconv.Itoa(n))
+			continue
+		}
+		target, _ := os.Readlink(filepath.Join(dir, strconv.Itoa(n)))
+		out = append(out, fmt.Sprintf("%d->%s", n, target))
+	}
+	return strings.Join(out, " "), nil
+}
