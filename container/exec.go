@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"syscall"
 
+	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/container/tty"
@@ -115,6 +116,19 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	eu, err := initproc.ResolveUser(userSpec)
 	if err != nil {
 		return nil, nil, err
+	}
+	// The exec'd process gets the container's capabilities and
+	// no_new_privs: both are the forking thread's to pass on.
+	if err := caps.Bound(recordCaps(s.rec)); err != nil {
+		return nil, nil, err
+	}
+	if err := caps.Limit(recordCaps(s.rec)); err != nil {
+		return nil, nil, err
+	}
+	if s.rec.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return nil, nil, err
+		}
 	}
 	if s.rt.SingleID && (eu.Uid != 0 || eu.Gid != 0) {
 		return nil, nil, fmt.Errorf("exec as uid %d gid %d: only id 0 is mapped in rl's user namespace (no /etc/subuid range for you): add ranges to /etc/subuid and /etc/subgid, or exec as root", eu.Uid, eu.Gid)
@@ -307,7 +321,18 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = files[0], files[1], files[2]
 	}
-	if err := cmd.Start(); err != nil {
+	// Fork from a thread whose bounding set is the container's: entering
+	// the user namespace gives nsenter every capability, bounded by it.
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := caps.Bound(recordCaps(s.rec)); err != nil {
+			errc <- err
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	if err := <-errc; err != nil {
 		if p.master != nil {
 			p.master.Close()
 		}

@@ -35,6 +35,10 @@ type RunOptions struct {
 	Ports       []string // -p
 	PublishAll  bool     // -P
 	DNS         []string // --dns
+	Caps        []string // resolved --cap-add/--cap-drop/--privileged (container/caps)
+	NoNewPrivs  bool
+	Privileged  bool
+	Unmask      []string // --security-opt unmask=PATH (ALL for all)
 }
 
 // Runtime is what running a container needs from the session: it lives in

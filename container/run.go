@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
+	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/mounts"
@@ -70,6 +72,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	ops, err := mounts.Plan(mounts.PlanInput{
 		EtcFiles: etc, Volumes: rec.Volumes, Tmpfs: rec.Tmpfs, ReadOnly: rec.ReadOnly, TTYGroup: tty,
 		HostNet: net.mode == NetHost, HostPID: ns.host["pid"], HostIPC: ns.host["ipc"],
+		Masked: unmasked(mounts.DefaultMasked, rec), ReadOnlyPaths: unmasked(mounts.DefaultReadOnly, rec),
 	})
 	if err != nil {
 		return nil, err
@@ -77,6 +80,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	spec := &initproc.Spec{
 		Rootfs: root, Hostname: hostname, Mounts: ops, Args: rec.Command,
 		Env: containerEnv(rec, hostname), Cwd: rec.Workdir, User: rec.User, Terminal: rec.TTY,
+		Caps: recordCaps(rec), NoNewPrivs: rec.NoNewPrivs,
 	}
 	if !ownUTS {
 		spec.Hostname = "" // not ours to set
@@ -108,4 +112,34 @@ func writeEtcFiles(dir string, files map[string]string) (map[string]string, erro
 		out[name] = p
 	}
 	return out, nil
+}
+
+// unmasked is paths less what the container unmasks (--security-opt
+// unmask=PATH, ALL, or --privileged: everything).
+func unmasked(paths []string, rec rootfs.Record) []string {
+	if rec.Privileged {
+		return nil
+	}
+	var out []string
+	for _, p := range paths {
+		keep := true
+		for _, u := range rec.Unmask {
+			if u == "ALL" || u == p || (strings.HasSuffix(u, "/*") && strings.HasPrefix(p, strings.TrimSuffix(u, "*"))) {
+				keep = false
+			}
+		}
+		if keep {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// recordCaps is the container's capability set; a record from before rl
+// kept one gets podman's default.
+func recordCaps(rec rootfs.Record) []string {
+	if rec.Caps == nil {
+		return caps.Default
+	}
+	return rec.Caps
 }

@@ -48,6 +48,12 @@ type Record struct {
 	PublishAll   bool     `json:"publishAll,omitempty"`
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	DNS          []string `json:"dns,omitempty"`
+	// Security: the capabilities the workload keeps, no_new_privs, and
+	// the paths not masked (unmask, or all with privileged).
+	Caps       []string `json:"caps"`
+	NoNewPrivs bool     `json:"noNewPrivileges,omitempty"`
+	Privileged bool     `json:"privileged,omitempty"`
+	Unmask     []string `json:"unmask,omitempty"`
 }
 
 // ImageConfig reads an image's OCI config (Env, Entrypoint, Cmd, ...).

@@ -104,10 +104,11 @@ func TestRunNamespaces(t *testing.T) {
 	})
 }
 
-// TestRunNetworkLoOnly: the network namespace has lo, up, and nothing else.
+// TestRunNetworkLoOnly: with --network none the namespace has lo, up, and
+// nothing else.
 func TestRunNetworkLoOnly(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		r := rlOK(t, u, "run", "--rm", "busybox", "cat", "/proc/net/dev")
+		r := rlOK(t, u, "run", "--rm", "--network", "none", "busybox", "cat", "/proc/net/dev")
 		var ifaces []string
 		for _, l := range strings.Split(r.Stdout, "\n") {
 			if name, _, ok := strings.Cut(l, ":"); ok && !strings.Contains(name, "|") {
@@ -117,7 +118,7 @@ func TestRunNetworkLoOnly(t *testing.T) {
 		if len(ifaces) != 1 || ifaces[0] != "lo" {
 			t.Fatalf("/proc/net/dev: want only lo, have %q:\n%v", ifaces, r)
 		}
-		r = rlOK(t, u, "run", "--rm", "busybox", "ip", "link")
+		r = rlOK(t, u, "run", "--rm", "--network", "none", "busybox", "ip", "link")
 		m := regexp.MustCompile(`(?m)^\d+: (\S+): <([^>]*)>`).FindAllStringSubmatch(r.Stdout, -1)
 		if len(m) != 1 || m[0][1] != "lo" || !strings.Contains(","+m[0][2]+",", ",UP,") {
 			t.Fatalf("ip link: want only lo, UP:\n%v", r)

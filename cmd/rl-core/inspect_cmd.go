@@ -62,6 +62,10 @@ type inspectHostConfig struct {
 	Init           bool              `json:"Init"`
 	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
 	NetworkMode    string            `json:"NetworkMode"`
+	Privileged     bool              `json:"Privileged"`
+	EffectiveCaps  []string          `json:"EffectiveCaps"`
+	NoNewPrivs     bool              `json:"NoNewPrivileges"`
+	Unmask         []string          `json:"Unmask,omitempty"`
 	Namespaces     map[string]string `json:"NamespaceModes"`
 	UsernsMode     string            `json:"UsernsMode"`
 }
@@ -90,6 +94,7 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 			HostConfig: inspectHostConfig{
 				AutoRemove: rec.AutoRm, Init: rec.Init, ReadonlyRootfs: rec.ReadOnly,
 				NetworkMode: mode(rec.Namespaces["net"]), Namespaces: rec.Namespaces, UsernsMode: rec.UserNS,
+				Privileged: rec.Privileged, EffectiveCaps: rec.Caps, NoNewPrivs: rec.NoNewPrivs, Unmask: rec.Unmask,
 			},
 			Mounts: rec.Volumes, Tmpfs: rec.Tmpfs, Driver: s.Driver.Name, LogPath: logPath,
 			Namespaces: map[string]string{},

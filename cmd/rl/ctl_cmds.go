@@ -4,102 +4,114 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
+	"strconv"
 
 	"github.com/alecthomas/kong"
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/container/ctl"
 )
 
-// fastPath runs exec, stop, kill and wait against running containers
-// straight through their control sockets, without a user namespace or the
-// store. handled=false means a container was not running (or unknown): the
-// command then goes to rl-core, which knows stopped containers.
-func fastPath(c *cli.CLI, kctx *kong.Context) (handled bool, err error) {
+// fastPath runs exec, attach, stop, kill and wait against running
+// containers straight through their control sockets, without a user
+// namespace or the store. A container that is not running (or unknown) is
+// rl-core's to handle, with the store: fallback runs one command there.
+// handled=false hands the whole command over.
+func fastPath(c *cli.CLI, kctx *kong.Context, fallback func(args ...string) error) (handled bool, err error) {
 	cmd := cli.Command(kctx)
-	var refs []string
-	switch cmd {
-	case "exec":
-		refs = []string{c.Exec.Container}
-	case "stop":
-		refs = c.Stop.Containers
-	case "kill":
-		refs = c.Kill.Containers
-	case "wait":
-		refs = c.Wait.Containers
-	case "attach":
-		refs = []string{c.Attach.Container}
-	default:
-		return false, nil
-	}
 	p, err := c.Globals.Paths()
 	if err != nil {
 		return false, err
 	}
-	ids := make([]string, len(refs))
-	for i, ref := range refs {
-		if ids[i], err = ctl.Resolve(p.RunRoot, ref); err != nil {
-			if errors.Is(err, ctl.ErrNotRunning) {
-				return false, nil
-			}
-			return true, err
-		}
-	}
 	switch cmd {
-	case "exec":
-		e := c.Exec
-		code, err := ctl.RunExec(p.RunRoot, ids[0], ctl.Exec{
-			Args: e.Args, Env: e.EnvList, User: e.User, Workdir: e.Workdir,
-			TTY: e.TTY, Interactive: e.Interactive, Detach: e.Detach,
-		}, os.Stdin, os.Stdout, os.Stderr)
+	case "exec", "attach":
+		ref := c.Exec.Container
+		if cmd == "attach" {
+			ref = c.Attach.Container
+		}
+		id, err := ctl.Resolve(p.RunRoot, ref)
 		if errors.Is(err, ctl.ErrNotRunning) {
-			return true, fmt.Errorf("container %s exited", e.Container)
+			return false, nil
 		}
 		if err != nil {
 			return true, err
 		}
-		return true, cli.ExitCode(code)
-	case "attach":
-		return true, attach(p.RunRoot, refs[0], ids[0])
+		if cmd == "attach" {
+			return true, attach(p.RunRoot, ref, id)
+		}
+		return true, execIn(c, p.RunRoot, id)
+	case "stop", "kill", "wait":
+	default:
+		return false, nil
+	}
+	var refs []string
+	var op func(ref, id string) error
+	switch cmd {
 	case "stop":
-		return true, cli.Each(refs, ids, func(ref, id string) error {
-			timeout := -1 // the container's --stop-timeout
-			if c.Stop.Time != nil {
-				timeout = *c.Stop.Time
-			}
+		refs = c.Stop.Containers
+		timeout := -1 // the container's --stop-timeout
+		if c.Stop.Time != nil {
+			timeout = *c.Stop.Time
+		}
+		op = func(ref, id string) error {
 			_, err := ctl.Stop(p.RunRoot, id, timeout)
-			if err == nil || errors.Is(err, ctl.ErrNotRunning) {
+			if err == nil {
 				fmt.Println(ref)
-				return nil
 			}
 			return err
-		})
+		}
 	case "kill":
+		refs = c.Kill.Containers
 		sig, _ := ctl.ParseSignal(c.Kill.Signal)
-		return true, cli.Each(refs, ids, func(ref, id string) error {
-			if err := ctl.Kill(p.RunRoot, id, sig); err != nil {
-				return err
+		op = func(ref, id string) error {
+			err := ctl.Kill(p.RunRoot, id, sig)
+			if err == nil {
+				fmt.Println(ref)
 			}
-			fmt.Println(ref)
-			return nil
-		})
+			return err
+		}
 	case "wait":
-		return true, cli.Each(refs, ids, func(ref, id string) error {
+		refs = c.Wait.Containers
+		op = func(ref, id string) error {
 			code, err := ctl.Wait(p.RunRoot, id)
-			if errors.Is(err, ctl.ErrNotRunning) {
-				// The supervisor died before answering; rl-core would read
-				// "exited (unknown)" from the store.
-				time.Sleep(10 * time.Millisecond)
-				return fmt.Errorf("container %s: its supervisor died; see rl ps -a", ref)
+			if err == nil {
+				fmt.Println(code)
 			}
-			if err != nil {
-				return err
-			}
-			fmt.Println(code)
-			return nil
-		})
+			return err
+		}
 	}
-	return false, nil
+	return true, cli.Each(refs, refs, func(ref, _ string) error {
+		id, err := ctl.Resolve(p.RunRoot, ref)
+		if err == nil {
+			err = op(ref, id)
+		}
+		if errors.Is(err, ctl.ErrNotRunning) {
+			// Not running, or it exited meanwhile: the store knows.
+			args := append(c.Globals.Args(), cmd)
+			switch {
+			case cmd == "stop" && c.Stop.Time != nil:
+				args = append(args, "-t", strconv.Itoa(*c.Stop.Time))
+			case cmd == "kill":
+				args = append(args, "-s", c.Kill.Signal)
+			}
+			return fallback(append(args, "--", ref)...)
+		}
+		return err
+	})
+}
+
+func execIn(c *cli.CLI, runRoot, id string) error {
+	e := c.Exec
+	code, err := ctl.RunExec(runRoot, id, ctl.Exec{
+		Args: e.Args, Env: e.EnvList, User: e.User, Workdir: e.Workdir,
+		TTY: e.TTY, Interactive: e.Interactive, Detach: e.Detach,
+	}, os.Stdin, os.Stdout, os.Stderr)
+	if errors.Is(err, ctl.ErrNotRunning) {
+		return fmt.Errorf("container %s exited", e.Container)
+	}
+	if err != nil {
+		return err
+	}
+	return cli.ExitCode(code)
 }
 
 // attach is rl attach: the exit code of the container, or 0 when the user

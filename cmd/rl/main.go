@@ -15,6 +15,7 @@ import (
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/userns"
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -29,6 +30,9 @@ func main() {
 		}
 		os.Exit(code)
 	}
+	// Descriptors our caller left open without close-on-exec are not ours
+	// to pass on: not to rl-core, and so not to a container.
+	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
 	os.Exit(cli.Report(os.Stderr, run(os.Args[1:])))
 }
 
@@ -37,15 +41,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if handled, err := fastPath(c, kctx); handled {
-		return err
-	}
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding rl's own path: %w", err)
 	}
 	libexec, err := helperDir(self)
 	if err != nil {
+		return err
+	}
+	fallback := func(args ...string) error { return runInside(self, libexec, cli.Command(kctx), args) }
+	if handled, err := fastPath(c, kctx, fallback); handled {
 		return err
 	}
 	if target := c.Run.JoinTarget(); cli.Command(kctx) == "run" && target != "" {

@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/moby/sys/user"
+	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/tty"
 	"github.com/rlcontainers/rl/netstack/link"
 	"github.com/rlcontainers/rl/rootfs/mounts"
@@ -157,6 +158,11 @@ func execWorkload(spec *Spec) (int, error) {
 	if err := unix.Chdir(cwd); err != nil {
 		return ExitRlError, fmt.Errorf("workdir %s: %w: choose another -w/--workdir", cwd, err)
 	}
+	// Bound first: dropping from the bounding set needs CAP_SETPCAP, which
+	// a non-root user loses at setresuid.
+	if err := caps.Bound(spec.Caps); err != nil {
+		return ExitRlError, err
+	}
 	if err := setCredentials(eu); err != nil {
 		return ExitRlError, err
 	}
@@ -171,6 +177,21 @@ func execWorkload(spec *Spec) (int, error) {
 	// workload must not inherit them.
 	if err := dropInheritable(); err != nil {
 		return ExitRlError, err
+	}
+	if eu.Uid == 0 {
+		if err := caps.Limit(spec.Caps); err != nil {
+			return ExitRlError, err
+		}
+	}
+	// Only 0-2 reach the workload: every other descriptor closes at exec
+	// (the reaper's memfd too, once exec'd through /proc/self/fd).
+	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+		return ExitRlError, fmt.Errorf("close_range: %w", err)
+	}
+	if spec.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return ExitRlError, fmt.Errorf("setting no_new_privs: %w", err)
+		}
 	}
 	if spec.Reaper > 0 {
 		// rl itself from the sealed memfd the supervisor passed, as PID 1.

@@ -32,6 +32,11 @@ type Spec struct {
 	// SharedNetwork: the container joined a network namespace that is not
 	// its own (--network host): configure nothing.
 	SharedNetwork bool `json:"sharedNetwork,omitempty"`
+	// Caps are the capabilities the workload keeps (container/caps).
+	Caps []string `json:"caps"`
+	// NoNewPrivs sets no_new_privs: setuid binaries and file capabilities
+	// grant nothing (--security-opt no-new-privileges).
+	NoNewPrivs bool `json:"noNewPrivs,omitempty"`
 }
 
 // Files the init sends the supervisor, named by the datagram they ride on.

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 )
@@ -38,6 +39,10 @@ type RunCmd struct {
 	UTS         string   `name:"uts" help:"UTS namespace: private, host or container:NAME." default:"private"`
 	Cgroupns    string   `name:"cgroupns" help:"Cgroup namespace: private, host or container:NAME." default:"private"`
 	Userns      string   `name:"userns" help:"User namespace: \"\" (you are root inside) or keep-id (your uid and gid are the same inside)."`
+	CapAdd      []string `name:"cap-add" help:"Add a capability (e.g. NET_ADMIN, ALL)." sep:","`
+	CapDrop     []string `name:"cap-drop" help:"Drop a capability (e.g. CHOWN, ALL)." sep:","`
+	Privileged  bool     `help:"All capabilities of the user namespace, no masked or read-only paths."`
+	SecurityOpt []string `name:"security-opt" help:"no-new-privileges, unmask=PATH[:PATH...]|ALL, seccomp=unconfined." sep:"none"`
 	TLSVerify   *bool    `name:"tls-verify" help:"Require HTTPS and verify certificates when pulling."`
 	Authfile    string   `help:"Path of the registry auth file." type:"path"`
 	Quiet       bool     `short:"q" help:"Pull without progress output."`
@@ -46,6 +51,9 @@ type RunCmd struct {
 	Cmd   []string `arg:"" optional:"" passthrough:"" help:"Command and arguments."`
 
 	// Checked values, set by Validate.
+	Caps        []string        `kong:"-"`
+	NoNewPrivs  bool            `kong:"-"`
+	Unmask      []string        `kong:"-"`
 	Args        []string        `kong:"-"`
 	EnvList     []string        `kong:"-"`
 	Volumes     []mounts.Volume `kong:"-"`
@@ -75,6 +83,26 @@ func (c *RunCmd) Validate() error {
 	for _, ns := range []struct{ flag, mode string }{{"pid", c.PID}, {"ipc", c.IPC}, {"uts", c.UTS}, {"cgroupns", c.Cgroupns}} {
 		if err := ValidateNamespace(ns.flag, ns.mode); err != nil {
 			return err
+		}
+	}
+	if c.Caps, err = caps.Resolve(c.CapAdd, c.CapDrop, c.Privileged); err != nil {
+		return err
+	}
+	for _, o := range c.SecurityOpt {
+		k, v, _ := strings.Cut(o, "=")
+		switch {
+		case o == "no-new-privileges" || (k == "no-new-privileges" && v == "true"):
+			c.NoNewPrivs = true
+		case k == "no-new-privileges" && v == "false":
+		case k == "unmask" && v != "":
+			c.Unmask = append(c.Unmask, strings.Split(v, ":")...)
+		case o == "seccomp=unconfined" || o == "label=disable" || o == "apparmor=unconfined":
+			// Nothing to undo: rl loads no seccomp profile yet, and has
+			// no SELinux or AppArmor labels.
+		case k == "seccomp":
+			return fmt.Errorf("--security-opt %s: rl cannot load seccomp profiles yet; use seccomp=unconfined or leave it out", o)
+		default:
+			return fmt.Errorf("unknown --security-opt %q: use no-new-privileges, unmask=PATH or ALL, seccomp=unconfined", o)
 		}
 	}
 	switch c.Userns {
