@@ -39,7 +39,7 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 		StopSignal: stopSignal(cfg), StopTimeout: o.StopTimeout,
 		Namespaces: o.Namespaces, UserNS: o.UserNS,
 		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS,
-		Caps: o.Caps, NoNewPrivs: o.NoNewPrivs, Privileged: o.Privileged, Unmask: o.Unmask,
+		Caps: o.Caps, NoNewPrivs: o.NoNewPrivs, Privileged: o.Privileged, Unmask: o.Unmask, Seccomp: o.Seccomp,
 	}
 	for p := range cfg.Config.ExposedPorts {
 		rec.ExposedPorts = append(rec.ExposedPorts, p)

@@ -117,8 +117,12 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	if err != nil {
 		return nil, nil, err
 	}
-	// The exec'd process gets the container's capabilities and
-	// no_new_privs: both are the forking thread's to pass on.
+	// The exec'd process gets the container's seccomp filter,
+	// capabilities and no_new_privs: all are the forking thread's to pass
+	// on. The filter goes first, while the thread has CAP_SYS_ADMIN.
+	if err := initproc.InstallSeccomp(s.seccomp); err != nil {
+		return nil, nil, err
+	}
 	if err := caps.Bound(recordCaps(s.rec)); err != nil {
 		return nil, nil, err
 	}

@@ -39,6 +39,7 @@ type RunOptions struct {
 	NoNewPrivs  bool
 	Privileged  bool
 	Unmask      []string // --security-opt unmask=PATH (ALL for all)
+	Seccomp     string   // --security-opt seccomp=unconfined|FILE; "" the default profile
 }
 
 // Runtime is what running a container needs from the session: it lives in

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/container/seccomp"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
@@ -85,6 +86,9 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	if !ownUTS {
 		spec.Hostname = "" // not ours to set
 	}
+	if spec.Seccomp, err = seccompFilter(rec); err != nil {
+		return nil, err
+	}
 	net.configure(spec)
 	return spec, nil
 }
@@ -142,4 +146,13 @@ func recordCaps(rec rootfs.Record) []string {
 		return caps.Default
 	}
 	return rec.Caps
+}
+
+// seccompFilter is the container's filter: moby's default profile for its
+// capabilities unless --privileged or seccomp=unconfined, or its own file.
+func seccompFilter(rec rootfs.Record) ([]initproc.BPF, error) {
+	if rec.Privileged || rec.Seccomp == "unconfined" {
+		return nil, nil
+	}
+	return seccomp.Compile(rec.Seccomp, recordCaps(rec))
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rlcontainers/rl/container/ctl"
+	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
@@ -39,6 +40,8 @@ type supervisor struct {
 	exited   chan struct{}
 	code     int
 	handlers sync.WaitGroup // control connections still answering
+	// seccomp is the workload's filter, which rl exec's processes get too.
+	seccomp  []initproc.BPF
 	stopping sync.Once
 	// Of a detached container: its log (and attach's output), and the
 	// write end of its stdin (-i), which rl attach feeds.
@@ -84,6 +87,7 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	if err != nil {
 		return 0, false, err
 	}
+	s.seccomp = spec.Seccomp
 	stdio, logs, err := s.stdio(m)
 	if err != nil {
 		return 0, false, err

@@ -54,6 +54,8 @@ type Record struct {
 	NoNewPrivs bool     `json:"noNewPrivileges,omitempty"`
 	Privileged bool     `json:"privileged,omitempty"`
 	Unmask     []string `json:"unmask,omitempty"`
+	// Seccomp: "" moby's default profile, "unconfined", or a profile file.
+	Seccomp string `json:"seccomp,omitempty"`
 }
 
 // ImageConfig reads an image's OCI config (Env, Entrypoint, Cmd, ...).

@@ -66,6 +66,7 @@ type inspectHostConfig struct {
 	EffectiveCaps  []string          `json:"EffectiveCaps"`
 	NoNewPrivs     bool              `json:"NoNewPrivileges"`
 	Unmask         []string          `json:"Unmask,omitempty"`
+	Seccomp        string            `json:"SeccompProfilePath"`
 	Namespaces     map[string]string `json:"NamespaceModes"`
 	UsernsMode     string            `json:"UsernsMode"`
 }
@@ -95,6 +96,7 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 				AutoRemove: rec.AutoRm, Init: rec.Init, ReadonlyRootfs: rec.ReadOnly,
 				NetworkMode: mode(rec.Namespaces["net"]), Namespaces: rec.Namespaces, UsernsMode: rec.UserNS,
 				Privileged: rec.Privileged, EffectiveCaps: rec.Caps, NoNewPrivs: rec.NoNewPrivs, Unmask: rec.Unmask,
+				Seccomp: seccompName(rec),
 			},
 			Mounts: rec.Volumes, Tmpfs: rec.Tmpfs, Driver: s.Driver.Name, LogPath: logPath,
 			Namespaces: map[string]string{},
@@ -134,4 +136,15 @@ func mode(m string) string {
 		return "private"
 	}
 	return m
+}
+
+// seccompName is the profile as podman's inspect names it.
+func seccompName(rec rootfs.Record) string {
+	switch {
+	case rec.Privileged || rec.Seccomp == "unconfined":
+		return "unconfined"
+	case rec.Seccomp == "":
+		return "default"
+	}
+	return rec.Seccomp
 }

@@ -24,7 +24,7 @@ func runRun(c *cli.CLI, s *session.Session) error {
 		Interactive: r.Interactive, TTY: r.TTY, Remove: r.Rm,
 		Pull: r.Pull, Init: r.Init, StopTimeout: r.StopTimeout,
 		Namespaces: r.Namespaces(), UserNS: r.Userns,
-		Caps: r.Caps, NoNewPrivs: r.NoNewPrivs, Privileged: r.Privileged, Unmask: r.Unmask,
+		Caps: r.Caps, NoNewPrivs: r.NoNewPrivs, Privileged: r.Privileged, Unmask: r.Unmask, Seccomp: r.Seccomp,
 		Ports: r.Publish, PublishAll: r.PublishAll, DNS: r.DNS,
 	}, mode)
 	if err != nil {

@@ -163,6 +163,12 @@ func execWorkload(spec *Spec) (int, error) {
 	if err := caps.Bound(spec.Caps); err != nil {
 		return ExitRlError, err
 	}
+	// The filter allows what the rest of this path needs (setresuid,
+	// capset, prctl, close_range, execve); installed now, while the init
+	// still has CAP_SYS_ADMIN, which a non-root user is about to lose.
+	if err := InstallSeccomp(spec.Seccomp); err != nil {
+		return ExitRlError, err
+	}
 	if err := setCredentials(eu); err != nil {
 		return ExitRlError, err
 	}

@@ -37,6 +37,9 @@ type Spec struct {
 	// NoNewPrivs sets no_new_privs: setuid binaries and file capabilities
 	// grant nothing (--security-opt no-new-privileges).
 	NoNewPrivs bool `json:"noNewPrivs,omitempty"`
+	// Seccomp is the workload's seccomp filter; empty: none (unconfined,
+	// --privileged).
+	Seccomp []BPF `json:"seccomp,omitempty"`
 }
 
 // Files the init sends the supervisor, named by the datagram they ride on.

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -54,6 +55,7 @@ type RunCmd struct {
 	Caps        []string        `kong:"-"`
 	NoNewPrivs  bool            `kong:"-"`
 	Unmask      []string        `kong:"-"`
+	Seccomp     string          `kong:"-"`
 	Args        []string        `kong:"-"`
 	EnvList     []string        `kong:"-"`
 	Volumes     []mounts.Volume `kong:"-"`
@@ -96,13 +98,20 @@ func (c *RunCmd) Validate() error {
 		case k == "no-new-privileges" && v == "false":
 		case k == "unmask" && v != "":
 			c.Unmask = append(c.Unmask, strings.Split(v, ":")...)
-		case o == "seccomp=unconfined" || o == "label=disable" || o == "apparmor=unconfined":
-			// Nothing to undo: rl loads no seccomp profile yet, and has
-			// no SELinux or AppArmor labels.
-		case k == "seccomp":
-			return fmt.Errorf("--security-opt %s: rl cannot load seccomp profiles yet; use seccomp=unconfined or leave it out", o)
+		case k == "seccomp" && v != "":
+			if v != "unconfined" {
+				if _, err := os.Stat(v); err != nil {
+					return fmt.Errorf("--security-opt %s: %v: give a seccomp profile (JSON) or unconfined", o, unwrapPathError(err))
+				}
+				if abs, err := filepath.Abs(v); err == nil {
+					v = abs
+				}
+			}
+			c.Seccomp = v
+		case o == "label=disable" || o == "apparmor=unconfined":
+			// rl has no SELinux or AppArmor labels to undo.
 		default:
-			return fmt.Errorf("unknown --security-opt %q: use no-new-privileges, unmask=PATH or ALL, seccomp=unconfined", o)
+			return fmt.Errorf("unknown --security-opt %q: use no-new-privileges, unmask=PATH or ALL, seccomp=unconfined or seccomp=PROFILE.json", o)
 		}
 	}
 	switch c.Userns {

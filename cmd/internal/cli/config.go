@@ -1,0 +1,38 @@
+package cli
+
+import (
+	"github.com/alecthomas/kong"
+	"github.com/rlcontainers/rl/config"
+)
+
+// ApplyConfig fills the defaults rl.conf pins (config.Load) into c where the
+// command line did not set them: rl run's --network and the global
+// --storage-driver. A flag the user passed wins, and is recorded in src as
+// the value's source (src may be nil). kctx tells which flags were given:
+// kong appends a trace to kctx.Path for each flag it parsed, and --network
+// has a default ("slirp") that cannot be told from an explicit
+// --network slirp otherwise.
+func ApplyConfig(c *CLI, kctx *kong.Context, cfg config.Config, src config.Sources) {
+	given := map[string]bool{}
+	if kctx != nil {
+		for _, p := range kctx.Path {
+			if p.Flag != nil {
+				given[p.Flag.Name] = true
+			}
+		}
+	}
+	if given["network"] {
+		if src != nil {
+			src.Flag(config.KeyNetwork, "--network")
+		}
+	} else if cfg.Network != "" {
+		c.Run.Network = cfg.Network
+	}
+	if given["storage-driver"] {
+		if src != nil {
+			src.Flag(config.KeyStorageDriver, "--storage-driver")
+		}
+	} else if cfg.StorageDriver != "" {
+		c.StorageDriver = cfg.StorageDriver
+	}
+}
