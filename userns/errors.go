@@ -2,7 +2,9 @@ package userns
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -61,6 +63,50 @@ func cloneRefusalFix(err error) string {
 	if v, ok := procSys("kernel.apparmor_restrict_unprivileged_userns"); ok && v == "1" {
 		return "AppArmor restricts unprivileged user namespaces: sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give rl an AppArmor profile with \"userns,\""
 	}
+	if n, ok := seccompFilters(); ok && n > 0 && errno == syscall.EPERM {
+		// The sysctls allow it, and rl runs under a seccomp filter (the
+		// one a container engine installs): that filter said no.
+		return fmt.Sprintf("rl runs under %d seccomp filter(s) that refuse clone(CLONE_NEWUSER) — in a container, Docker's default profile does: run the outer container with --security-opt seccomp=unconfined (Kubernetes: securityContext.seccompProfile.type: Unconfined), or a profile that allows unshare and clone with CLONE_NEWUSER", n)
+	}
 	return "check user.max_user_namespaces (must be > 0), kernel.unprivileged_userns_clone (must be 1) and kernel.apparmor_restrict_unprivileged_userns (must be 0); " +
 		"otherwise a seccomp filter blocks clone(CLONE_NEWUSER): in Docker, run with --security-opt seccomp=unconfined"
+}
+
+// procSelfStatus reads /proc/self/status; a variable so tests can fake it.
+var procSelfStatus = func() ([]byte, error) { return os.ReadFile("/proc/self/status") }
+
+// seccompFilters is how many seccomp filters this process runs under
+// (Seccomp_filters in /proc/self/status, linux 5.9), when it can tell.
+func seccompFilters() (int, bool) {
+	b, err := procSelfStatus()
+	if err != nil {
+		return 0, false
+	}
+	mode := -1
+	filters := -1
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "Seccomp":
+			mode = n
+		case "Seccomp_filters":
+			filters = n
+		}
+	}
+	switch {
+	case filters >= 0:
+		return filters, true
+	case mode == 2:
+		return 1, true
+	case mode >= 0:
+		return 0, true
+	}
+	return 0, false
 }

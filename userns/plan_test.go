@@ -193,9 +193,17 @@ func TestCloneRefusalFix(t *testing.T) {
 			t.Errorf("cloneRefusalFix(%v) with %v = %q, want it to contain %q", err, sysctls, got, want)
 		}
 	}
+	defer func(f func() ([]byte, error)) { procSelfStatus = f }(procSelfStatus)
+	status := "Name:\trl\nSeccomp:\t0\nSeccomp_filters:\t0\n"
+	procSelfStatus = func() ([]byte, error) { return []byte(status), nil }
+
 	wrapped := &os.SyscallError{Syscall: "clone", Err: syscall.EPERM}
 	check(syscall.EINVAL, "")
-	check(wrapped, "seccomp=unconfined")
+	check(wrapped, "seccomp=unconfined") // among the usual suspects
+	// Under a filter (an outer container's), the filter is named.
+	status = "Name:\trl\nSeccomp:\t2\nSeccomp_filters:\t1\n"
+	check(wrapped, "runs under 1 seccomp filter(s)")
+	status = "Name:\trl\nSeccomp:\t0\n"
 	sysctls["kernel.apparmor_restrict_unprivileged_userns"] = "1"
 	check(wrapped, "kernel.apparmor_restrict_unprivileged_userns=0")
 	sysctls["kernel.unprivileged_userns_clone"] = "0"
