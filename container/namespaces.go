@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/mounts"
 	"golang.org/x/sys/unix"
 )
 
@@ -86,6 +87,12 @@ func planNamespaces(rt *Runtime, rec rootfs.Record) (*nsPlan, error) {
 		if s.kind == "net" {
 			mode = netNamespaceMode(mode)
 		}
+		if s.kind == "pid" && (mode == "" || mode == "private") {
+			var err error
+			if mode, err = pidMode(rt, mode); err != nil {
+				return nil, err
+			}
+		}
 		switch target := NamespaceTarget(mode); {
 		case mode == "host":
 			p.host[s.kind] = true
@@ -164,4 +171,21 @@ func (j *nsJoin) hostname() string {
 		return strings.TrimSpace(string(b))
 	}
 	return ""
+}
+
+// pidMode adapts the PID namespace to a masked /proc (an outer container's
+// masks, where a fresh proc mount is refused): when the user left --pid
+// unset, the container shares the outer PID namespace and binds the outer
+// /proc, with a notice; --pid private fails with the fix.
+func pidMode(rt *Runtime, mode string) (string, error) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil || !mounts.ProcMasked(string(mi)) {
+		return "private", nil
+	}
+	const fix = "give the outer container --security-opt unmask=/proc/* (docker, podman) or securityContext.procMount: Unmasked (Kubernetes)"
+	if mode == "private" {
+		return "", fmt.Errorf("--pid private: a fresh /proc is refused because /proc is masked (an outer container's masks over /proc/kcore and the like): %s, or run with --pid host", fix)
+	}
+	rt.warn("/proc is masked (an outer container's masks), so a fresh /proc is refused: running without a PID namespace of its own; ps shows the outer processes. To isolate PIDs, %s", fix)
+	return "host", nil
 }

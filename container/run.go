@@ -74,6 +74,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 		EtcFiles: etc, Volumes: rec.Volumes, Tmpfs: rec.Tmpfs, ReadOnly: rec.ReadOnly, TTYGroup: tty,
 		HostNet: net.mode == NetHost, HostPID: ns.host["pid"], HostIPC: ns.host["ipc"],
 		Masked: unmasked(mounts.DefaultMasked, rec), ReadOnlyPaths: unmasked(mounts.DefaultReadOnly, rec),
+		Devices: privilegedDevices(rec),
 	})
 	if err != nil {
 		return nil, err
@@ -155,4 +156,39 @@ func seccompFilter(rec rootfs.Record) ([]initproc.BPF, error) {
 		return nil, nil
 	}
 	return seccomp.Compile(rec.Seccomp, recordCaps(rec))
+}
+
+// privilegedDevices are, for --privileged, the host's devices the user can
+// open for reading and writing (as podman's rootless --privileged): a
+// container cannot get more than its user has anyway.
+func privilegedDevices(rec rootfs.Record) []string {
+	if !rec.Privileged {
+		return nil
+	}
+	var out []string
+	for _, dir := range []string{"/dev", "/dev/net"} {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			p := filepath.Join(dir, e.Name())
+			if e.Type()&os.ModeDevice == 0 || e.Type()&os.ModeCharDevice == 0 || baseDevice(e.Name()) {
+				continue
+			}
+			if unix.Access(p, unix.R_OK|unix.W_OK) == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// baseDevice: the ones every container gets, and the host's terminals.
+func baseDevice(name string) bool {
+	switch name {
+	case "null", "zero", "full", "random", "urandom", "tty", "ptmx", "console":
+		return true
+	}
+	return strings.HasPrefix(name, "tty") || strings.HasPrefix(name, "pts")
 }

@@ -68,7 +68,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		return -1, fmt.Errorf("userns: encoding the plan: %w", err)
 	}
 	var caps []uintptr
-	if newNS {
+	if newNS && !plan.Direct {
 		if caps, err = AllCaps(); err != nil {
 			return -1, err
 		}
@@ -103,6 +103,14 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 			AmbientCaps: caps,
 		},
 	}
+	if newNS && plan.Direct {
+		// Root of the parent namespace writes the maps itself, and Go
+		// writes them before the child execs: the child starts as root of
+		// its namespace, with its capabilities, no ambient ones needed.
+		cmd.SysProcAttr.UidMappings = sysMaps(plan.UIDs)
+		cmd.SysProcAttr.GidMappings = sysMaps(plan.GIDs)
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+	}
 	if o.Stdin != nil {
 		cmd.Stdin = o.Stdin
 	}
@@ -132,7 +140,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 
 	var changed bool
 	var mapErr error
-	if newNS {
+	if newNS && !plan.Direct {
 		changed, mapErr = writeMaps(cmd.Process.Pid, &plan)
 	}
 	if mapErr != nil {
@@ -339,4 +347,12 @@ func exitStatus(cmd *exec.Cmd, err error) (int, error) {
 		return 128 + int(ws.Signal()), nil
 	}
 	return cmd.ProcessState.ExitCode(), nil
+}
+
+func sysMaps(maps []Mapping) []syscall.SysProcIDMap {
+	out := make([]syscall.SysProcIDMap, len(maps))
+	for i, m := range maps {
+		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
+	}
+	return out
 }

@@ -38,6 +38,9 @@ type Plan struct {
 	Reason    string    // ModeSingle: why, e.g. "no entry for alice (uid 1000) in /etc/subuid"
 	Fix       string    // ModeSingle: what the user can do about it
 	Warnings  []string  // malformed lines met in the subordinate ID files
+	// Direct: rl runs as root of a user namespace already (nested in a
+	// container) and maps the ids it has itself, no helpers needed.
+	Direct bool
 }
 
 // Identity is the host user a Plan is made for, and where to look things up.
@@ -47,7 +50,14 @@ type Identity struct {
 	SubUIDFile string                       // default /etc/subuid
 	SubGIDFile string                       // default /etc/subgid
 	LookPath   func(string) (string, error) // default exec.LookPath
+	// OwnUIDMap and OwnGIDMap are the caller's own /proc/self/uid_map and
+	// gid_map: not the identity of the initial namespace means rl runs
+	// nested, in a user namespace of an outer container.
+	OwnUIDMap, OwnGIDMap string
 }
+
+// initialMap is uid_map in the initial user namespace.
+const initialMap = "0 0 4294967295"
 
 // CurrentIdentity describes the calling user. Called from the parent, in the
 // host's namespaces. The name comes from the user database, else $USER, else
@@ -59,6 +69,12 @@ func CurrentIdentity() Identity {
 		SubUIDFile: "/etc/subuid",
 		SubGIDFile: "/etc/subgid",
 		LookPath:   exec.LookPath,
+	}
+	if b, err := os.ReadFile("/proc/self/uid_map"); err == nil {
+		id.OwnUIDMap = string(b)
+	}
+	if b, err := os.ReadFile("/proc/self/gid_map"); err == nil {
+		id.OwnGIDMap = string(b)
 	}
 	if u, err := user.LookupId(strconv.Itoa(id.UID)); err == nil && u.Username != "" {
 		id.User = u.Username
@@ -91,6 +107,9 @@ func MakePlan(id Identity) Plan {
 	}
 	self := func(hostID int) Mapping { return Mapping{ContainerID: 0, HostID: uint32(hostID), Size: 1} }
 
+	if p, ok := nestedPlan(id); ok {
+		return p
+	}
 	var p Plan
 	var reasons, fixes []string
 	subUIDs, subGIDs := p.readRanges(id, who, &reasons)
@@ -243,4 +262,46 @@ func mapText(maps []Mapping) string {
 		fmt.Fprintf(&b, "%d %d %d\n", m.ContainerID, m.HostID, m.Size)
 	}
 	return b.String()
+}
+
+// nestedPlan is the plan of rl running as root of a user namespace that is
+// not the initial one (inside a container): the new namespace gets the ids
+// this one has, mapped to themselves, written directly (root of the parent
+// namespace may map any of its ids; no setuid helper is needed, or there).
+func nestedPlan(id Identity) (Plan, bool) {
+	if id.UID != 0 || id.OwnUIDMap == "" || strings.Join(strings.Fields(id.OwnUIDMap), " ") == initialMap {
+		return Plan{}, false
+	}
+	uids, gids := identityOf(id.OwnUIDMap), identityOf(id.OwnGIDMap)
+	if len(uids) == 0 || len(gids) == 0 {
+		return Plan{}, false
+	}
+	p := Plan{
+		Mode: ModeFull, Direct: true, UIDs: uids, GIDs: gids,
+		Source: "the enclosing user namespace (rl nested in a container): its ids, mapped to themselves",
+	}
+	if len(uids) == 1 && uids[0].Size == 1 {
+		p.Mode = ModeSingle
+		p.Reason = "the enclosing container maps a single id"
+		p.Fix = "run the outer container with a full id range (for rl: /etc/subuid and /etc/subgid ranges for its user)"
+	}
+	return p, true
+}
+
+// identityOf maps each range a uid_map gives this namespace to itself.
+func identityOf(ownMap string) []Mapping {
+	var out []Mapping
+	for _, line := range strings.Split(strings.TrimSpace(ownMap), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		in, err1 := strconv.ParseUint(f[0], 10, 32)
+		size, err2 := strconv.ParseUint(f[2], 10, 32)
+		if err1 != nil || err2 != nil || size == 0 {
+			continue
+		}
+		out = append(out, Mapping{ContainerID: uint32(in), HostID: uint32(in), Size: uint32(size)})
+	}
+	return out
 }

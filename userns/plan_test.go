@@ -217,3 +217,30 @@ func TestCloneRefusalFix(t *testing.T) {
 		t.Errorf("Error %q does not unwrap to EPERM or lacks the fix", e)
 	}
 }
+
+func TestNestedPlan(t *testing.T) {
+	id := Identity{UID: 0, GID: 0, User: "root", SubUIDFile: "/nonexistent", SubGIDFile: "/nonexistent",
+		LookPath: func(string) (string, error) { return "", errors.New("no") }}
+	id.OwnUIDMap, id.OwnGIDMap = "         0          0 4294967295\n", "0 0 4294967295\n"
+	if p := MakePlan(id); p.Direct || p.Mode != ModeSingle {
+		t.Errorf("root of the initial namespace is not nested: %+v", p)
+	}
+	// Inside an rl container with a full map: root maps its 65537 ids.
+	id.OwnUIDMap = "         0       1002          1\n         1     200000      65536\n"
+	id.OwnGIDMap = id.OwnUIDMap
+	p := MakePlan(id)
+	want := []Mapping{{0, 0, 1}, {1, 1, 65536}}
+	if !p.Direct || p.Mode != ModeFull || !reflect.DeepEqual(p.UIDs, want) || !reflect.DeepEqual(p.GIDs, want) || p.Notice() != "" {
+		t.Errorf("nested full: %+v", p)
+	}
+	// Inside a single-ID container: one id.
+	id.OwnUIDMap, id.OwnGIDMap = "0 1002 1\n", "0 1002 1\n"
+	if p := MakePlan(id); !p.Direct || p.Mode != ModeSingle || len(p.UIDs) != 1 {
+		t.Errorf("nested single: %+v", p)
+	}
+	// Not root inside: the usual plan.
+	id.UID = 1000
+	if p := MakePlan(id); p.Direct {
+		t.Errorf("a non-root user is not given the direct map: %+v", p)
+	}
+}

@@ -77,6 +77,9 @@ type PlanInput struct {
 	// and /sys are mounted (DefaultMasked, DefaultReadOnly).
 	Masked        []string
 	ReadOnlyPaths []string
+	// Devices are more host devices to bind into /dev (--privileged: the
+	// ones the user can open, /dev/net/tun and /dev/fuse among them).
+	Devices []string
 }
 
 const (
@@ -115,6 +118,9 @@ func Plan(in PlanInput) ([]Op, error) {
 		Flags: unix.MS_NOSUID | unix.MS_STRICTATIME, Data: "mode=755,size=65536k"})
 	for _, d := range devices {
 		ops = append(ops, Op{Kind: OpBind, Source: "/dev/" + d, Target: "/dev/" + d, File: true, Optional: d == "tty"})
+	}
+	for _, d := range in.Devices {
+		ops = append(ops, Op{Kind: OpBind, Source: d, Target: d, File: true, Optional: true})
 	}
 	pts := "newinstance,ptmxmode=0666,mode=0620"
 	if in.TTYGroup >= 0 {
@@ -240,4 +246,20 @@ func tmpfsOptions(opts string) (uintptr, string, error) {
 		data = append(data, "mode=1777")
 	}
 	return flags, strings.Join(data, ","), nil
+}
+
+// ProcMasked reports whether anything is mounted over part of /proc, as
+// an outer container engine masks /proc/kcore, /proc/keys and the like. In
+// a user namespace the kernel then refuses a fresh proc mount (it must not
+// reveal what the masks hide: mnt_already_visible in fs/namespace.c), so
+// a PID namespace of rl's own cannot have its /proc. mountinfo is
+// /proc/self/mountinfo's content.
+func ProcMasked(mountinfo string) bool {
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], "/proc/") {
+			return true
+		}
+	}
+	return false
 }

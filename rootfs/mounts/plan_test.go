@@ -172,3 +172,14 @@ func TestPlanHostPIDAndIPC(t *testing.T) {
 	}
 	find(t, ops, OpBind, "/dev/mqueue")
 }
+
+func TestProcMasked(t *testing.T) {
+	clean := "22 1 0:21 / /proc rw,nosuid - proc proc rw\n23 1 0:5 / /dev rw - devtmpfs udev rw\n"
+	masked := clean + "40 22 0:5 /null /proc/kcore ro,nosuid - devtmpfs udev rw\n"
+	if ProcMasked(clean) {
+		t.Error("a plain /proc reads as masked")
+	}
+	if !ProcMasked(masked) {
+		t.Error("a /dev/null over /proc/kcore does not read as masked")
+	}
+}

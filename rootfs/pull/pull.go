@@ -48,6 +48,11 @@ func (o Options) SystemContext() *types.SystemContext {
 	if o.AuthFile == "" && os.Getenv("XDG_RUNTIME_DIR") == "" {
 		sys.AuthFilePath = defaultAuthFile()
 	}
+	if _, err := os.Stat("/var/tmp"); err != nil {
+		// The library stages layers in /var/tmp, which minimal images
+		// (rl nested in busybox) lack.
+		sys.BigFilesTemporaryDir = os.TempDir()
+	}
 	if o.TLSVerify != nil {
 		sys.DockerInsecureSkipTLSVerify = types.NewOptionalBool(!*o.TLSVerify)
 	}
