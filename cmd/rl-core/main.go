@@ -30,5 +30,6 @@ func main() {
 		"images":  runImages,
 		"rmi":     runRmi,
 		"info":    runInfo,
+		"doctor":  runDoctor,
 	}))
 }

@@ -8,7 +8,8 @@ import (
 // ApplyConfig fills the defaults rl.conf pins (config.Load) into c where the
 // command line did not set them: rl run's --network and the global
 // --storage-driver. A flag the user passed wins, and is recorded in src as
-// the value's source (src may be nil). kctx tells which flags were given:
+// the value's source (src may be nil). pid_fallback = "fail" makes an
+// unset --pid private. kctx tells which flags were given:
 // kong appends a trace to kctx.Path for each flag it parsed, and --network
 // has a default ("slirp") that cannot be told from an explicit
 // --network slirp otherwise.
@@ -27,6 +28,11 @@ func ApplyConfig(c *CLI, kctx *kong.Context, cfg config.Config, src config.Sourc
 		}
 	} else if cfg.Network != "" {
 		c.Run.Network = cfg.Network
+	}
+	// pid_fallback = "fail": an unset --pid means private, so a masked
+	// /proc fails with the fix instead of falling back to the outer PIDs.
+	if !given["pid"] && cfg.PIDFallback == "fail" {
+		c.Run.PID = "private"
 	}
 	if given["storage-driver"] {
 		if src != nil {

@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
+	"github.com/rlcontainers/rl/config"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/paths"
@@ -128,6 +129,11 @@ func runMain(binary string, commands map[string]Command) error {
 	if err != nil {
 		return err
 	}
+	cfg, src, err := config.Load()
+	if err != nil {
+		return err
+	}
+	cli.ApplyConfig(c, kctx, cfg, src)
 	cmd, ok := commands[cli.Command(kctx)]
 	if !ok {
 		return cli.Unsupported(cli.Command(kctx), binary)
