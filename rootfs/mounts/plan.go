@@ -45,6 +45,7 @@ type Op struct {
 type Volume struct {
 	Source, Target string
 	ReadOnly       bool
+	File           bool `json:",omitempty"` // the source is a file: the target is made a file too
 }
 
 // Tmpfs is a --tmpfs DST[:OPTIONS] mount.
@@ -176,7 +177,7 @@ func Plan(in PlanInput) ([]Op, error) {
 		ops = append(ops, Op{Kind: OpMount, Source: "tmpfs", Target: t.Target, FSType: "tmpfs", Flags: flags, Data: data})
 	}
 	for _, v := range in.Volumes {
-		ops = append(ops, Op{Kind: OpBind, Source: v.Source, Target: v.Target})
+		ops = append(ops, Op{Kind: OpBind, Source: v.Source, Target: v.Target, File: v.File})
 		if v.ReadOnly {
 			ops = append(ops, Op{Kind: OpRemount, Target: v.Target})
 		}

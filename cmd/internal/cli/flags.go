@@ -86,10 +86,11 @@ func ParseVolumes(vols []string) ([]mounts.Volume, error) {
 		if err != nil {
 			return nil, fmt.Errorf("invalid volume %q: %w", v, err)
 		}
-		if _, err := os.Stat(abs); err != nil {
+		st, err := os.Stat(abs)
+		if err != nil {
 			return nil, fmt.Errorf("invalid volume %q: %s: %v: create it first", v, abs, unwrapPathError(err))
 		}
-		vol := mounts.Volume{Source: abs, Target: filepath.Clean(dst)}
+		vol := mounts.Volume{Source: abs, Target: filepath.Clean(dst), File: !st.IsDir()}
 		if len(parts) == 3 {
 			for _, o := range strings.Split(parts[2], ",") {
 				switch o {

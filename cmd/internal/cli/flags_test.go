@@ -91,3 +91,14 @@ func TestBinaryFor(t *testing.T) {
 		t.Error("pull and load run in rl-image, the rest in rl-core")
 	}
 }
+
+func TestParseVolumesFile(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "conf")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ParseVolumes([]string{f + ":/etc/app.conf:ro", filepath.Dir(f) + ":/d"})
+	if err != nil || !got[0].File || got[1].File {
+		t.Fatalf("a file source binds onto a file, a directory onto a directory: %+v %v", got, err)
+	}
+}
