@@ -148,6 +148,9 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	if err != nil {
 		return nil, nil, &ExitError{Code: initproc.ExitNotFound, Err: err}
 	}
+	if err := initproc.RefuseSelf(path, ownBinary); err != nil {
+		return nil, nil, &ExitError{Code: initproc.ExitCannotExecute, Err: err}
+	}
 	dir := e.Workdir
 	if dir == "" {
 		dir = s.rec.Workdir
@@ -344,3 +347,8 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	}
 	return cmd, p.master, nil
 }
+
+// ownBinary is this process's executable (rl-core), as found before any
+// namespace was joined: between fork and exec it is the child's
+// /proc/self/exe, so a command naming it is refused (initproc.RefuseSelf).
+var ownBinary, _ = os.Stat("/proc/self/exe")

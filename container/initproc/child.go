@@ -179,6 +179,10 @@ func execWorkload(spec *Spec) (int, error) {
 	if err != nil {
 		return ExitNotFound, err
 	}
+	self, _ := os.Stat("/proc/self/exe")
+	if err := RefuseSelf(path, self); err != nil {
+		return ExitCannotExecute, err
+	}
 	// With --userns keep-id the init ran on ambient capabilities; the
 	// workload must not inherit them.
 	if err := dropInheritable(); err != nil {
@@ -321,6 +325,20 @@ func dropInheritable() error {
 	data[0].Inheritable, data[1].Inheritable = 0, 0
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("clearing inheritable capabilities: %w", err)
+	}
+	return nil
+}
+
+// RefuseSelf refuses to exec path when it is self, rl's own binary (the
+// caller's /proc/self/exe): an image whose entrypoint is /proc/self/exe, or
+// a symlink to it, would run rl's file on the host, which the user owns and
+// so container root could rewrite (CVE-2019-5736).
+func RefuseSelf(path string, self os.FileInfo) error {
+	if self == nil {
+		return nil
+	}
+	if got, err := os.Stat(path); err == nil && os.SameFile(got, self) {
+		return fmt.Errorf("%s is rl's own binary on the host: refusing to run it in the container (CVE-2019-5736)", path)
 	}
 	return nil
 }

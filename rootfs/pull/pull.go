@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/rlcontainers/rl/rootfs/paths"
 	"go.podman.io/image/v5/copy"
@@ -27,6 +29,7 @@ import (
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/image/v5/types"
 	"go.podman.io/storage"
+	"golang.org/x/sys/unix"
 )
 
 // Options mirror podman pull's flags.
@@ -136,6 +139,12 @@ func Pull(ctx context.Context, store storage.Store, name string, o Options) (*st
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("pulling %s: interrupted", cand.Value)
 		}
+		if errors.Is(err, ErrStalled) || storeFull(store, err) != nil {
+			if full := storeFull(store, err); full != nil {
+				err = full
+			}
+			return nil, fmt.Errorf("pulling %s: %w", cand.Value, err)
+		}
 		tried = append(tried, fmt.Sprintf("%s (%s)", cand.Value, oneLine(err)))
 		if cause == nil {
 			cause = explain(cand.Value, err)
@@ -147,8 +156,23 @@ func Pull(ctx context.Context, store storage.Store, name string, o Options) (*st
 	return nil, fmt.Errorf("pulling %q: no registry had it; tried %s: check the name, or the registries in registries.conf", name, strings.Join(tried, ", "))
 }
 
+// storeFull names a full store as the cause of a failed copy: the layer
+// unpacker (a child process) reports ENOSPC only as its exit status.
+func storeFull(store storage.Store, err error) error {
+	var st unix.Statfs_t
+	full := errors.Is(err, syscall.ENOSPC) || strings.Contains(err.Error(), "no space left on device")
+	if !full && unix.Statfs(store.GraphRoot(), &st) == nil {
+		full = uint64(st.Bavail)*uint64(st.Bsize) < 16<<20
+	}
+	if !full {
+		return nil
+	}
+	return fmt.Errorf("no space left in the store (%s): free some space (rl rmi, rl rm), or give --root on a larger filesystem", store.GraphRoot())
+}
+
 // explain names the cause and the fix of a pull failure that is not "the
-// registry does not have it": credentials, certificates. nil otherwise.
+// registry does not have it": credentials, certificates, or anything else
+// the registry answered; nil when the image is simply not there.
 func explain(ref reference.Named, err error) error {
 	host := reference.Domain(ref)
 	var unauth docker.ErrUnauthorizedForCredentials
@@ -161,8 +185,20 @@ func explain(ref reference.Named, err error) error {
 		return fmt.Errorf("%s refused the credentials (or wants some): log in with podman login %s, or give --authfile FILE", host, host)
 	case errors.As(err, &x509Unknown) || errors.As(err, &x509Host) || errors.As(err, &x509Invalid) || strings.Contains(msg, "x509: "):
 		return fmt.Errorf("the TLS certificate of %s is not trusted: put its CA in /etc/containers/certs.d/%s/ or ~/.config/containers/certs.d/%s/, or pass --tls-verify=false", host, host, host)
+	case notFound(msg):
+		return nil
 	}
-	return nil
+	return fmt.Errorf("%s answered, but the download failed (%s): try again, or check the registry", host, oneLine(err))
+}
+
+// notFound: the registry (or every mirror) does not have the image.
+func notFound(msg string) bool {
+	for _, s := range []string{"manifest unknown", "name unknown", "not found", "404", "no such host", "connection refused", "no route to host", "dial tcp"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func copyIn(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext,
@@ -191,11 +227,23 @@ func copyRef(ctx context.Context, store storage.Store, pc *signature.PolicyConte
 	if err != nil {
 		return nil, err
 	}
-	if _, err := copy.Image(ctx, pc, dest, src, &copy.Options{
-		ReportWriter:   progress,
-		SourceCtx:      sys,
-		DestinationCtx: sys,
-	}); err != nil {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	events := make(chan types.ProgressProperties, 16)
+	copied := make(chan struct{})
+	go watchStall(cancel, events, copied, StallTimeout)
+	_, err = copy.Image(ctx, pc, dest, src, &copy.Options{
+		ReportWriter:     progress,
+		SourceCtx:        sys,
+		DestinationCtx:   sys,
+		Progress:         events,
+		ProgressInterval: time.Second,
+	})
+	close(copied)
+	if cause := context.Cause(ctx); errors.Is(cause, ErrStalled) {
+		return nil, cause
+	}
+	if err != nil {
 		return nil, err
 	}
 	img, err := istorage.Transport.GetStoreImage(store, dest)
@@ -203,6 +251,53 @@ func copyRef(ctx context.Context, store storage.Store, pc *signature.PolicyConte
 		return nil, fmt.Errorf("finding the copied image: %w", err)
 	}
 	return img, nil
+}
+
+// StallTimeout is how long a blob download may make no progress before
+// the pull gives up (a registry that stops sending mid-blob would otherwise
+// hold rl forever: HTTP has no read deadline of its own).
+var StallTimeout = 30 * time.Second
+
+// ErrStalled is the cause of a pull given up for lack of progress.
+var ErrStalled = errors.New("the registry stopped sending")
+
+// watchStall cancels ctx when a blob being read makes no progress for
+// timeout. It is armed only while a blob is read (from its first event to
+// its done event), so time spent extracting a layer does not count.
+// It keeps reading events until copied is closed, so the copy never
+// blocks on a report.
+func watchStall(cancel context.CancelCauseFunc, events <-chan types.ProgressProperties, copied <-chan struct{}, timeout time.Duration) {
+	active := map[string]uint64{} // blob digest -> bytes read
+	last := time.Now()
+	tick := time.NewTicker(timeout / 10)
+	defer tick.Stop()
+	stalled := false
+	for {
+		select {
+		case <-copied:
+			return
+		case ev := <-events:
+			d := ev.Artifact.Digest.String()
+			switch ev.Event {
+			case types.ProgressEventNewArtifact:
+				active[d] = 0
+				last = time.Now()
+			case types.ProgressEventRead:
+				if ev.Offset > active[d] {
+					active[d] = ev.Offset
+					last = time.Now()
+				}
+			case types.ProgressEventDone, types.ProgressEventSkipped:
+				delete(active, d)
+				last = time.Now()
+			}
+		case <-tick.C:
+			if !stalled && len(active) > 0 && time.Since(last) > timeout {
+				stalled = true
+				cancel(fmt.Errorf("%w: no data for %v while downloading a layer: check the registry or the network, and pull again", ErrStalled, timeout))
+			}
+		}
+	}
 }
 
 // Load copies every image of a docker-archive or oci-archive file into the

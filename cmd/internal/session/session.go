@@ -17,6 +17,7 @@ import (
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/paths"
 	"github.com/rlcontainers/rl/userns"
+	"github.com/sirupsen/logrus"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
 )
@@ -94,12 +95,14 @@ func Open(g *cli.Globals) (*Session, error) {
 }
 
 // Interruptible cancels the session's context on SIGINT, SIGTERM or SIGHUP
-// (for commands with no workload to forward them to).
+// (for commands with no workload to forward them to), and when the rl that
+// started this one is gone (killed): a pull nobody waits for stops.
 func (s *Session) Interruptible() {
 	go func() {
+		defer s.cancel()
 		for sig := range s.Signals {
 			if sig == syscall.SIGINT || sig == syscall.SIGTERM || sig == syscall.SIGHUP {
-				s.cancel()
+				return
 			}
 		}
 	}()
@@ -125,6 +128,9 @@ func Main(binary string, commands map[string]Command) int {
 }
 
 func runMain(binary string, commands map[string]Command) error {
+	// The image library logs retries and the like at info level; rl
+	// reports failures itself, in one line.
+	logrus.SetLevel(logrus.ErrorLevel)
 	c, kctx, err := cli.Parse(os.Args[1:], os.Exit)
 	if err != nil {
 		return err
