@@ -151,7 +151,7 @@ func Pull(ctx context.Context, store storage.Store, name string, o Options) (*st
 		}
 	}
 	if cause != nil {
-		return nil, fmt.Errorf("pulling %q: %w; tried %s", name, cause, strings.Join(tried, ", "))
+		return nil, fmt.Errorf("pulling %q: %w", name, cause)
 	}
 	return nil, fmt.Errorf("pulling %q: no registry had it; tried %s: check the name, or the registries in registries.conf", name, strings.Join(tried, ", "))
 }
@@ -187,8 +187,22 @@ func explain(ref reference.Named, err error) error {
 		return fmt.Errorf("the TLS certificate of %s is not trusted: put its CA in /etc/containers/certs.d/%s/ or ~/.config/containers/certs.d/%s/, or pass --tls-verify=false", host, host, host)
 	case notFound(msg):
 		return nil
+	case strings.Contains(msg, "unpacking failed") || strings.Contains(msg, "adding layer"):
+		return fmt.Errorf("a layer of %s cannot be unpacked (%s): the image is malformed or hostile; nothing of it is kept", ref, unpackCause(msg))
 	}
 	return fmt.Errorf("%s answered, but the download failed (%s): try again, or check the registry", host, oneLine(err))
+}
+
+// unpackCause is the unpacker's own words from a storage error ("output:
+// ..."), or the whole message.
+func unpackCause(msg string) string {
+	if i := strings.LastIndex(msg, "output: "); i >= 0 {
+		out := strings.TrimRight(msg[i+len("output: "):], ")")
+		if out != "" {
+			return out
+		}
+	}
+	return oneLine(errors.New(msg))
 }
 
 // notFound: the registry (or every mirror) does not have the image.
@@ -227,6 +241,7 @@ func copyRef(ctx context.Context, store storage.Store, pc *signature.PolicyConte
 	if err != nil {
 		return nil, err
 	}
+	before := layerIDs(store)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	events := make(chan types.ProgressProperties, 16)
@@ -240,6 +255,9 @@ func copyRef(ctx context.Context, store storage.Store, pc *signature.PolicyConte
 		ProgressInterval: time.Second,
 	})
 	close(copied)
+	if err != nil {
+		dropOrphanLayers(store, before)
+	}
 	if cause := context.Cause(ctx); errors.Is(cause, ErrStalled) {
 		return nil, cause
 	}
@@ -251,6 +269,61 @@ func copyRef(ctx context.Context, store storage.Store, pc *signature.PolicyConte
 		return nil, fmt.Errorf("finding the copied image: %w", err)
 	}
 	return img, nil
+}
+
+func layerIDs(store storage.Store) map[string]bool {
+	ids := map[string]bool{}
+	layers, _ := store.Layers()
+	for _, l := range layers {
+		ids[l.ID] = true
+	}
+	return ids
+}
+
+// dropOrphanLayers removes the layers a failed copy committed (the ones
+// before it went wrong) that no image or container uses: a refused image
+// leaves nothing behind. A concurrent pull of an image sharing those
+// layers commits its image only after its own layers; at worst it finds a
+// layer gone and fails, and a retry fetches it again.
+func dropOrphanLayers(store storage.Store, before map[string]bool) {
+	layers, err := store.Layers()
+	if err != nil {
+		return
+	}
+	used := map[string]bool{}
+	if imgs, err := store.Images(); err == nil {
+		for _, img := range imgs {
+			used[img.TopLayer] = true
+		}
+	}
+	if ctrs, err := store.Containers(); err == nil {
+		for _, c := range ctrs {
+			used[c.LayerID] = true
+		}
+	}
+	// Parents of used layers are used too.
+	parent := map[string]string{}
+	for _, l := range layers {
+		parent[l.ID] = l.Parent
+	}
+	for id := range used {
+		for p := parent[id]; p != "" && !used[p]; p = parent[p] {
+			used[p] = true
+		}
+	}
+	// Children first: a layer with a child cannot go.
+	for changed := true; changed; {
+		changed = false
+		for _, l := range layers {
+			if before[l.ID] || used[l.ID] {
+				continue
+			}
+			if store.DeleteLayer(l.ID) == nil {
+				before[l.ID] = true
+				changed = true
+			}
+		}
+	}
 }
 
 // StallTimeout is how long a blob download may make no progress before

@@ -127,6 +127,9 @@ func (c *RunCmd) Validate() error {
 	if c.Workdir != "" && c.Workdir[0] != '/' {
 		return fmt.Errorf("invalid --workdir %q: it must be an absolute path", c.Workdir)
 	}
+	if u, g, hasGroup := strings.Cut(c.User, ":"); c.User != "" && (u == "" || (hasGroup && g == "")) {
+		return fmt.Errorf("invalid --user %q: use name|uid[:group|gid]", c.User)
+	}
 	if c.Name != "" && !validName.MatchString(c.Name) {
 		return fmt.Errorf("invalid --name %q: use letters, digits and _.- (starting with a letter or digit)", c.Name)
 	}
