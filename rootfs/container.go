@@ -79,24 +79,30 @@ func ImageConfig(ctx context.Context, store storage.Store, img *storage.Image) (
 // CreateContainer creates the container's record and its writable layer on
 // top of the image.
 func CreateContainer(store storage.Store, img *storage.Image, rec Record) (*storage.Container, error) {
-	if rec.Name == "" {
-		rec.Name = generateName(store)
+	generated := rec.Name == ""
+	for try := 0; ; try++ {
+		if generated {
+			rec.Name = generateName(store)
+		}
+		meta, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		// An --rm container is volatile, as podman makes it: its records
+		// skip fsync and its overlay mounts with "volatile", so unmounting
+		// does not syncfs the upper dir (13 ms tails under I/O).
+		c, err := store.CreateContainer("", []string{rec.Name}, img.ID, "", string(meta), &storage.ContainerOptions{Volatile: rec.AutoRm})
+		if errors.Is(err, storage.ErrDuplicateName) {
+			if generated && try < 10 {
+				continue // another rl took the same generated name meanwhile
+			}
+			return nil, fmt.Errorf("the container name %q is already in use: choose another --name or remove that container (rl rm %s)", rec.Name, rec.Name)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("creating the container: %w", err)
+		}
+		return c, nil
 	}
-	meta, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	// An --rm container is volatile, as podman makes it: its records skip
-	// fsync and its overlay mounts with "volatile", so unmounting does not
-	// syncfs the upper dir (13 ms tails under I/O).
-	c, err := store.CreateContainer("", []string{rec.Name}, img.ID, "", string(meta), &storage.ContainerOptions{Volatile: rec.AutoRm})
-	if errors.Is(err, storage.ErrDuplicateName) {
-		return nil, fmt.Errorf("the container name %q is already in use: choose another --name or remove that container (rl rm %s)", rec.Name, rec.Name)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("creating the container: %w", err)
-	}
-	return c, nil
 }
 
 // ReadRecord decodes a container's record.
