@@ -109,7 +109,9 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		// its namespace, with its capabilities, no ambient ones needed.
 		cmd.SysProcAttr.UidMappings = sysMaps(plan.UIDs)
 		cmd.SysProcAttr.GidMappings = sysMaps(plan.GIDs)
-		cmd.SysProcAttr.GidMappingsEnableSetgroups = true
+		// A namespace whose parent denies setgroups must deny it too
+		// (user_namespaces(7)): a single-ID outer container does.
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = !setgroupsDenied()
 	}
 	if o.Stdin != nil {
 		cmd.Stdin = o.Stdin
@@ -355,4 +357,11 @@ func sysMaps(maps []Mapping) []syscall.SysProcIDMap {
 		out[i] = syscall.SysProcIDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)}
 	}
 	return out
+}
+
+// setgroupsDenied reports whether this process's user namespace denies
+// setgroups(2).
+func setgroupsDenied() bool {
+	b, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(b)) == "deny"
 }

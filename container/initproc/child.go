@@ -333,12 +333,36 @@ func dropInheritable() error {
 // caller's /proc/self/exe): an image whose entrypoint is /proc/self/exe, or
 // a symlink to it, would run rl's file on the host, which the user owns and
 // so container root could rewrite (CVE-2019-5736).
+//
+// Only a path that leads through /proc is refused: there the magic link
+// reaches the file on the host's own (writable) mount. rl bound into a
+// container read-only (rl in rl) runs from that read-only mount, which a
+// reopen for writing cannot get around.
 func RefuseSelf(path string, self os.FileInfo) error {
-	if self == nil {
+	if self == nil || !throughProc(path) {
 		return nil
 	}
 	if got, err := os.Stat(path); err == nil && os.SameFile(got, self) {
 		return fmt.Errorf("%s is rl's own binary on the host: refusing to run it in the container (CVE-2019-5736)", path)
 	}
 	return nil
+}
+
+// throughProc reports whether path, or a symlink it leads through, is
+// under /proc.
+func throughProc(path string) bool {
+	for i := 0; i < 40; i++ {
+		if path == "/proc" || strings.HasPrefix(path, "/proc/") {
+			return true
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return false
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(path), target)
+		}
+		path = filepath.Clean(target)
+	}
+	return true // a symlink loop: refuse rather than guess
 }

@@ -49,7 +49,7 @@ func Default() (Paths, error) {
 	p.Root = filepath.Join(data, "rl", "storage")
 
 	uid := HostUID()
-	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" && usableRuntimeDir(rt) {
+	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" && RuntimeDirUsable(rt) {
 		p.RunRoot = filepath.Join(rt, "rl")
 		p.RunRootReason = "XDG_RUNTIME_DIR"
 	} else {
@@ -63,10 +63,10 @@ func Default() (Paths, error) {
 	return p, nil
 }
 
-// usableRuntimeDir: after `su` or `sudo -u` XDG_RUNTIME_DIR often still names
+// RuntimeDirUsable: after `su` or `sudo -u` XDG_RUNTIME_DIR often still names
 // the previous user's directory. Ownership is compared with os.Getuid(): on
 // the host that is the user, inside rl's user namespace the user maps to 0.
-func usableRuntimeDir(dir string) bool {
+func RuntimeDirUsable(dir string) bool {
 	var st unix.Stat_t
 	if err := unix.Stat(dir, &st); err != nil || int(st.Uid) != os.Getuid() {
 		return false

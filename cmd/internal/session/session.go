@@ -81,6 +81,11 @@ func Open(g *cli.Globals) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if rt := os.Getenv("XDG_RUNTIME_DIR"); rt != "" && !paths.RuntimeDirUsable(rt) {
+		// Not ours (after su) or not there: the libraries must not use it
+		// either (storage stats it; the image library looks for auth.json there).
+		os.Unsetenv("XDG_RUNTIME_DIR")
+	}
 	single := userns.SingleMapped()
 	store, driver, err := rootfs.OpenStore(rootfs.StoreConfig{Paths: p, Driver: g.StorageDriver, SingleID: single})
 	if err != nil {
