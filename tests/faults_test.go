@@ -1,0 +1,637 @@
+package tests
+
+// Faults (issue 6): kill -9 of rl at each phase of its work, and a store
+// that runs out of space. After each: the next rl command works, rl ps -a
+// is consistent, no rl process and no mount of the store is left, the store
+// has nothing half-made (checkStore: what `rl system check` would have to
+// find), and pulling and running again work.
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rlcontainers/rl/tests/testenv"
+)
+
+// rlProcs lists the live processes running rl's binaries (this run's
+// rl, rl-core, rl-image) with HOME home in their environment, as "pid exe".
+func rlProcs(home string) []string {
+	bins := map[string]bool{}
+	for _, b := range rlBinaries {
+		bins[filepath.Join(filepath.Dir(rlBin), b)] = true
+	}
+	var out []string
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		exe, err := os.Readlink(filepath.Join(p, "exe"))
+		if err != nil || !bins[strings.TrimSuffix(exe, " (deleted)")] {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join(p, "stat")); err == nil {
+			if _, rest, _ := strings.Cut(string(stat), ") "); strings.HasPrefix(rest, "Z") {
+				continue
+			}
+		}
+		env, err := os.ReadFile(filepath.Join(p, "environ"))
+		if err != nil || !strings.Contains(string(env), "HOME="+home+"\x00") {
+			continue
+		}
+		out = append(out, filepath.Base(p)+" "+filepath.Base(exe))
+	}
+	return out
+}
+
+// userPids is the set of live processes of u's uid and its subordinate
+// range (the user's own processes and their containers').
+func userPids(u User) map[int]bool {
+	out := map[int]bool{}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		uid := int(st.Sys().(*syscall.Stat_t).Uid)
+		if uid != u.UID && !(u.Name == full.Name && uid >= 200000 && uid < 200000+testenv.RangeSize) {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join(p, "stat")); err == nil {
+			if _, rest, _ := strings.Cut(string(stat), ") "); strings.HasPrefix(rest, "Z") {
+				continue
+			}
+		}
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		out[pid] = true
+	}
+	return out
+}
+
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}
+
+// bgCmd is rl started in the background with its output in a file (not a
+// pipe: a helper that outlives rl must not keep the test waiting).
+type bgCmd struct {
+	cmd  *exec.Cmd
+	out  string
+	done chan struct{}
+}
+
+func startBG(t *testing.T, v User, env []string, args ...string) *bgCmd {
+	t.Helper()
+	f, err := os.CreateTemp(t.TempDir(), "out-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(rlBin, args...)
+	cmd.Env = append(v.env(), env...)
+	cmd.Dir = v.Home
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: v.credential(), Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	b := &bgCmd{cmd: cmd, out: f.Name(), done: make(chan struct{})}
+	go func() { cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-b.done })
+	return b
+}
+
+func (b *bgCmd) output() string { o, _ := os.ReadFile(b.out); return string(o) }
+
+// kill sends SIGKILL to rl (not its process group) and waits for it.
+func (b *bgCmd) kill() int {
+	killPid(b.cmd.Process.Pid)
+	<-b.done
+	return b.cmd.ProcessState.ExitCode()
+}
+
+// killRL kills the rl processes of home that are left (after reporting
+// them), so that the next case starts clean.
+func killRL(home string) {
+	for _, p := range rlProcs(home) {
+		pid, _ := strconv.Atoi(strings.Fields(p)[0])
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// waitNoRL waits up to timeout for the rl processes of home to end; it
+// returns what is left and how long it waited.
+func waitNoRL(home string, timeout time.Duration) ([]string, time.Duration) {
+	start := time.Now()
+	for {
+		left := rlProcs(home)
+		if len(left) == 0 || time.Since(start) > timeout {
+			return left, time.Since(start)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// storePids is the subset of userPids that belongs to the store in home:
+// rl with that HOME, or a container whose mounts name the store.
+func storePids(u User, home string) map[int]bool {
+	store := filepath.Join(home, ".local", "share", "rl")
+	out := map[int]bool{}
+	for pid := range userPids(u) {
+		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		if strings.Contains(string(mi), store) || strings.Contains(string(env), "HOME="+home+"\x00") {
+			out[pid] = true
+		}
+	}
+	return out
+}
+
+// checkLeftovers fails t if processes of u that were not in before are
+// alive (listing them and the store mounts in their mount namespaces), or
+// if the host's mount table names the store; it kills the leftovers.
+func checkLeftovers(t *testing.T, u User, home string, before map[int]bool, what string) {
+	t.Helper()
+	store := filepath.Join(home, ".local", "share", "rl")
+	for pid := range userPids(u) {
+		if before[pid] {
+			continue
+		}
+		// Only this store's: rl with this HOME, or a container whose
+		// mounts name the store (other runs may use the same users).
+		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+		env, _ := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+		n := strings.Count(string(mi), store)
+		if n == 0 && !strings.Contains(string(env), "HOME="+home+"\x00") {
+			continue
+		}
+		t.Errorf("%s: process %d (%s) left, with %d mounts of the store in its mount namespace", what, pid, cmdline(pid), n)
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if mi, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mi), store) {
+		t.Errorf("%s: the host's mount table names the store %s", what, store)
+	}
+}
+
+// storeReport is a store check as `rl system check` would make it: every
+// container's layer exists, every image's top layer exists, no layer is
+// marked incomplete, every layer has its directory and every directory its
+// layer.
+func checkStore(t *testing.T, home, what string) []string {
+	t.Helper()
+	storage := filepath.Join(home, ".local", "share", "rl", "storage")
+	files, _ := filepath.Glob(filepath.Join(storage, "*-layers", "layers.json"))
+	var problems []string
+	for _, f := range files {
+		driver := strings.TrimSuffix(filepath.Base(filepath.Dir(f)), "-layers")
+		var layers []struct {
+			ID     string         `json:"id"`
+			Parent string         `json:"parent"`
+			Flags  map[string]any `json:"flags"`
+		}
+		if b, err := os.ReadFile(f); err == nil && len(b) > 0 {
+			if err := json.Unmarshal(b, &layers); err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", f, err))
+			}
+		}
+		ids := map[string]bool{}
+		for _, l := range layers {
+			ids[l.ID] = true
+			if l.Flags["incomplete"] == true {
+				problems = append(problems, "layer "+l.ID[:12]+" is marked incomplete")
+			}
+		}
+		for _, l := range layers {
+			if l.Parent != "" && !ids[l.Parent] {
+				problems = append(problems, "layer "+l.ID[:12]+" has a missing parent")
+			}
+		}
+		layerDir := filepath.Join(storage, driver)
+		if driver == "vfs" {
+			layerDir = filepath.Join(layerDir, "dir")
+		}
+		ents, _ := os.ReadDir(layerDir)
+		dirs := map[string]bool{}
+		for _, e := range ents {
+			if e.Name() == "l" || e.Name() == "tempdirs" || !e.IsDir() {
+				continue
+			}
+			dirs[e.Name()] = true
+			if !ids[e.Name()] {
+				problems = append(problems, fmt.Sprintf("orphan layer directory %s (%d kB)", filepath.Join(driver, e.Name()), dirSize(filepath.Join(layerDir, e.Name()))>>10))
+			}
+		}
+		for id := range ids {
+			if !dirs[id] {
+				problems = append(problems, "layer "+id[:12]+" has no directory")
+			}
+		}
+		var images []struct {
+			ID       string `json:"id"`
+			TopLayer string `json:"layer"`
+		}
+		if b, err := os.ReadFile(filepath.Join(storage, driver+"-images", "images.json")); err == nil && len(b) > 0 {
+			json.Unmarshal(b, &images)
+		}
+		for _, im := range images {
+			if im.TopLayer != "" && !ids[im.TopLayer] {
+				problems = append(problems, "image "+im.ID[:12]+" has no top layer")
+			}
+		}
+		var ctrs []struct {
+			ID    string `json:"id"`
+			Layer string `json:"layer"`
+		}
+		if b, err := os.ReadFile(filepath.Join(storage, driver+"-containers", "containers.json")); err == nil && len(b) > 0 {
+			json.Unmarshal(b, &ctrs)
+		}
+		for _, c := range ctrs {
+			if !ids[c.Layer] {
+				problems = append(problems, "container "+c.ID[:12]+" has no layer")
+			}
+		}
+	}
+	for _, p := range problems {
+		t.Errorf("store check after %s: %s", what, p)
+	}
+	return problems
+}
+
+// checkConsistent wants rl ps -a and rl images to work, and each listed
+// container to be what its processes say: running with a live workload,
+// or not running with none.
+func checkConsistent(t *testing.T, v User, env []string, what string) {
+	t.Helper()
+	ps := rlEnv(t, v, env, "ps", "-a", "-q")
+	if ps.Code != 0 {
+		t.Errorf("%s: the next rl ps -a fails:\n%v", what, ps)
+		return
+	}
+	if im := rlEnv(t, v, env, "images"); im.Code != 0 {
+		t.Errorf("%s: rl images fails:\n%v", what, im)
+	}
+	for _, id := range strings.Fields(ps.Stdout) {
+		r := rlEnv(t, v, env, "inspect", id)
+		var st []lcInspect
+		if r.Code != 0 || json.Unmarshal([]byte(r.Stdout), &st) != nil || len(st) != 1 {
+			t.Errorf("%s: rl inspect of a listed container fails:\n%v", what, r)
+			continue
+		}
+		s := st[0].State
+		if s.Running && (s.Pid <= 0 || !alive(s.Pid)) {
+			t.Errorf("%s: %s is %q with no live workload (pid %d)", what, id, s.Status, s.Pid)
+		}
+		if !s.Running && s.Pid > 0 && alive(s.Pid) {
+			t.Errorf("%s: %s is %q but its workload %d lives", what, id, s.Status, s.Pid)
+		}
+	}
+}
+
+// afterKill is what every fault case checks once rl was killed: the rl
+// processes end, the next commands work, nothing is left, the store checks.
+func afterKill(t *testing.T, v User, env []string, before map[int]bool, what string) {
+	t.Helper()
+	afterKillLinger(t, v, env, what, 2*time.Second)
+}
+
+// afterKillLinger is afterKill that lets rl's other processes finish their
+// work for up to linger.
+func afterKillLinger(t *testing.T, v User, env []string, what string, linger time.Duration) {
+	t.Helper()
+	left0 := rlProcs(v.Home)
+	left, took := waitNoRL(v.Home, 30*time.Second)
+	switch {
+	case len(left) > 0:
+		t.Errorf("%s: rl processes still alive %v after the kill: %v", what, took.Round(time.Millisecond), left)
+		killRL(v.Home)
+	case took > linger:
+		t.Errorf("%s: rl's other processes %v lived on for %v after the kill", what, left0, took.Round(100*time.Millisecond))
+	default:
+		t.Logf("%s: rl's other processes %v ended %v after the kill", what, left0, took.Round(time.Millisecond))
+	}
+	checkConsistent(t, v, env, what)
+}
+
+// finalChecks removes every container, then wants no process or mount
+// left and the store to check.
+func finalChecks(t *testing.T, v User, env []string, before map[int]bool, what string) {
+	t.Helper()
+	ps := rlEnv(t, v, env, "ps", "-a", "-q")
+	for _, id := range strings.Fields(ps.Stdout) {
+		if r := rlEnv(t, v, env, "rm", "-f", id); r.Code != 0 {
+			t.Errorf("%s: rl rm -f %s:\n%v", what, id, r)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	checkLeftovers(t, v, v.Home, before, what)
+	checkStore(t, v.Home, what)
+}
+
+// TestFaultKillDuringPull: kill -9 of rl pull while it resolves the image
+// (the first bytes from the registry) and while it downloads the layer (a
+// throttled proxy slows the registry).
+func TestFaultKillDuringPull(t *testing.T) {
+	u := full
+	for _, phase := range []struct {
+		name string
+		at   int64 // bytes from the registry before the kill
+	}{{"resolving", 1}, {"downloading", 200 << 10}} {
+		t.Run(phase.name, func(t *testing.T) {
+			proxy := startThrottle(t, registryAddr, phase.at)
+			v, env := otherHome(t, u, proxy.l.Addr().String())
+			before := userPids(u)
+			b := startBG(t, v, env, "pull", "busybox")
+			select {
+			case <-proxy.reached:
+			case <-b.done:
+				t.Fatalf("rl pull ended before the kill:\n%s", b.output())
+			case <-time.After(60 * time.Second):
+				t.Fatalf("the pull did not reach %d bytes in 60 s", phase.at)
+			}
+			b.kill()
+			what := "kill -9 of rl pull while " + phase.name
+			afterKill(t, v, env, before, what)
+			if im := rlEnv(t, v, env, "images", "-q"); im.Stdout != "" {
+				t.Logf("%s: then an image is listed (the helper finished the pull): %s", what, strings.TrimSpace(im.Stdout))
+			}
+			checkStore(t, v.Home, what+" (before the next pull)")
+			if err := testenv.WriteUserConfig(v.Home, registryAddr); err != nil {
+				t.Fatal(err)
+			}
+			if r := rlEnv(t, v, env, "pull", "-q", "busybox"); r.Code != 0 {
+				t.Errorf("%s: the next pull:\n%v", what, r)
+			}
+			if r := rlEnv(t, v, env, "run", "--rm", "busybox", "echo", "ok"); r.Code != 0 || r.Stdout != "ok\n" {
+				t.Errorf("%s: the next run:\n%v", what, r)
+			}
+			finalChecks(t, v, env, before, what)
+		})
+	}
+}
+
+// TestFaultKillDuringExtract: kill -9 of rl pull while it extracts the
+// Debian image's layer (60 MB, thousands of files).
+func TestFaultKillDuringExtract(t *testing.T) {
+	needDebian(t)
+	u := full
+	v, env := otherHome(t, u, registryAddr)
+	before := userPids(u)
+	b := startBG(t, v, env, "pull", debianRef)
+	deadline := time.Now().Add(120 * time.Second)
+	storage := filepath.Join(v.Home, ".local", "share", "rl", "storage")
+	// The layer is extracted (to a staging directory, then renamed): kill
+	// once 40 MB of the ~175 MB are on disk.
+	for dirSize(storage) < 40<<20 {
+		select {
+		case <-b.done:
+			t.Fatalf("rl pull ended before its layer was seen extracting:\n%s", b.output())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no layer extracting after 120 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	b.kill()
+	t.Logf("killed while extracting; the store then held %d MB", dirSize(storage)>>20)
+	what := "kill -9 of rl pull while extracting"
+	afterKill(t, v, env, before, what)
+	if im := rlEnv(t, v, env, "images", "-q"); im.Stdout != "" {
+		t.Logf("%s: then an image is listed: %s", what, strings.TrimSpace(im.Stdout))
+	}
+	t.Logf("after rl ps and rl images the store holds %d MB", dirSize(storage)>>20)
+	checkStore(t, v.Home, what+" (before the next pull)")
+	if r := rlEnv(t, v, env, "pull", "-q", debianRef); r.Code != 0 {
+		t.Errorf("%s: the next pull:\n%v", what, r)
+	}
+	if r := rlEnv(t, v, env, "run", "--rm", debianRef, "sh", "-c", "dpkg -l | wc -l"); r.Code != 0 {
+		t.Errorf("%s: the next run:\n%v", what, r)
+	}
+	finalChecks(t, v, env, before, what)
+	t.Logf("with the image pulled again: %d MB", dirSize(storage)>>20)
+}
+
+// TestFaultKillBeforeStart: kill -9 of `rl run --name N busybox true` after
+// small delays, to hit every phase from parsing to the exit, including the
+// one after the container is created and before it starts.
+func TestFaultKillBeforeStart(t *testing.T) {
+	u := full
+	v, env := otherHome(t, u, registryAddr)
+	rlOKEnv(t, v, env, "pull", "-q", "busybox")
+	before := userPids(u)
+	tries := 40
+	states := map[string]int{}
+	for i := 0; i < tries; i++ {
+		name := fmt.Sprintf("race-%d", i)
+		delay := time.Duration(i*3+rand.Intn(3)) * time.Millisecond
+		b := startBG(t, v, env, "run", "--name", name, "busybox", "true")
+		time.Sleep(delay)
+		code := b.kill()
+		what := fmt.Sprintf("kill -9 of rl run after %v", delay)
+		left0 := rlProcs(v.Home)
+		left, took := waitNoRL(v.Home, 10*time.Second)
+		if len(left) > 0 || took > 2*time.Second {
+			t.Errorf("%s: rl processes %v alive %v later: %v", what, left0, took.Round(100*time.Millisecond), left)
+			killRL(v.Home)
+		}
+		r := rlEnv(t, v, env, "ps", "-a", "--format", "{{.Names}} {{.State}}")
+		if r.Code != 0 {
+			t.Fatalf("%s: the next rl ps -a:\n%v", what, r)
+		}
+		state := "none"
+		for _, l := range strings.Split(r.Stdout, "\n") {
+			if n, s, _ := strings.Cut(l, " "); n == name {
+				state = s
+			}
+		}
+		if code == 0 {
+			state += " (rl exited 0 before the kill)"
+		}
+		states[state]++
+		t.Logf("%s: container %s", what, state)
+		checkConsistent(t, v, env, what)
+		if state != "none" && !strings.HasPrefix(state, "none") {
+			if r := rlEnv(t, v, env, "rm", "-f", name); r.Code != 0 {
+				t.Errorf("%s: rl rm -f %s (%s):\n%v", what, name, state, r)
+			}
+		}
+		// The name is free again.
+		if r := rlEnv(t, v, env, "run", "--rm", "--name", name, "busybox", "true"); r.Code != 0 {
+			t.Errorf("%s: rl run --name %s again:\n%v", what, name, r)
+		}
+	}
+	t.Logf("states after kill -9 of rl run at 0..%d ms: %v", tries*3, states)
+	finalChecks(t, v, env, before, "kill -9 of rl run")
+}
+
+// TestFaultKillWhileRunning: kill -9 of a foreground rl run while the
+// workload runs, and of a detached container's supervisor.
+func TestFaultKillWhileRunning(t *testing.T) {
+	u := full
+	v, env := otherHome(t, u, registryAddr)
+	rlOKEnv(t, v, env, "pull", "-q", "busybox")
+	before := userPids(u)
+
+	t.Run("foreground", func(t *testing.T) {
+		b := startBG(t, v, env, "run", "--name", "fg", "busybox", "sh", "-c", "echo ready; exec sleep 1000")
+		for start := time.Now(); !strings.Contains(b.output(), "ready"); time.Sleep(20 * time.Millisecond) {
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("no ready from the container: %s", b.output())
+			}
+		}
+		b.kill()
+		what := "kill -9 of a foreground rl run"
+		time.Sleep(500 * time.Millisecond)
+		r := rlEnv(t, v, env, "ps", "-a", "--format", "{{.Names}} {{.State}}")
+		t.Logf("%s: rl ps -a: %q, rl processes: %v", what, r.Stdout, rlProcs(v.Home))
+		checkConsistent(t, v, env, what)
+		if r := rlEnv(t, v, env, "rm", "-f", "fg"); r.Code != 0 {
+			t.Errorf("%s: rl rm -f fg:\n%v", what, r)
+		}
+		if left, _ := waitNoRL(v.Home, 10*time.Second); len(left) > 0 {
+			t.Errorf("%s: after rl rm -f, rl processes left: %v", what, left)
+		}
+		if r := rlEnv(t, v, env, "run", "--rm", "--name", "fg", "busybox", "true"); r.Code != 0 {
+			t.Errorf("%s: the next run:\n%v", what, r)
+		}
+	})
+	t.Run("detached", func(t *testing.T) {
+		detach(t, v, env, "bg", "busybox", "sleep", "1000")
+		st := inspect(t, v, env, "bg").State
+		killPid(st.ConmonPid)
+		what := "kill -9 of a detached container's supervisor"
+		if !waitGone(st.Pid, 5*time.Second) {
+			t.Errorf("%s: the workload %d lives 5 s later", what, st.Pid)
+		}
+		afterKill(t, v, env, before, what)
+		if r := rlEnv(t, v, env, "rm", "bg"); r.Code != 0 {
+			t.Errorf("%s: rl rm bg:\n%v", what, r)
+		}
+		if r := rlEnv(t, v, env, "run", "-d", "--name", "bg", "busybox", "sleep", "1000"); r.Code != 0 {
+			t.Errorf("%s: the next run -d with the same name:\n%v", what, r)
+		}
+		if r := rlEnv(t, v, env, "rm", "-f", "bg"); r.Code != 0 {
+			t.Errorf("%s: rl rm -f bg:\n%v", what, r)
+		}
+	})
+	finalChecks(t, v, env, before, "kill -9 while running")
+}
+
+// TestFaultKillDuringRm: kill -9 of rl rm while it removes a container with
+// a big writable layer (copies of Debian's /usr).
+func TestFaultKillDuringRm(t *testing.T) {
+	needDebian(t)
+	u := full
+	v, env := otherHome(t, u, registryAddr)
+	rlOKEnv(t, v, env, "pull", "-q", debianRef)
+	storage := filepath.Join(v.Home, ".local", "share", "rl", "storage")
+	base := dirSize(storage)
+	before := userPids(u)
+	hit := false
+	for i, delay := range []time.Duration{150 * time.Millisecond, 50 * time.Millisecond, 400 * time.Millisecond, 20 * time.Millisecond} {
+		name := fmt.Sprintf("big-%d", i)
+		rlOKEnv(t, v, env, "run", "--name", name, debianRef, "sh", "-c", "cp -a /usr /usr2 && cp -a /usr /usr3")
+		full := dirSize(storage)
+		b := startBG(t, v, env, "rm", name)
+		time.Sleep(delay)
+		code := b.kill()
+		what := fmt.Sprintf("kill -9 of rl rm after %v", delay)
+		// rl-core may finish the removal on its own: that is fine.
+		afterKillLinger(t, v, env, what, 30*time.Second)
+		ps := rlEnv(t, v, env, "ps", "-a", "--format", "{{.Names}} {{.State}}")
+		listed := strings.Contains(ps.Stdout, name+" ")
+		t.Logf("%s (rl exit %d): store %d MB before rm (image alone %d MB), %d MB after the kill; listed: %v",
+			what, code, full>>20, base>>20, dirSize(storage)>>20, listed)
+		if code != -1 {
+			continue // rm finished before the kill
+		}
+		hit = true
+		if listed {
+			if r := rlEnv(t, v, env, "rm", name); r.Code != 0 {
+				t.Errorf("%s: the next rl rm %s:\n%v", what, name, r)
+			}
+		}
+		checkConsistent(t, v, env, what)
+		checkStore(t, v.Home, what)
+		if after := dirSize(storage); after > base+(8<<20) {
+			t.Errorf("%s: the store holds %d MB, the image alone %d MB: the removed container's files are left", what, after>>20, base>>20)
+		}
+		break
+	}
+	if !hit {
+		t.Errorf("rl rm always finished before the kill")
+	}
+	if r := rlEnv(t, v, env, "run", "--rm", debianRef, "true"); r.Code != 0 {
+		t.Errorf("the next run:\n%v", r)
+	}
+	finalChecks(t, v, env, before, "kill -9 of rl rm")
+}
+
+// TestFaultNoSpace: the store on a 20 MB tmpfs, rl pull of the Debian image
+// (60 MB): a clear "no space" error, exit 125, and nothing half-written.
+func TestFaultNoSpace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	needDebian(t)
+	u := full
+	dir := userDir(t, u, "nospace")
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=20m,mode=0755", "rl-nospace", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		for _, p := range rlProcs(u.Home) {
+			pid, _ := strconv.Atoi(strings.Fields(p)[0])
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	if err := os.Chown(dir, u.UID, u.GID); err != nil {
+		t.Fatal(err)
+	}
+	g := []string{"--root", filepath.Join(dir, "root"), "--runroot", filepath.Join(dir, "run")}
+	start := time.Now()
+	r := runAs(t, u, runOpts{Timeout: 3 * time.Minute}, rlBin, append(g, "pull", "-q", debianRef)...)
+	t.Logf("CASE store-on-20MB-tmpfs: exit %d after %v: %s", r.Code, time.Since(start).Round(100*time.Millisecond), strings.TrimSpace(r.Stderr))
+	ls := errorLines(r.Stderr)
+	if r.Code != 125 || len(ls) != 1 || !strings.Contains(strings.ToLower(ls[0]), "no space") {
+		t.Errorf("want exit 125 and one line saying there is no space:\n%v", r)
+	}
+	if im := runAs(t, u, runOpts{}, rlBin, append(g, "images", "-q")...); im.Code != 0 || im.Stdout != "" {
+		t.Errorf("rl images after the failed pull: want none:\n%v", im)
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	used := int64(st.Blocks-st.Bfree) * st.Bsize
+	t.Logf("the tmpfs: %d kB used after the failed pull", used>>10)
+	if used > 1<<20 {
+		var files []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil && fi.Size() > 64<<10 {
+					files = append(files, fmt.Sprintf("%s (%d kB)", strings.TrimPrefix(p, dir), fi.Size()>>10))
+				}
+			}
+			return nil
+		})
+		if len(files) > 10 {
+			files = files[:10]
+		}
+		t.Errorf("the failed pull left %d kB on the store's filesystem (want < 1 MB); big files: %v", used>>10, files)
+	}
+	if left := rlProcs(u.Home); len(left) > 0 {
+		t.Errorf("rl processes left: %v", left)
+	}
+}
