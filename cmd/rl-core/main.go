@@ -30,6 +30,7 @@ func main() {
 		"images":  runImages,
 		"rmi":     runRmi,
 		"info":    runInfo,
+		"system":  runSystem,
 		"doctor":  runDoctor,
 	}))
 }

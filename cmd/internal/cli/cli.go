@@ -41,6 +41,7 @@ type CLI struct {
 	Images  ImagesCmd  `cmd:"" help:"List images."`
 	Rmi     RmiCmd     `cmd:"" help:"Remove images."`
 	Info    InfoCmd    `cmd:"" help:"Show how rl runs on this machine."`
+	System  SystemCmd  `cmd:"" help:"Manage the store."`
 	Doctor  DoctorCmd  `cmd:"" help:"Try what rl needs on this machine; name the cause and the fix of each problem."`
 
 	Version kong.VersionFlag `help:"Print the version and exit."`

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/ctl"
@@ -289,4 +290,17 @@ type InfoCmd struct {
 // DoctorCmd is `rl doctor`.
 type DoctorCmd struct {
 	Format string `help:"Output format: json (default: text)." enum:",json" default:""`
+}
+
+// SystemCmd is `rl system`.
+type SystemCmd struct {
+	Check SystemCheckCmd `cmd:"" help:"Check the store for damage (and repair it)."`
+}
+
+// SystemCheckCmd is `rl system check`, as podman's.
+type SystemCheckCmd struct {
+	Quick  bool          `help:"Skip the slow checks of layer contents."`
+	Repair bool          `short:"r" help:"Remove damaged layers and images."`
+	Force  bool          `short:"f" help:"With --repair, remove damaged containers too."`
+	Max    time.Duration `short:"m" help:"Unreferenced layers older than this are damage." default:"24h"`
 }

@@ -1,0 +1,131 @@
+package rootfs
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"go.podman.io/storage"
+)
+
+// CheckOptions are rl system check's flags (podman's).
+type CheckOptions struct {
+	Quick  bool          // skip reading every layer's contents
+	Repair bool          // remove what is damaged
+	Force  bool          // with Repair: also remove damaged containers
+	MaxAge time.Duration // unreferenced layers older than this are damage (0: 24h)
+	// RunRoot is checked for control directories of containers that no
+	// longer run.
+	RunRoot string
+}
+
+// Problem is one thing found wrong.
+type Problem struct {
+	Kind, ID, What string
+	Repaired       bool
+}
+
+// Check looks the store over with containers/storage's own check (layers
+// whose contents no longer match their digests, unreferenced layers left by
+// an interrupted pull, images and containers missing their layers or data)
+// and rl's (run-dir entries of containers that no longer run, records that
+// say running with no supervisor left), and repairs when asked.
+func Check(store storage.Store, o CheckOptions) ([]Problem, error) {
+	opts := storage.CheckEverything()
+	if o.Quick {
+		opts = storage.CheckMost()
+	}
+	age := o.MaxAge
+	if age == 0 {
+		age = 24 * time.Hour
+	}
+	opts.LayerUnreferencedMaximumAge = &age
+	report, err := store.Check(opts)
+	if err != nil {
+		return nil, fmt.Errorf("checking the store: %w", err)
+	}
+	var out []Problem
+	add := func(kind string, m map[string][]error) {
+		for id, errs := range m {
+			for _, e := range errs {
+				out = append(out, Problem{Kind: kind, ID: id, What: e.Error()})
+			}
+		}
+	}
+	add("layer", report.Layers)
+	add("layer", report.ROLayers)
+	add("image", report.Images)
+	add("image", report.ROImages)
+	add("container", report.Containers)
+	if o.Repair && len(out) > 0 {
+		errs := store.Repair(report, &storage.RepairOptions{RemoveContainers: o.Force})
+		if len(errs) == 0 {
+			for i := range out {
+				out[i].Repaired = o.Force || out[i].Kind != "container"
+			}
+		} else {
+			return out, fmt.Errorf("repairing the store: %v", errs)
+		}
+	}
+	out = append(out, checkRunDir(store, o)...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Kind+out[i].ID < out[j].Kind+out[j].ID })
+	return out, nil
+}
+
+// checkRunDir finds run-dir entries (control sockets) of containers that
+// do not run, and records left "running" by a supervisor that died.
+func checkRunDir(store storage.Store, o CheckOptions) []Problem {
+	var out []Problem
+	dir := filepath.Join(o.RunRoot, "rl")
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() == "names" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "id"))
+		id := string(b)
+		if len(id) > 0 && id[len(id)-1] == '\n' {
+			id = id[:len(id)-1]
+		}
+		if err == nil && ReadState(store, id).Status == "running" {
+			continue
+		}
+		p := Problem{Kind: "run-dir", ID: e.Name(), What: "control directory of a container that does not run"}
+		if o.Repair {
+			p.Repaired = os.RemoveAll(filepath.Join(dir, e.Name())) == nil
+		}
+		out = append(out, p)
+	}
+	if names, err := os.ReadDir(filepath.Join(dir, "names")); err == nil {
+		for _, n := range names {
+			link := filepath.Join(dir, "names", n.Name())
+			if _, err := os.Stat(link); err != nil {
+				p := Problem{Kind: "run-dir", ID: n.Name(), What: "name of a container that does not run"}
+				if o.Repair {
+					p.Repaired = os.Remove(link) == nil
+				}
+				out = append(out, p)
+			}
+		}
+	}
+	containers, _ := store.Containers()
+	for _, c := range containers {
+		p, err := statePath(store, c.ID)
+		if err != nil {
+			continue
+		}
+		raw := State{}
+		if b, err := os.ReadFile(p); err == nil && json.Unmarshal(b, &raw) == nil && raw.Status == "running" &&
+			ReadState(store, c.ID).Status != "running" {
+			pr := Problem{Kind: "container", ID: c.ID, What: "recorded as running, but its supervisor is gone (exit code unknown)"}
+			if o.Repair {
+				pr.Repaired = WriteState(store, c.ID, ReadState(store, c.ID)) == nil
+			}
+			out = append(out, pr)
+		}
+	}
+	return out
+}
