@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.podman.io/storage"
+	"golang.org/x/sys/unix"
 )
 
 // CheckOptions are rl system check's flags (podman's).
@@ -85,12 +86,9 @@ func checkRunDir(store storage.Store, o CheckOptions) []Problem {
 		if e.Name() == "names" {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "id"))
-		id := string(b)
-		if len(id) > 0 && id[len(id)-1] == '\n' {
-			id = id[:len(id)-1]
-		}
-		if err == nil && ReadState(store, id).Status == "running" {
+		// A supervisor that answers runs its container, whichever store
+		// it belongs to (stores with another --root share the run dir).
+		if answers(filepath.Join(dir, e.Name(), "ctl.sock")) {
 			continue
 		}
 		p := Problem{Kind: "run-dir", ID: e.Name(), What: "control directory of a container that does not run"}
@@ -128,4 +126,14 @@ func checkRunDir(store storage.Store, o CheckOptions) []Problem {
 		}
 	}
 	return out
+}
+
+// answers reports whether a control socket accepts a connection.
+func answers(socket string) bool {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	return unix.Connect(fd, &unix.SockaddrUnix{Name: socket}) == nil
 }
