@@ -89,7 +89,7 @@ func (n *Stack) forwardTCP(r *tcp.ForwarderRequest) {
 		host.Close()
 		return
 	}
-	n.goTracked(func() { relayTCP(gonet.NewTCPConn(&wq, ep), host.(*net.TCPConn)) })
+	n.goTracked(func() { relayGuestTCP(guestTCP{ep, &wq}, host.(*net.TCPConn)) })
 }
 
 // forwardUDP handles a guest's datagram that belongs to no flow yet: it
@@ -123,9 +123,11 @@ type halfCloser interface {
 	CloseWrite() error
 }
 
-// relayTCP copies both ways between a guest connection and a host one. A
-// clean end of one direction (FIN) becomes a FIN on the other side, so
-// half-closed protocols work; an error (reset, abort) ends both.
+// relayTCP copies both ways between a guest connection and a host one
+// through a buffer: the DNS relay's path (NAT and published ports take
+// relayGuestTCP, which has none). A clean end of one direction (FIN)
+// becomes a FIN on the other side, so half-closed protocols work; an error
+// (reset, abort) ends both.
 func relayTCP(guest *gonet.TCPConn, host *net.TCPConn) {
 	var wg sync.WaitGroup
 	wg.Add(1)

@@ -312,35 +312,35 @@ func (n *Stack) serveTCPPort(pl *portListener) {
 				c.Close()
 				return
 			}
-			relayTCP(guest, c)
+			relayGuestTCP(guest, c)
 		})
 	}
 }
 
 // dialGuestTCP connects to the container's port from the client's address.
-func (n *Stack) dialGuestTCP(client netip.AddrPort, port uint16) (*gonet.TCPConn, error) {
+func (n *Stack) dialGuestTCP(client netip.AddrPort, port uint16) (guestTCP, error) {
 	var err error
 	for _, p := range n.guestPeer(client, port) {
-		var c *gonet.TCPConn
+		var c guestTCP
 		if c, err = n.dialTCP(p[0], p[1]); err == nil {
 			return c, nil
 		}
 	}
-	return nil, err
+	return guestTCP{}, err
 }
 
 // dialTCP connects from local (any address: the NIC spoofs) to remote inside
 // the stack. A local port already taken in the stack (two loopback clients
 // shown as the same gateway address) falls back to an ephemeral port.
-func (n *Stack) dialTCP(local, remote netip.AddrPort) (*gonet.TCPConn, error) {
-	var wq waiter.Queue
-	ep, terr := n.s.NewEndpoint(tcp.ProtocolNumber, protoOf(remote.Addr()), &wq)
+func (n *Stack) dialTCP(local, remote netip.AddrPort) (guestTCP, error) {
+	wq := new(waiter.Queue)
+	ep, terr := n.s.NewEndpoint(tcp.ProtocolNumber, protoOf(remote.Addr()), wq)
 	if terr != nil {
-		return nil, tcpipError("new TCP endpoint", terr)
+		return guestTCP{}, tcpipError("new TCP endpoint", terr)
 	}
 	if err := bindSpoofed(ep, local); err != nil {
 		ep.Close()
-		return nil, err
+		return guestTCP{}, err
 	}
 	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents)
 	wq.EventRegister(&entry)
@@ -352,7 +352,7 @@ func (n *Stack) dialTCP(local, remote netip.AddrPort) (*gonet.TCPConn, error) {
 		case <-ctx.Done():
 			cancel()
 			ep.Close()
-			return nil, fmt.Errorf("netstack: connecting to the container's %v: %w", remote, ctx.Err())
+			return guestTCP{}, fmt.Errorf("netstack: connecting to the container's %v: %w", remote, ctx.Err())
 		case <-notify:
 		}
 		cancel()
@@ -360,9 +360,9 @@ func (n *Stack) dialTCP(local, remote netip.AddrPort) (*gonet.TCPConn, error) {
 	}
 	if terr != nil {
 		ep.Close()
-		return nil, tcpipError(fmt.Sprintf("connecting to the container's %v", remote), terr)
+		return guestTCP{}, tcpipError(fmt.Sprintf("connecting to the container's %v", remote), terr)
 	}
-	return gonet.NewTCPConn(&wq, ep), nil
+	return guestTCP{ep, wq}, nil
 }
 
 func bindSpoofed(ep tcpip.Endpoint, local netip.AddrPort) error {

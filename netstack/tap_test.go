@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -122,32 +123,74 @@ func TestTAP(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := allowLoopback()
+	cfg.MTU = tapMTU()
 	ep, err := NewTAPEndpoint(tapFDs[0], cfg.MTU)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, ep, nil)
+	l, err := Listen([]PortMapping{{Proto: "tcp", HostIP: netip.MustParseAddr("127.0.0.1"), GuestPort: tapPublished}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, ep, l)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
 	parent.Write([]byte{1})
 
+	// The child listens on the published port once its NAT streams are
+	// done; then this side, a client on the host, uploads through -p.
+	if _, err := parent.Read(buf); err == nil {
+		c, err := net.Dial("tcp", netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), l.Ports()[0].HostPort).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.CopyBuffer(struct{ io.Writer }{c}, io.LimitReader(zeros{}, size), make([]byte, 1<<20))
+		c.Close()
+	}
+
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("the container side failed: %v\n%s", err, out.String())
 	}
 	t.Logf("through a real TAP:\n%s", out.String())
+	st := s.Stats()
+	t.Logf("TCP segments: received %d, sent %d", st.TCP.ValidSegmentsReceived.Value(), st.TCP.SegmentsSent.Value())
+	// The stack's side of the memory (with the test's server and client,
+	// which share this process): the peak resident set.
+	if b, err := os.ReadFile("/proc/self/status"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "VmHWM:") {
+				t.Logf("peak RSS of the stack's process: %s", strings.Join(strings.Fields(l)[1:], " "))
+			}
+		}
+	}
 }
 
 type zeros struct{}
 
 func (zeros) Read(b []byte) (int, error) { clear(b); return len(b), nil }
 
+// tapMTU is the link's MTU in the whole-path test: RL_TAP_MTU, or the
+// default. A small one (1500) checks TSO both ways: 64 KiB segments cross
+// the link whatever the MTU.
+func tapMTU() uint32 {
+	if m, err := strconv.ParseUint(os.Getenv("RL_TAP_MTU"), 10, 32); err == nil {
+		return uint32(m)
+	}
+	return DefaultConfig().MTU
+}
+
+// tapPublished is the container port the whole-path test publishes.
+const tapPublished = 5201
+
 // tapChild runs in the re-executed binary: it sets the link up, sends the
 // TAP fd over fd 3, waits for the stack, then streams through the gateway.
 func tapChild(port string) error {
 	sock := 3
-	fd, err := link.SetupGuest(DefaultConfig().Link())
+	lc := DefaultConfig().Link()
+	lc.MTU = tapMTU()
+	fd, err := link.SetupGuest(lc)
 	if err != nil {
 		var te *link.TunError
 		if errors.As(err, &te) {
@@ -190,5 +233,26 @@ func tapChild(port string) error {
 	gbit := func(d time.Duration) float64 { return float64(size) * 8 / d.Seconds() / 1e9 }
 	fmt.Printf("container -> host: %.1f Gbit/s (%d MiB in %v)\n", gbit(up), size>>20, up.Round(time.Millisecond))
 	fmt.Printf("host -> container: %.1f Gbit/s (%d MiB in %v)\n", gbit(down), size>>20, down.Round(time.Millisecond))
+
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", tapPublished))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if _, err := unix.Write(sock, []byte{2}); err != nil {
+		return err
+	}
+	pc, err := ln.Accept()
+	if err != nil {
+		return err
+	}
+	defer pc.Close()
+	start = time.Now()
+	n, err = io.CopyBuffer(io.Discard, struct{ io.Reader }{pc}, make([]byte, 1<<20))
+	if err != nil || n != size {
+		return fmt.Errorf("published port: %d of %d bytes: %v", n, size, err)
+	}
+	pub := time.Since(start)
+	fmt.Printf("host -> container through -p: %.1f Gbit/s (%d MiB in %v)\n", gbit(pub), size>>20, pub.Round(time.Millisecond))
 	return nil
 }

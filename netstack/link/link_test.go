@@ -105,7 +105,8 @@ func TestTunError(t *testing.T) {
 		want string
 	}{
 		{unix.EACCES, "chmod 0666 /dev/net/tun"},
-		{unix.ENOENT, "load the tun module or use --network none/host"},
+		{unix.ENOENT, "--device /dev/net/tun"},
+		{unix.ENOENT, "--network none or --network host"},
 		{unix.EBUSY, "device or resource busy"},
 	} {
 		err := error(&TunError{Op: "open /dev/net/tun", Err: tc.err})
