@@ -44,6 +44,7 @@ const maxInFlightSYN = 1024
 type Stack struct {
 	cfg       Config
 	s         *stack.Stack
+	ep        stack.LinkEndpoint
 	listeners *Listeners
 
 	ctx    context.Context // cancelled by Close: stops dials under way
@@ -85,7 +86,7 @@ func New(cfg Config, ep stack.LinkEndpoint, l *Listeners) (*Stack, error) {
 		NetworkProtocols:   netProtos,
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
 	})
-	n := &Stack{cfg: cfg, s: s, listeners: l}
+	n := &Stack{cfg: cfg, s: s, ep: ep, listeners: l}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err := n.configure(ep); err != nil {
 		n.cancel()
@@ -192,6 +193,10 @@ func (n *Stack) Close() error {
 			}
 		}
 		n.s.Destroy()
+		// The link stops without waiting under the stack's locks (see
+		// tapLink.Attach); wait for it here, so the TAP is closed when
+		// Close returns.
+		n.ep.Wait()
 		n.wg.Wait()
 	})
 	return err

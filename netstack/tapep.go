@@ -50,7 +50,8 @@ type tapLink struct {
 	mu         sync.Mutex
 	dispatcher stack.NetworkDispatcher
 	onClose    func()
-	wg         sync.WaitGroup
+	wg         sync.WaitGroup // the reader
+	closing    sync.WaitGroup // the closer (Close)
 	closeOnce  sync.Once
 }
 
@@ -107,7 +108,7 @@ func (e *tapLink) MaxHeaderLength() uint16                 { return header.Ether
 func (e *tapLink) LinkAddress() tcpip.LinkAddress          { return e.addr }
 func (e *tapLink) SetLinkAddress(addr tcpip.LinkAddress)   { e.addr = addr }
 func (e *tapLink) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
-func (e *tapLink) Wait()                                   { e.wg.Wait() }
+func (e *tapLink) Wait()                                   { e.wg.Wait(); e.closing.Wait() }
 
 // Capabilities: the TAP hands over frames whose checksums the container's
 // kernel computed or left partial (CHECKSUM_PARTIAL, ours to trust), so the
@@ -133,15 +134,16 @@ func (e *tapLink) SupportedGSO() stack.SupportedGSO {
 	return stack.HostGSOSupported
 }
 
+// Attach(nil) stops the reader without waiting for it: gVisor calls it
+// from RemoveNIC with the stack's mutex held, and a reader delivering a
+// frame may need that mutex (a route lookup), so waiting here deadlocks.
+// Wait waits, outside the stack's locks.
 func (e *tapLink) Attach(d stack.NetworkDispatcher) {
 	e.mu.Lock()
 	if d == nil {
 		if e.dispatcher != nil {
 			e.dispatcher = nil
-			e.mu.Unlock()
 			e.f.SetReadDeadline(time.Unix(1, 0)) // wakes and ends the reader
-			e.wg.Wait()
-			return
 		}
 		e.mu.Unlock()
 		return
@@ -163,17 +165,24 @@ func (e *tapLink) IsAttached() bool {
 	return e.dispatcher != nil
 }
 
-// Close stops the reader and closes the fd, which the endpoint owns.
+// Close stops the reader and closes the fd, which the endpoint owns, once
+// the reader is out of it. Like Attach(nil) it does not wait (RemoveNIC
+// calls it under the stack's mutex); Wait does.
 func (e *tapLink) Close() {
 	e.closeOnce.Do(func() {
 		e.Attach(nil)
-		e.f.Close()
 		e.mu.Lock()
 		f := e.onClose
 		e.mu.Unlock()
-		if f != nil {
-			f()
-		}
+		e.closing.Add(1)
+		go func() {
+			defer e.closing.Done()
+			e.wg.Wait()
+			e.f.Close()
+			if f != nil {
+				f()
+			}
+		}()
 	})
 }
 
