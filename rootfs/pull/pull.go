@@ -182,7 +182,7 @@ func explain(ref reference.Named, err error) error {
 	msg := err.Error()
 	switch {
 	case errors.As(err, &unauth) || strings.Contains(msg, "authentication required") || strings.Contains(msg, "unauthorized"):
-		return fmt.Errorf("%s refused the credentials (or wants some): log in with podman login %s, or give --authfile FILE", host, host)
+		return fmt.Errorf("authentication to %s failed (unauthorized: no or wrong credentials): log in with podman login %s, or give --authfile FILE", host, host)
 	case errors.As(err, &x509Unknown) || errors.As(err, &x509Host) || errors.As(err, &x509Invalid) || strings.Contains(msg, "x509: "):
 		return fmt.Errorf("the TLS certificate of %s is not trusted: put its CA in /etc/containers/certs.d/%s/ or ~/.config/containers/certs.d/%s/, or pass --tls-verify=false", host, host, host)
 	case notFound(msg):
