@@ -80,29 +80,59 @@ func convert(sc *specs.LinuxSeccomp) (*bpfasm.Policy, error) {
 		}
 		def = bpfasm.ActionErrno
 	}
+	// The assembler tests a syscall once, in the first group that names
+	// it: a profile's several rules for one syscall (socket: one per
+	// address family) must become one group per action, their conditions
+	// alternatives (OR) of one entry each.
 	p := &bpfasm.Policy{DefaultAction: def}
+	groups := map[bpfasm.Action]*bpfasm.SyscallGroup{}
+	var order []bpfasm.Action
+	plain := map[string]bool{} // allowed unconditionally: conditions add nothing
+	owner := map[string]bpfasm.Action{}
 	for _, rule := range sc.Syscalls {
 		act, err := action(rule.Action, rule.ErrnoRet)
 		if err != nil {
 			return nil, err
 		}
-		g := bpfasm.SyscallGroup{Action: act}
 		conds, ok := conditions(rule.Args)
 		if !ok {
 			continue
+		}
+		g, seen := groups[act]
+		if !seen {
+			g = &bpfasm.SyscallGroup{Action: act}
+			groups[act] = g
+			order = append(order, act)
 		}
 		for _, name := range rule.Names {
 			if _, known := info.SyscallNames[name]; !known {
 				continue
 			}
+			if a, taken := owner[name]; taken && a != act {
+				continue // an earlier rule gave it another action: that one stands
+			}
+			owner[name] = act
 			if len(conds) == 0 {
-				g.Names = append(g.Names, name)
-			} else {
-				g.NamesWithCondtions = append(g.NamesWithCondtions, bpfasm.NameWithConditions{Name: name, Conditions: conds})
+				if !plain[name] {
+					plain[name] = true
+					g.Names = append(g.Names, name)
+				}
+				continue
+			}
+			g.NamesWithCondtions = append(g.NamesWithCondtions, bpfasm.NameWithConditions{Name: name, Conditions: conds})
+		}
+	}
+	for _, act := range order {
+		g := groups[act]
+		var kept []bpfasm.NameWithConditions
+		for _, n := range g.NamesWithCondtions {
+			if !plain[n.Name] {
+				kept = append(kept, n)
 			}
 		}
+		g.NamesWithCondtions = kept
 		if len(g.Names) > 0 || len(g.NamesWithCondtions) > 0 {
-			p.Syscalls = append(p.Syscalls, g)
+			p.Syscalls = append(p.Syscalls, *g)
 		}
 	}
 	return p, nil
