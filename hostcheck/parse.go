@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/rlcontainers/rl/userns"
 )
 
 // ParseOSRelease returns PRETTY_NAME from os-release text (or NAME VERSION
@@ -51,23 +53,8 @@ type Seccomp struct {
 // ParseStatusSeccomp reads Seccomp: and Seccomp_filters: from
 // /proc/PID/status text.
 func ParseStatusSeccomp(text string) Seccomp {
-	s := Seccomp{Mode: -1, Filters: -1}
-	for _, line := range strings.Split(text, "\n") {
-		k, v, ok := strings.Cut(line, ":")
-		if !ok {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(v))
-		if err != nil {
-			continue
-		}
-		switch k {
-		case "Seccomp":
-			s.Mode = n
-		case "Seccomp_filters":
-			s.Filters = n
-		}
-	}
+	var s Seccomp
+	s.Mode, s.Filters = userns.ParseSeccompStatus(text)
 	switch s.Mode {
 	case 0:
 		s.ModeName = "disabled"

@@ -82,9 +82,24 @@ func seccompFilters() (int, bool) {
 	if err != nil {
 		return 0, false
 	}
-	mode := -1
-	filters := -1
-	for _, line := range strings.Split(string(b), "\n") {
+	mode, filters := ParseSeccompStatus(string(b))
+	switch {
+	case filters >= 0:
+		return filters, true
+	case mode == 2:
+		return 1, true
+	case mode >= 0:
+		return 0, true
+	}
+	return 0, false
+}
+
+// ParseSeccompStatus reads Seccomp: (the mode: 0 none, 1 strict, 2 filter)
+// and Seccomp_filters: (kernel >= 5.9) from /proc/PID/status text; -1 for
+// each the text does not show.
+func ParseSeccompStatus(text string) (mode, filters int) {
+	mode, filters = -1, -1
+	for _, line := range strings.Split(text, "\n") {
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
 			continue
@@ -100,13 +115,5 @@ func seccompFilters() (int, bool) {
 			filters = n
 		}
 	}
-	switch {
-	case filters >= 0:
-		return filters, true
-	case mode == 2:
-		return 1, true
-	case mode >= 0:
-		return 0, true
-	}
-	return 0, false
+	return mode, filters
 }
