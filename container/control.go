@@ -100,17 +100,7 @@ func (s *supervisor) spawn(c *ctl.Conn, r *ctl.SpawnRequest, files []*os.File) {
 	sigs := make(chan os.Signal, 8)
 	go func() {
 		defer close(sigs)
-		for {
-			var req ctl.Request
-			fs, err := c.Recv(&req)
-			closeAll(fs)
-			if err != nil {
-				return
-			}
-			if req.Op == ctl.OpSignal && req.Signal > 0 {
-				sigs <- syscall.Signal(req.Signal)
-			}
-		}
+		relaySignals(c, func(sig syscall.Signal) { sigs <- sig })
 	}()
 	code, err := userns.Spawn(userns.Options{
 		Plan: *s.rt.Plan, Path: "/proc/self/exe", Args: r.Args, Env: r.Env,
@@ -147,18 +137,8 @@ func (s *supervisor) attach(c *ctl.Conn, files []*os.File) {
 	}
 	gone := make(chan struct{})
 	go func() {
-		var req ctl.Request
-		for {
-			fs, err := c.Recv(&req)
-			closeAll(fs)
-			if err != nil {
-				close(gone)
-				return
-			}
-			if req.Op == ctl.OpSignal && req.Signal > 0 {
-				_ = s.proc.Signal(syscall.Signal(req.Signal))
-			}
-		}
+		defer close(gone)
+		relaySignals(c, func(sig syscall.Signal) { _ = s.proc.Signal(sig) })
 	}()
 	select {
 	case <-s.exited:
@@ -166,6 +146,22 @@ func (s *supervisor) attach(c *ctl.Conn, files []*os.File) {
 	case <-detached:
 		c.Send(ctl.Response{Done: true, Detached: true})
 	case <-gone:
+	}
+}
+
+// relaySignals passes each signal the client sends on c to deliver, until
+// the client hangs up (or sends what cannot be read).
+func relaySignals(c *ctl.Conn, deliver func(syscall.Signal)) {
+	for {
+		var req ctl.Request
+		fs, err := c.Recv(&req)
+		closeAll(fs)
+		if err != nil {
+			return
+		}
+		if req.Op == ctl.OpSignal && req.Signal > 0 {
+			deliver(syscall.Signal(req.Signal))
+		}
 	}
 }
 

@@ -59,19 +59,7 @@ func (s *supervisor) exec(c *ctl.Conn, e *ctl.Exec, files []*os.File) {
 		return
 	}
 	// Forward the client's signals while the process runs.
-	go func() {
-		for {
-			var req ctl.Request
-			fs, err := c.Recv(&req)
-			closeAll(fs)
-			if err != nil {
-				return
-			}
-			if req.Op == ctl.OpSignal && req.Signal > 0 {
-				_ = cmd.Process.Signal(syscall.Signal(req.Signal))
-			}
-		}
-	}()
+	go relaySignals(c, func(sig syscall.Signal) { _ = cmd.Process.Signal(sig) })
 	code := exitCodeOf(cmd.Wait())
 	c.Send(ctl.Response{Done: true, Code: code})
 }
