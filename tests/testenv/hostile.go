@@ -64,7 +64,11 @@ func BuildHostile(dir string, layers [][]LayerEntry, cfg HostileConfig) (string,
 		l := l
 		fills = append(fills, func(tw *tar.Writer) error { return writeRawEntries(tw, l) })
 	}
-	return writeMultiLayout(dir, cfg, fills)
+	createdBy := make([]string, len(fills))
+	for i := range fills {
+		createdBy[i] = fmt.Sprintf("rl testenv: hostile layer %d", i)
+	}
+	return writeLayersLayout(dir, cfg, createdBy, fills)
 }
 
 func busyboxEntries() ([]entry, error) {
@@ -118,72 +122,6 @@ func writeRawEntries(tw *tar.Writer, es []LayerEntry) error {
 		}
 	}
 	return nil
-}
-
-// writeMultiLayout is writeTarLayout with any number of layers.
-func writeMultiLayout(dir string, cfg HostileConfig, fills []func(*tar.Writer) error) (string, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
-		return "", err
-	}
-	var layers []descriptor
-	var diffIDs []string
-	var history []map[string]any
-	for i, fill := range fills {
-		d, diffID, err := writeLayerBlob(dir, fill)
-		if err != nil {
-			return "", err
-		}
-		layers = append(layers, d)
-		diffIDs = append(diffIDs, diffID)
-		history = append(history, map[string]any{"created": epoch.Format(time.RFC3339), "created_by": fmt.Sprintf("rl testenv: hostile layer %d", i)})
-	}
-	config, err := json.Marshal(map[string]any{
-		"created":      epoch.Format(time.RFC3339),
-		"architecture": "amd64",
-		"os":           "linux",
-		"config":       cfg,
-		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
-		"history":      history,
-	})
-	if err != nil {
-		return "", err
-	}
-	configDesc, err := writeBlob(dir, "application/vnd.oci.image.config.v1+json", config)
-	if err != nil {
-		return "", err
-	}
-	manifest, err := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
-		"config":        configDesc,
-		"layers":        layers,
-	})
-	if err != nil {
-		return "", err
-	}
-	manifestDesc, err := writeBlob(dir, "application/vnd.oci.image.manifest.v1+json", manifest)
-	if err != nil {
-		return "", err
-	}
-	manifestDesc.Annotations = map[string]string{"org.opencontainers.image.ref.name": BusyboxTag}
-	index, err := json.Marshal(map[string]any{
-		"schemaVersion": 2,
-		"mediaType":     "application/vnd.oci.image.index.v1+json",
-		"manifests":     []descriptor{manifestDesc},
-	})
-	if err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "index.json"), index, 0o644); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
-		return "", err
-	}
-	return dir, nil
 }
 
 // Fault is how the hostile registry misbehaves for one repository. It

@@ -150,30 +150,38 @@ func writeLayout(dir string, files []entry, cfg imageConfig) (string, error) {
 // tagged BusyboxTag in the layout, its config holds cfg and its history says
 // createdBy. The layer is streamed to disk, never held in memory.
 func writeTarLayout(dir string, cfg imageConfig, createdBy string, fill func(*tar.Writer) error) (string, error) {
+	return writeLayersLayout(dir, cfg, []string{createdBy}, []func(*tar.Writer) error{fill})
+}
+
+// writeLayersLayout writes an OCI layout in dir with one layer per fill
+// (bottom first; createdBy[i] is layer i's history entry) and the image
+// config cfg, tagged BusyboxTag.
+func writeLayersLayout(dir string, cfg any, createdBy []string, fills []func(*tar.Writer) error) (string, error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return "", err
 	}
 	if err := os.MkdirAll(filepath.Join(dir, "blobs", "sha256"), 0o755); err != nil {
 		return "", err
 	}
-	layer, diffID, err := writeLayerBlob(dir, fill)
-	if err != nil {
-		return "", err
+	var layers []descriptor
+	var diffIDs []string
+	var history []map[string]any
+	for i, fill := range fills {
+		d, diffID, err := writeLayerBlob(dir, fill)
+		if err != nil {
+			return "", err
+		}
+		layers = append(layers, d)
+		diffIDs = append(diffIDs, diffID)
+		history = append(history, map[string]any{"created": epoch.Format(time.RFC3339), "created_by": createdBy[i]})
 	}
-
 	config, err := json.Marshal(map[string]any{
 		"created":      epoch.Format(time.RFC3339),
 		"architecture": "amd64",
 		"os":           "linux",
 		"config":       cfg,
-		"rootfs": map[string]any{
-			"type":     "layers",
-			"diff_ids": []string{diffID},
-		},
-		"history": []map[string]any{{
-			"created":    epoch.Format(time.RFC3339),
-			"created_by": createdBy,
-		}},
+		"rootfs":       map[string]any{"type": "layers", "diff_ids": diffIDs},
+		"history":      history,
 	})
 	if err != nil {
 		return "", err
@@ -182,12 +190,11 @@ func writeTarLayout(dir string, cfg imageConfig, createdBy string, fill func(*ta
 	if err != nil {
 		return "", err
 	}
-
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.manifest.v1+json",
 		"config":        configDesc,
-		"layers":        []descriptor{layer},
+		"layers":        layers,
 	})
 	if err != nil {
 		return "", err
@@ -197,7 +204,6 @@ func writeTarLayout(dir string, cfg imageConfig, createdBy string, fill func(*ta
 		return "", err
 	}
 	manifestDesc.Annotations = map[string]string{"org.opencontainers.image.ref.name": BusyboxTag}
-
 	index, err := json.Marshal(map[string]any{
 		"schemaVersion": 2,
 		"mediaType":     "application/vnd.oci.image.index.v1+json",
