@@ -113,11 +113,11 @@ func parseRange(s string, allowZero bool) (lo, hi uint16, err error) {
 	h, err2 := strconv.ParseUint(hiS, 10, 16)
 	switch {
 	case err1 != nil || err2 != nil:
-		return 0, 0, fmt.Errorf("%q is not a port or a range LO-HI of ports", s)
+		return 0, 0, fmt.Errorf("%q is not a port or a range LO-HI of ports: use numbers from 1 to 65535", s)
 	case h < l:
-		return 0, 0, fmt.Errorf("range %q ends before it starts", s)
+		return 0, 0, fmt.Errorf("range %q ends before it starts: write it LO-HI", s)
 	case l == 0 && !(allowZero && !isRange):
-		return 0, 0, fmt.Errorf("port 0 in %q", s)
+		return 0, 0, fmt.Errorf("port 0 in %q: use numbers from 1 to 65535 (0 only as a lone host port: any free one)", s)
 	}
 	return uint16(l), uint16(h), nil
 }
