@@ -134,7 +134,7 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		logs.closeWriters()
 	}
 	if err == nil {
-		if err = net.start(p.Tap); err != nil {
+		if err = net.start(p.Tap, p.Pid); err != nil {
 			_ = p.Signal(syscall.SIGKILL)
 			p.Wait()
 		}

@@ -305,6 +305,16 @@ func (n *Stack) serveTCPPort(pl *portListener) {
 		}
 		n.goTracked(func() {
 			client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
+			spliced, err := n.dialGuestNS(client, pl.m.GuestPort)
+			if err == nil {
+				n.relaySplice(c, spliced)
+				return
+			}
+			if !errors.Is(err, errNoSplice) {
+				c.SetLinger(0)
+				c.Close()
+				return
+			}
 			guest, err := n.dialGuestTCP(client, pl.m.GuestPort)
 			if err != nil {
 				// Nothing listens in the container: reset, as a closed port.

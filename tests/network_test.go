@@ -429,8 +429,10 @@ func TestNetDNS(t *testing.T) {
 
 // TestNetPublishTCP: -p HOSTPORT:80 to busybox httpd serves a client on the
 // host's 127.0.0.1 and one on the test host connecting to the host's veth
-// address; httpd's log shows the test host's real address (and the loopback
-// client as the gateway, 10.0.2.2, as documented); rl ps shows the port.
+// address; httpd's log shows the test host's real address and the loopback
+// client as 127.0.0.1 (spliced from the container's own loopback, as
+// documented); rl ps shows the port. A second server listening on the
+// container's 127.0.0.1 only is not reachable through its published port.
 func TestNetPublishTCP(t *testing.T) {
 	ns := netTestHost(t)
 	forEachUser(t, func(t *testing.T, u User) {
@@ -438,8 +440,10 @@ func TestNetPublishTCP(t *testing.T) {
 		const body = "published over -p\n"
 		writeUserFile(t, u, filepath.Join(doc, "index.html"), body)
 		port := netFreePort(t, "tcp")
+		lport := netFreePort(t, "tcp")
 		name := netName("nettcp")
-		netDetached(t, u, name, "-p", fmt.Sprintf("%d:80", port), "-v", doc+":/www:ro", "busybox", "httpd", "-f", "-vv", "-p", "80", "-h", "/www")
+		netDetached(t, u, name, "-p", fmt.Sprintf("%d:80", port), "-p", fmt.Sprintf("%d:81", lport), "-v", doc+":/www:ro", "busybox", "sh", "-c",
+			"httpd -p 127.0.0.1:81 -h /www; exec httpd -f -vv -p 80 -h /www")
 
 		got, err := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", port))
 		if err != nil || got != body {
@@ -453,8 +457,16 @@ func TestNetPublishTCP(t *testing.T) {
 			t.Errorf("test host %s: wget %s: want %q, got %q, %v", ns.NSAddr, url, body, out, err)
 		}
 		logs := netWaitLogs(t, u, name, regexp.QuoteMeta(ns.NSAddr.String()))
-		if !strings.Contains(logs, "10.0.2.2") {
-			t.Errorf("httpd's log: want the loopback client as 10.0.2.2 (the gateway):\n%s", logs)
+		if !regexp.MustCompile(`(?m)^\[?(::ffff:)?127\.0\.0\.1\]?:\d+: url:/index.html`).MatchString(logs) {
+			t.Errorf("httpd's log: want the loopback client as 127.0.0.1 (spliced from the container's loopback):\n%s", logs)
+		}
+		if strings.Contains(logs, "10.0.2.2") {
+			t.Errorf("httpd's log: the loopback client took the user-mode stack (seen as the gateway 10.0.2.2), not the splice:\n%s", logs)
+		}
+		c := &http.Client{Timeout: 5 * time.Second}
+		if resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/index.html", lport)); err == nil {
+			resp.Body.Close()
+			t.Errorf("-p %d:81 to an httpd on the container's 127.0.0.1:81 only: want no answer (loopback-only services stay unpublished), got %s", lport, resp.Status)
 		}
 		if strings.Count(logs, ns.HostAddr.String()) > 0 {
 			t.Errorf("httpd's log names the host's veth address %s, not only the client's:\n%s", ns.HostAddr, logs)

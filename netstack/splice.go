@@ -1,0 +1,141 @@
+package netstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Published ports spliced on loopback.
+//
+// A client on the host's own loopback (127.0.0.0/8, ::1) gains nothing from
+// the user-mode stack: the stack could only show it as the gateway, and the
+// bytes would cross two TCP stacks and the TAP. Such a connection is instead
+// made from inside the container's network namespace, from its loopback
+// (127.0.0.1, ::1) to the container's address (10.0.2.100, fd00::100), and
+// the two kernel sockets are joined with splice(2): the container sees the
+// client as 127.0.0.1, the bytes never enter user space, and the path runs
+// at close to loopback speed (pasta splices the same way). A service that
+// listens on the container's 127.0.0.1 only is still not published, as
+// through the stack. Clients from other addresses take the stack and are
+// seen with their own address.
+
+// spliceDialTimeout bounds a connect inside the container's namespace; on
+// loopback it completes or is refused at once.
+const spliceDialTimeout = 10 * time.Second
+
+// guestNS is the container's network namespace, for loopback splices.
+type guestNS struct {
+	f *os.File
+}
+
+// SpliceLoopback makes published TCP ports splice host loopback clients
+// into the container's network namespace netns (an open /proc/PID/ns/net),
+// which the stack then owns and closes. Without it, or when entering the
+// namespace fails, every client takes the stack.
+func (n *Stack) SpliceLoopback(netns *os.File) {
+	if old := n.guestNS.Swap(&guestNS{f: netns}); old != nil {
+		old.f.Close()
+	}
+}
+
+// closeGuestNS drops the namespace (Close).
+func (n *Stack) closeGuestNS() {
+	if g := n.guestNS.Swap(nil); g != nil {
+		g.f.Close()
+	}
+}
+
+// errNoSplice: the connection takes the stack instead.
+var errNoSplice = errors.New("netstack: no loopback splice")
+
+// dialGuestNS connects to the container's port from its own loopback, inside
+// its network namespace, trying the address families in guestPeer's order.
+// It returns errNoSplice when the client is not on loopback or the
+// namespace cannot be entered; other errors are the container's answer
+// (refused: nothing listens).
+func (n *Stack) dialGuestNS(client netip.AddrPort, port uint16) (*net.TCPConn, error) {
+	g := n.guestNS.Load()
+	if g == nil || !client.Addr().Unmap().IsLoopback() {
+		return nil, errNoSplice
+	}
+	type target struct{ local, remote netip.Addr }
+	v4 := target{netip.AddrFrom4([4]byte{127, 0, 0, 1}), n.cfg.Guest}
+	targets := []target{v4}
+	if client.Addr().Unmap().Is6() && n.cfg.IPv6 {
+		targets = []target{{netip.IPv6Loopback(), n.cfg.Guest6}, v4}
+	}
+	type result struct {
+		c   *net.TCPConn
+		err error
+	}
+	ch := make(chan result, 1)
+	// setns affects the calling thread only: the dial runs on a thread of
+	// its own, which the runtime discards when the goroutine ends still
+	// locked to it, so no other goroutine ever runs in the container's
+	// namespace. The socket stays in the namespace it was made in.
+	go func() {
+		runtime.LockOSThread()
+		if err := unix.Setns(int(g.f.Fd()), unix.CLONE_NEWNET); err != nil {
+			ch <- result{err: fmt.Errorf("%w: entering the container's network namespace: %v", errNoSplice, err)}
+			return
+		}
+		var err error
+		for _, t := range targets {
+			d := net.Dialer{
+				LocalAddr: &net.TCPAddr{IP: t.local.AsSlice()},
+				Timeout:   spliceDialTimeout,
+			}
+			var c net.Conn
+			if c, err = d.DialContext(n.ctx, "tcp", netip.AddrPortFrom(t.remote, port).String()); err == nil {
+				ch <- result{c: c.(*net.TCPConn)}
+				return
+			}
+		}
+		ch <- result{err: err}
+	}()
+	r := <-ch
+	return r.c, r.err
+}
+
+// relaySplice copies both ways between two kernel TCP sockets; io.Copy
+// between *net.TCPConn is splice(2) through a pipe, no user-space copy.
+// FIN and errors are carried as in relayTCP; closing the stack ends it.
+func (n *Stack) relaySplice(a, b *net.TCPConn) {
+	stop := context.AfterFunc(n.ctx, func() {
+		a.Close()
+		b.Close()
+	})
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		spliceHalf(a, b)
+	}()
+	spliceHalf(b, a)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
+
+func spliceHalf(dst, src *net.TCPConn) {
+	if _, err := io.Copy(dst, src); err != nil {
+		// Reset both: an abort on one side is one on the other.
+		dst.SetLinger(0)
+		src.SetLinger(0)
+		dst.Close()
+		src.Close()
+		return
+	}
+	dst.CloseWrite()
+}
