@@ -10,6 +10,7 @@ import (
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rlcontainers/rl/container/ctl"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/rootfs"
 	"go.podman.io/storage"
 )
@@ -18,6 +19,7 @@ import (
 // container: its record and its writable layer. Nothing runs yet.
 func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container, rootfs.Record, error) {
 	img, err := ensureImage(ctx, rt, o)
+	trace.Mark("core: image found")
 	if err != nil {
 		return nil, rootfs.Record{}, err
 	}

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"runtime/debug"
 	"strings"
 
 	"github.com/rlcontainers/rl/container/initproc"
@@ -49,9 +48,6 @@ func ParseNetwork(s string) (mode, opts string, err error) {
 	}
 	return mode, opts, nil
 }
-
-// netGCPercent is the supervisor's GOGC once user-mode networking runs.
-const netGCPercent = 25
 
 // network is a container's network as its supervisor runs it.
 type network struct {
@@ -150,11 +146,6 @@ func (n *network) start(tap *os.File, pid int) error {
 		return fmt.Errorf("starting the container's network: %w", err)
 	}
 	n.listeners = nil // the stack owns them now
-	// From here on the supervisor's heap is mostly the stack's packet and
-	// TCP buffers, which come and go with the traffic: collecting at 25 %
-	// growth rather than Go's 100 % keeps its peak RSS down (TestTAP: ~7 MB
-	// less at the same throughput, within its noise).
-	debug.SetGCPercent(netGCPercent)
 	if len(n.published) > 0 {
 		if ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
 			n.stack.SpliceLoopback(ns)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/container/tty"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/sys/unix"
 )
@@ -89,6 +90,9 @@ func start(initPath string, spec *initproc.Spec, flags uintptr, user *userNS, st
 	cmd := exec.Command(initPath, initproc.Arg)
 	cmd.Args[0] = "rl-init"
 	cmd.Env = []string{}
+	if trace.On() {
+		cmd.Env = append(cmd.Env, "RL_TRACE=1")
+	}
 	cmd.ExtraFiles = append([]*os.File{theirs}, extra...)
 	// No Pdeathsig here: Go's child compares getppid() with the parent's pid
 	// and kills itself when they differ, which they do in a joined PID

@@ -10,6 +10,7 @@ import (
 	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/container/seccomp"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
@@ -25,6 +26,7 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions, m Mode) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	trace.Mark("core: container created")
 	code, started, err := supervise(ctx, rt, c, rec, m)
 	if err != nil && !started && !rec.AutoRm {
 		// A container that never ran is not kept (it would only be noise
@@ -43,6 +45,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	if err != nil {
 		return nil, fmt.Errorf("mounting the container's rootfs: %w", err)
 	}
+	trace.Mark("core: rootfs mounted")
 	hostname := rec.Hostname
 	ownUTS := ns.flags&unix.CLONE_NEWUTS != 0
 	if !ownUTS {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/rootfs"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
@@ -127,7 +128,9 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	if rec.UserNS == "keep-id" {
 		user = keepID(rt.Plan)
 	}
+	trace.Mark("core: start init")
 	p, err := Start(rt.InitPath, spec, ns, user, stdio, extra...)
+	trace.Mark("core: init ready")
 	if logs != nil && !rec.TTY {
 		// The workload holds its ends now. (With a terminal our own pty
 		// relay uses them until the workload exits.)
@@ -145,6 +148,7 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		}
 		return 0, false, err
 	}
+	trace.Mark("core: network started")
 	started = true
 	s.proc = p
 	self, _ := rootfs.StartTime(os.Getpid())
@@ -164,7 +168,9 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	}
 	done := make(chan struct{})
 	go s.forwardSignals(done)
+	trace.Mark("core: workload running")
 	code = p.Wait()
+	trace.Mark("core: workload exited")
 	close(done)
 	if logs != nil {
 		logs.close()
@@ -185,10 +191,12 @@ func (s *supervisor) release(lock *os.File, started bool) {
 	if _, err := s.rt.Store.Unmount(s.id, true); err != nil && !errors.Is(err, storage.ErrLayerUnknown) && !errors.Is(err, storage.ErrContainerUnknown) {
 		s.rt.warn("unmounting container %s: %v", s.id[:12], err)
 	}
+	trace.Mark("core: unmounted")
 	if s.rec.AutoRm {
 		if err := s.rt.Store.DeleteContainer(s.id); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
 			s.rt.warn("removing container %s: %v", s.id[:12], err)
 		}
+		trace.Mark("core: container deleted")
 	}
 }
 

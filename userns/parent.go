@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rlcontainers/rl/internal/trace"
 	"golang.org/x/sys/unix"
 )
 
@@ -133,7 +134,9 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		sigc = own
 	}
 
+	trace.Mark("host: clone+exec child")
 	err = cmd.Start()
+	trace.Mark("host: child started")
 	r.Close()
 	statusW.Close()
 	if err != nil {
@@ -153,6 +156,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		cmd.Wait()
 		return 125, mapErr
 	}
+	trace.Mark("host: maps written")
 	release := []byte{msgGo}
 	if changed {
 		b, err := json.Marshal(plan)
@@ -189,6 +193,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 			// A write error means the child is exiting; Wait reports that.
 			w.Write([]byte{byte(s.(syscall.Signal))})
 		case err := <-done:
+			trace.Mark("host: child exited")
 			return exitStatus(cmd, err)
 		case <-detached:
 			// The child lives on without us (rl run -d); it was reparented

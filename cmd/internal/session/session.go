@@ -14,6 +14,7 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/config"
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/paths"
 	"github.com/rlcontainers/rl/userns"
@@ -73,10 +74,12 @@ func Join() (*userns.Child, <-chan syscall.Signal, error) {
 
 // Open joins the user namespace and opens the store.
 func Open(g *cli.Globals) (*Session, error) {
+	trace.Mark("core: parsed")
 	child, sigs, err := Join()
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("core: joined userns")
 	p, err := g.Paths()
 	if err != nil {
 		return nil, err
@@ -91,6 +94,7 @@ func Open(g *cli.Globals) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	trace.Mark("core: store open")
 	s := &Session{Store: store, Driver: driver, Paths: p, SingleID: single, Signals: sigs, child: child}
 	if child != nil {
 		s.Plan = &child.Plan
@@ -136,18 +140,19 @@ func runMain(binary string, commands map[string]Command) error {
 	// The image library logs retries and the like at info level; rl
 	// reports failures itself, in one line.
 	logrus.SetLevel(logrus.ErrorLevel)
-	c, kctx, err := cli.Parse(os.Args[1:], os.Exit)
+	p, err := cli.ParseOrDecode(os.Args[1:], os.Exit)
 	if err != nil {
 		return err
 	}
+	c := p.CLI
 	cfg, src, err := config.Load()
 	if err != nil {
 		return err
 	}
-	cli.ApplyConfig(c, kctx, cfg, src)
-	cmd, ok := commands[cli.Command(kctx)]
+	cli.ApplyConfig(c, p.Given, cfg, src)
+	cmd, ok := commands[p.Command]
 	if !ok {
-		return cli.Unsupported(cli.Command(kctx), binary)
+		return cli.Unsupported(p.Command, binary)
 	}
 	s, err := Open(&c.Globals)
 	if err != nil {
