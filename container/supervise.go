@@ -188,16 +188,19 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 // of its lock: after this, rl rm and rl start may have it.
 func (s *supervisor) release(lock *os.File, started bool) {
 	defer lock.Close()
+	if s.rec.AutoRm {
+		// Deleting unmounts first (one pass over the store, not two).
+		err := s.rt.Store.DeleteContainer(s.id)
+		trace.Mark("core: container deleted")
+		if err == nil || errors.Is(err, storage.ErrContainerUnknown) {
+			return
+		}
+		s.rt.warn("removing container %s: %v", s.id[:12], err)
+	}
 	if _, err := s.rt.Store.Unmount(s.id, true); err != nil && !errors.Is(err, storage.ErrLayerUnknown) && !errors.Is(err, storage.ErrContainerUnknown) {
 		s.rt.warn("unmounting container %s: %v", s.id[:12], err)
 	}
 	trace.Mark("core: unmounted")
-	if s.rec.AutoRm {
-		if err := s.rt.Store.DeleteContainer(s.id); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
-			s.rt.warn("removing container %s: %v", s.id[:12], err)
-		}
-		trace.Mark("core: container deleted")
-	}
 }
 
 // logPipes carry a detached workload's output to its log.

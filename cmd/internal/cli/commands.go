@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rlcontainers/rl/container/caps"
@@ -131,13 +132,15 @@ func (c *RunCmd) Validate() error {
 	if u, g, hasGroup := strings.Cut(c.User, ":"); c.User != "" && (u == "" || (hasGroup && g == "")) {
 		return fmt.Errorf("invalid --user %q: use name|uid[:group|gid]", c.User)
 	}
-	if c.Name != "" && !validName.MatchString(c.Name) {
+	if c.Name != "" && !validName().MatchString(c.Name) {
 		return fmt.Errorf("invalid --name %q: use letters, digits and _.- (starting with a letter or digit)", c.Name)
 	}
 	return nil
 }
 
-var validName = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`)
+// The package's regexps are compiled on first use: every rl process links
+// this package, the container's init too, and most never use them.
+var validName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`) })
 
 // Namespaces are the run's namespace modes, by kind.
 func (c *RunCmd) Namespaces() map[string]string {

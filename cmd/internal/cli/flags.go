@@ -8,11 +8,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/rlcontainers/rl/rootfs/mounts"
 )
 
-var envKey = regexp.MustCompile(`^[^=\s]+$`)
+var envKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[^=\s]+$`) })
 
 // ParseEnv merges --env-file files and -e values, in that order (later
 // wins), as docker does. "KEY" alone takes KEY from rl's environment and is
@@ -21,7 +22,7 @@ func ParseEnv(env, files []string) ([]string, error) {
 	var out []string
 	add := func(kv, where string) error {
 		k, v, hasValue := strings.Cut(kv, "=")
-		if !envKey.MatchString(k) {
+		if !envKey().MatchString(k) {
 			return fmt.Errorf("invalid environment variable %q%s: use KEY=VALUE", kv, where)
 		}
 		if !hasValue {
@@ -150,10 +151,10 @@ func ValidateNamespace(flag, mode string) error {
 	return fmt.Errorf("invalid --%s %q: use private, host or container:NAME", flag, mode)
 }
 
-var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`)
+var hostnameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$`) })
 
 // ValidHostname reports whether name can be a hostname.
-func ValidHostname(name string) bool { return hostnameRE.MatchString(name) }
+func ValidHostname(name string) bool { return hostnameRE().MatchString(name) }
 
 func unwrapPathError(err error) error {
 	var pe *os.PathError

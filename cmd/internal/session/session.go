@@ -121,6 +121,7 @@ func (s *Session) Interruptible() {
 func (s *Session) Close() {
 	s.cancel()
 	_, _ = s.Store.Shutdown(false)
+	trace.Mark("core: store shut down")
 }
 
 // Warn prints a warning line.
