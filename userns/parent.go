@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/rlcontainers/rl/internal/trace"
 	"golang.org/x/sys/unix"
 )
 
@@ -35,6 +34,9 @@ type Options struct {
 	// Signals, when set, are forwarded instead of the ones this process
 	// gets (Spawn: they come over a control connection).
 	Signals <-chan os.Signal
+	// Mark, when set, is called at each step of the start (rl's phase
+	// trace, RL_TRACE).
+	Mark func(phase string)
 }
 
 // Run executes o.Path (default /proc/self/exe) in a new user and mount namespace, maps it
@@ -64,6 +66,10 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		return -1, errors.New("userns: Run: the plan has no uid or gid map (use MakePlan)")
 	}
 	plan := o.Plan
+	mark := o.Mark
+	if mark == nil {
+		mark = func(string) {}
+	}
 	planJSON, err := json.Marshal(plan)
 	if err != nil {
 		return -1, fmt.Errorf("userns: encoding the plan: %w", err)
@@ -134,9 +140,9 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		sigc = own
 	}
 
-	trace.Mark("host: clone+exec child")
+	mark("host: clone+exec child")
 	err = cmd.Start()
-	trace.Mark("host: child started")
+	mark("host: child started")
 	r.Close()
 	statusW.Close()
 	if err != nil {
@@ -156,7 +162,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		cmd.Wait()
 		return 125, mapErr
 	}
-	trace.Mark("host: maps written")
+	mark("host: maps written")
 	release := []byte{msgGo}
 	if changed {
 		b, err := json.Marshal(plan)
@@ -193,7 +199,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 			// A write error means the child is exiting; Wait reports that.
 			w.Write([]byte{byte(s.(syscall.Signal))})
 		case err := <-done:
-			trace.Mark("host: child exited")
+			mark("host: child exited")
 			return exitStatus(cmd, err)
 		case <-detached:
 			// The child lives on without us (rl run -d); it was reparented

@@ -96,6 +96,7 @@ func runInside(self, libexec, command string, args []string, env ...string) erro
 		Args:  append([]string{"rl"}, args...),
 		Env:   append(append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec), env...),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Mark: traceMark(),
 	})
 	if err != nil || code == 0 {
 		return err
@@ -144,4 +145,12 @@ func spawnIn(c *cli.CLI, target string, args []string, self, libexec string) err
 		return err
 	}
 	return cli.ExitCode(code)
+}
+
+// traceMark is trace.Mark when phase marks are on (RL_TRACE), else nil.
+func traceMark() func(string) {
+	if trace.On() {
+		return trace.Mark
+	}
+	return nil
 }
