@@ -305,9 +305,9 @@ func (n *Stack) serveTCPPort(pl *portListener) {
 		}
 		n.goTracked(func() {
 			client := c.RemoteAddr().(*net.TCPAddr).AddrPort()
-			spliced, err := n.dialGuestNS(client, pl.m.GuestPort)
+			spliced, err := n.dialGuestNS("tcp", client, pl.m.GuestPort)
 			if err == nil {
-				n.relaySplice(c, spliced)
+				n.relaySplice(c, spliced.(*net.TCPConn))
 				return
 			}
 			if !errors.Is(err, errNoSplice) {
@@ -390,10 +390,12 @@ func bindSpoofed(ep tcpip.Endpoint, local netip.AddrPort) error {
 
 // serveUDPPort relays a published UDP port: each client address is a flow
 // with its own endpoint in the stack, bound to the client's address, so the
-// container sees the real source and its replies find their way back.
+// container sees the real source and its replies find their way back (a
+// client on the host's loopback: a socket in the container's namespace,
+// on its loopback; see splice.go).
 func (n *Stack) serveUDPPort(pl *portListener) {
 	type flow struct {
-		guest *gonet.UDPConn
+		guest net.Conn // the stack's endpoint, or a socket in the container (loopback clients)
 		idle  *udpFlow
 	}
 	var mu sync.Mutex
@@ -417,7 +419,10 @@ func (n *Stack) serveUDPPort(pl *portListener) {
 		mu.Lock()
 		f, ok := flows[client]
 		if !ok {
-			g, err := n.dialGuestUDP(client, pl.m.GuestPort)
+			g, err := n.dialGuestNS("udp", client, pl.m.GuestPort)
+			if errors.Is(err, errNoSplice) {
+				g, err = n.dialGuestUDP(client, pl.m.GuestPort)
+			}
 			if err != nil {
 				mu.Unlock()
 				continue

@@ -21,10 +21,11 @@ import (
 // the user-mode stack: the stack could only show it as the gateway, and the
 // bytes would cross two TCP stacks and the TAP. Such a connection is instead
 // made from inside the container's network namespace, from its loopback
-// (127.0.0.1, ::1) to the container's address (10.0.2.100, fd00::100), and
-// the two kernel sockets are joined with splice(2): the container sees the
-// client as 127.0.0.1, the bytes never enter user space, and the path runs
-// at close to loopback speed (pasta splices the same way). A service that
+// (127.0.0.1, ::1) to the container's address (10.0.2.100, fd00::100): for
+// TCP the two kernel sockets are then joined with splice(2), so the bytes
+// never enter user space and the path runs at close to loopback speed
+// (pasta splices the same way); UDP datagrams are relayed between the two
+// sockets. The container sees the client as 127.0.0.1 (::1). A service that
 // listens on the container's 127.0.0.1 only is still not published, as
 // through the stack. Clients from other addresses take the stack and are
 // seen with their own address.
@@ -59,11 +60,12 @@ func (n *Stack) closeGuestNS() {
 var errNoSplice = errors.New("netstack: no loopback splice")
 
 // dialGuestNS connects to the container's port from its own loopback, inside
-// its network namespace, trying the address families in guestPeer's order.
-// It returns errNoSplice when the client is not on loopback or the
+// its network namespace, trying the address families in guestPeer's order
+// (UDP, with no handshake to tell, takes the first). network is "tcp" or
+// "udp". It returns errNoSplice when the client is not on loopback or the
 // namespace cannot be entered; other errors are the container's answer
 // (refused: nothing listens).
-func (n *Stack) dialGuestNS(client netip.AddrPort, port uint16) (*net.TCPConn, error) {
+func (n *Stack) dialGuestNS(network string, client netip.AddrPort, port uint16) (net.Conn, error) {
 	g := n.guestNS.Load()
 	if g == nil || !client.Addr().Unmap().IsLoopback() {
 		return nil, errNoSplice
@@ -74,8 +76,11 @@ func (n *Stack) dialGuestNS(client netip.AddrPort, port uint16) (*net.TCPConn, e
 	if client.Addr().Unmap().Is6() && n.cfg.IPv6 {
 		targets = []target{{netip.IPv6Loopback(), n.cfg.Guest6}, v4}
 	}
+	if network == "udp" {
+		targets = targets[:1]
+	}
 	type result struct {
-		c   *net.TCPConn
+		c   net.Conn
 		err error
 	}
 	ch := make(chan result, 1)
@@ -89,15 +94,22 @@ func (n *Stack) dialGuestNS(client netip.AddrPort, port uint16) (*net.TCPConn, e
 			ch <- result{err: fmt.Errorf("%w: entering the container's network namespace: %v", errNoSplice, err)}
 			return
 		}
+		if network == "udp" {
+			t := targets[0]
+			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: t.local.AsSlice()})
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			ch <- result{c: udpTo{c, netip.AddrPortFrom(t.remote, port)}}
+			return
+		}
 		var err error
 		for _, t := range targets {
-			d := net.Dialer{
-				LocalAddr: &net.TCPAddr{IP: t.local.AsSlice()},
-				Timeout:   spliceDialTimeout,
-			}
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: t.local.AsSlice()}, Timeout: spliceDialTimeout}
 			var c net.Conn
-			if c, err = d.DialContext(n.ctx, "tcp", netip.AddrPortFrom(t.remote, port).String()); err == nil {
-				ch <- result{c: c.(*net.TCPConn)}
+			if c, err = d.DialContext(n.ctx, network, netip.AddrPortFrom(t.remote, port).String()); err == nil {
+				ch <- result{c: c}
 				return
 			}
 		}
@@ -106,6 +118,17 @@ func (n *Stack) dialGuestNS(client netip.AddrPort, port uint16) (*net.TCPConn, e
 	r := <-ch
 	return r.c, r.err
 }
+
+// udpTo is a UDP socket on the container's loopback that sends to the
+// container's address and takes replies from any: a service bound to the
+// wildcard answers a 127.0.0.1 peer from 127.0.0.1, not from the address
+// it was sent to, which a connected socket would drop.
+type udpTo struct {
+	*net.UDPConn
+	to netip.AddrPort
+}
+
+func (u udpTo) Write(b []byte) (int, error) { return u.WriteToUDPAddrPort(b, u.to) }
 
 // relaySplice copies both ways between two kernel TCP sockets; io.Copy
 // between *net.TCPConn is splice(2) through a pipe, no user-space copy.
