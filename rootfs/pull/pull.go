@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -207,13 +208,17 @@ func unpackCause(msg string) string {
 
 // notFound: the registry (or every mirror) does not have the image.
 func notFound(msg string) bool {
-	for _, s := range []string{"manifest unknown", "name unknown", "not found", "404", "no such host", "connection refused", "no route to host", "dial tcp"} {
+	for _, s := range []string{"manifest unknown", "name unknown", "not found", "no such host", "connection refused", "no route to host", "dial tcp"} {
 		if strings.Contains(msg, s) {
 			return true
 		}
 	}
-	return false
+	// An HTTP 404 ("404 Not Found", "StatusCode: 404"), not the digits of
+	// a temporary file's name ("container_images_storage4240496287").
+	return http404.MatchString(msg)
 }
+
+var http404 = regexp.MustCompile(`(^|[^0-9])404([^0-9]|$)`)
 
 func copyIn(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext,
 	newRef func(reference.Named) (types.ImageReference, error), named reference.Named, progress io.Writer) (*storage.Image, error) {
