@@ -31,6 +31,8 @@ type Child struct {
 	// Signals are the signals the parent forwarded, in order. The channel is
 	// closed when the parent is gone (EOF on the pipe).
 	Signals <-chan syscall.Signal
+	// Payload is what the parent's Options.Payload made, or nil.
+	Payload []byte
 
 	status *os.File // to the parent: 'D' on Detach
 }
@@ -90,21 +92,22 @@ func Join() (*Child, error) {
 		pipe.Close()
 		return nil, fmt.Errorf("%w: the parent left before releasing us (%v)", ErrParentFailed, err)
 	}
+	var payload []byte
+	if msg[0] == msgPayload {
+		if payload, err = readSized(pipe, maxPayload); err != nil {
+			pipe.Close()
+			return nil, fmt.Errorf("%w: reading the payload: %v", ErrParentFailed, err)
+		}
+		if _, err := io.ReadFull(pipe, msg[:]); err != nil {
+			pipe.Close()
+			return nil, fmt.Errorf("%w: the parent left before releasing us (%v)", ErrParentFailed, err)
+		}
+	}
 	switch msg[0] {
 	case msgGo:
 	case msgGoPlan:
-		var n [4]byte
-		if _, err := io.ReadFull(pipe, n[:]); err != nil {
-			pipe.Close()
-			return nil, fmt.Errorf("%w: reading the plan: %v", ErrParentFailed, err)
-		}
-		size := binary.BigEndian.Uint32(n[:])
-		if size > maxPlanJSON {
-			pipe.Close()
-			return nil, fmt.Errorf("userns: Join: plan of %d bytes from the parent", size)
-		}
-		b := make([]byte, size)
-		if _, err := io.ReadFull(pipe, b); err != nil {
+		b, err := readSized(pipe, maxPlanJSON)
+		if err != nil {
 			pipe.Close()
 			return nil, fmt.Errorf("%w: reading the plan: %v", ErrParentFailed, err)
 		}
@@ -118,7 +121,7 @@ func Join() (*Child, error) {
 		return nil, fmt.Errorf("userns: Join: unexpected message %q from the parent", msg[0])
 	}
 
-	c := &Child{}
+	c := &Child{Payload: payload}
 	if statusErr == nil && statusFD > 2 {
 		syscall.CloseOnExec(statusFD)
 		c.status = os.NewFile(uintptr(statusFD), "userns-status")
@@ -163,4 +166,21 @@ func SingleMapped() bool {
 		}
 	}
 	return total <= 1
+}
+
+// readSized reads a 4-byte big-endian length and that many bytes, at most max.
+func readSized(r io.Reader, max uint32) ([]byte, error) {
+	var n [4]byte
+	if _, err := io.ReadFull(r, n[:]); err != nil {
+		return nil, err
+	}
+	size := binary.BigEndian.Uint32(n[:])
+	if size > max {
+		return nil, fmt.Errorf("%d bytes from the parent, more than %d", size, max)
+	}
+	b := make([]byte, size)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }

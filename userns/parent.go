@@ -37,6 +37,11 @@ type Options struct {
 	// Mark, when set, is called at each step of the start (rl's phase
 	// trace, RL_TRACE).
 	Mark func(phase string)
+	// Payload, when set, runs while the maps are written (the child is
+	// starting meanwhile) and its result reaches the child (Child.Payload)
+	// before the release. When it fails the child exits quietly and Run
+	// returns its error as is, with exit code -1.
+	Payload func() ([]byte, error)
 }
 
 // Run executes o.Path (default /proc/self/exe) in a new user and mount namespace, maps it
@@ -151,8 +156,27 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 
 	var changed bool
 	var mapErr error
-	if newNS && !plan.Direct {
-		changed, mapErr = writeMaps(cmd.Process.Pid, &plan)
+	mapsDone := make(chan struct{})
+	go func() {
+		defer close(mapsDone)
+		if newNS && !plan.Direct {
+			changed, mapErr = writeMaps(cmd.Process.Pid, &plan)
+		}
+	}()
+	var payload []byte
+	var payErr error
+	if o.Payload != nil {
+		payload, payErr = o.Payload()
+		if payErr == nil && len(payload) > maxPayload {
+			payErr = fmt.Errorf("userns: payload of %d bytes, more than %d", len(payload), maxPayload)
+		}
+	}
+	<-mapsDone
+	if payErr != nil {
+		w.Write([]byte{msgFail})
+		w.Close()
+		cmd.Wait()
+		return -1, payErr
 	}
 	if mapErr != nil {
 		// Tell the child to leave quietly: the error is reported once, here.
@@ -163,7 +187,12 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		return 125, mapErr
 	}
 	mark("host: maps written")
-	release := []byte{msgGo}
+	var release []byte
+	if o.Payload != nil {
+		release = binary.BigEndian.AppendUint32([]byte{msgPayload}, uint32(len(payload)))
+		release = append(release, payload...)
+	}
+	release = append(release, msgGo)
 	if changed {
 		b, err := json.Marshal(plan)
 		if err != nil {
@@ -171,7 +200,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 			cmd.Wait()
 			return -1, fmt.Errorf("userns: encoding the plan: %w", err)
 		}
-		release = binary.BigEndian.AppendUint32([]byte{msgGoPlan}, uint32(len(b)))
+		release = binary.BigEndian.AppendUint32(append(release[:len(release)-1], msgGoPlan), uint32(len(b)))
 		release = append(release, b...)
 	}
 	if _, err := w.Write(release); err != nil {

@@ -9,8 +9,13 @@ package userns
 //	'G'                                     -> go, the plan in _RL_USERNS_PLAN holds
 //	'P' len(4, big endian) json(Plan)       -> go, with this plan instead (helpers failed,
 //	                                           the single map was written)
-//	'F' message... EOF                      -> no map could be written: exit 125 quietly,
-//	                                           the parent reports the error
+//	'F' message... EOF                      -> no map could be written (or the parent's
+//	                                           own work failed): exit 125 quietly, the
+//	                                           parent reports the error
+//
+// Before 'G' or 'P' the parent may send the child a payload of its own
+// (Options.Payload, Child.Payload): 'A' len(4, big endian) bytes.
+//
 //	after 'G' or 'P', one byte per forwarded signal (its number); EOF when the parent is gone.
 //
 // A second pipe, the child's fd 4 (write end), goes the other way:
@@ -26,7 +31,9 @@ const (
 	msgGo       = 'G'
 	msgGoPlan   = 'P'
 	msgFail     = 'F'
+	msgPayload  = 'A'
 	maxPlanJSON = 1 << 20
+	maxPayload  = 16 << 20
 
 	msgDetached = 'D'
 

@@ -39,6 +39,9 @@ func childMain() int {
 	uidMap, _ := os.ReadFile("/proc/self/uid_map")
 	gidMap, _ := os.ReadFile("/proc/self/gid_map")
 	fmt.Printf("mode=%s\neuid=%d\nenv=%q\nuid_map:\n%sgid_map:\n%s", c.Plan.Mode, os.Geteuid(), os.Getenv(envFD)+os.Getenv(envPlan), uidMap, gidMap)
+	if c.Payload != nil {
+		fmt.Printf("payload=%q\n", c.Payload)
+	}
 	if os.Getenv(envTestMode) != "signal" {
 		return 0
 	}
@@ -55,7 +58,7 @@ func childMain() int {
 
 // runChild calls Run with plan and returns the exit code and the child's
 // stdout and stderr; it skips the test when the kernel refuses the namespace.
-func runChild(t *testing.T, plan Plan, mode string, whileRunning func(stdout *bufio.Reader)) (int, string, string, error) {
+func runChild(t *testing.T, plan Plan, mode string, whileRunning func(stdout *bufio.Reader), payload ...func() ([]byte, error)) (int, string, string, error) {
 	t.Helper()
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -71,13 +74,17 @@ func runChild(t *testing.T, plan Plan, mode string, whileRunning func(stdout *bu
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := Run(Options{
+		o := Options{
 			Plan:   plan,
 			Args:   []string{os.Args[0]},
 			Env:    append(os.Environ(), envTestMode+"="+mode),
 			Stdout: outW,
 			Stderr: errW,
-		})
+		}
+		if len(payload) > 0 {
+			o.Payload = payload[0]
+		}
+		code, err := Run(o)
 		outW.Close()
 		errW.Close()
 		done <- result{code, err}
@@ -151,6 +158,39 @@ func TestRunFullFallsBack(t *testing.T) {
 	}
 	if !strings.HasPrefix(out, "mode=single\neuid=0\n") {
 		t.Fatalf("child output\n%s\nwant the single mode the parent fell back to", out)
+	}
+}
+
+// TestRunPayload: the parent's payload reaches the child before the
+// release, with the plan as written and with the plan of a fallback.
+func TestRunPayload(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		plan := singlePlan(t)
+		if fallback {
+			plan.Mode = ModeFull
+			plan.NewUIDMap, plan.NewGIDMap = "/bin/false", "/bin/false"
+		}
+		big := strings.Repeat("x", 200<<10) // more than a pipe holds
+		code, out, stderr, err := runChild(t, plan, "", nil, func() ([]byte, error) { return []byte("parsed:" + big), nil })
+		if err != nil || code != 0 {
+			t.Fatalf("fallback %v: Run: code %d, err %v, stderr %q", fallback, code, err, stderr)
+		}
+		if !strings.HasPrefix(out, "mode=single\neuid=0\n") || !strings.Contains(out, fmt.Sprintf("payload=%q\n", "parsed:"+big)) {
+			t.Fatalf("fallback %v: child output\n%.300s\nwant mode single and the payload", fallback, out)
+		}
+	}
+}
+
+// TestRunPayloadFailure: a payload that fails sends the child away
+// quietly, and Run returns its error as is.
+func TestRunPayloadFailure(t *testing.T) {
+	bad := errors.New("bad command line")
+	code, out, stderr, err := runChild(t, singlePlan(t), "", nil, func() ([]byte, error) { return nil, bad })
+	if err != bad || code != -1 {
+		t.Fatalf("Run: code %d, err %v; want -1 and the payload's error", code, err)
+	}
+	if out != "" || stderr != "" {
+		t.Fatalf("child: stdout %q, stderr %q; want silence", out, stderr)
 	}
 }
 

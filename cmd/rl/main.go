@@ -41,6 +41,11 @@ func main() {
 }
 
 func run(args []string) error {
+	if cli.PreScan(args) == "run" {
+		if handled, err := runEarly(args); handled {
+			return err
+		}
+	}
 	c, kctx, err := cli.Parse(args, os.Exit)
 	if err != nil {
 		return err
@@ -78,9 +83,50 @@ func run(args []string) error {
 	return runInside(self, libexec, cli.Command(kctx), args, cli.EnvParsed+"="+parsed)
 }
 
+// errNotEarly: the command line is not a plain rl run after all.
+var errNotEarly = errors.New("not an early start")
+
+// runEarly is rl run's hot path: rl-core is started (and the maps written)
+// first, while this process parses the command line; the parse reaches
+// rl-core with the release (userns Options.Payload). rl run with a
+// container:NAME namespace, and anything the pre-scan took for rl run that
+// is not, are not handled (false): the caller goes the usual way.
+func runEarly(args []string) (bool, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return true, fmt.Errorf("finding rl's own path: %w", err)
+	}
+	libexec, err := helperDir(self)
+	if err != nil {
+		return true, err
+	}
+	parse := func() ([]byte, error) {
+		c, kctx, err := cli.Parse(args, os.Exit)
+		trace.Mark("host: parsed")
+		if err != nil {
+			return nil, err
+		}
+		if cli.Command(kctx) != "run" || c.Run.JoinTarget() != "" {
+			return nil, errNotEarly
+		}
+		p, err := cli.Parsed{Command: "run", Given: cli.Given(kctx), CLI: c}.Encode()
+		return []byte(p), err
+	}
+	err = inside(self, libexec, "run", args, parse)
+	if errors.Is(err, errNotEarly) {
+		return false, nil
+	}
+	return true, err
+}
+
 // runInside runs the command in rl's user namespace, in rl-core or
 // rl-image, and returns its exit code as an error.
 func runInside(self, libexec, command string, args []string, env ...string) error {
+	return inside(self, libexec, command, args, nil, env...)
+}
+
+// inside is runInside, with a payload for the child made while it starts.
+func inside(self, libexec, command string, args []string, payload func() ([]byte, error), env ...string) error {
 	plan := userns.MakePlan(userns.CurrentIdentity())
 	trace.Mark("host: planned")
 	for _, w := range plan.Warnings {
@@ -96,7 +142,8 @@ func runInside(self, libexec, command string, args []string, env ...string) erro
 		Args:  append([]string{"rl"}, args...),
 		Env:   append(append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec), env...),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Mark: traceMark(),
+		Mark:    traceMark(),
+		Payload: payload,
 	})
 	if err != nil || code == 0 {
 		return err

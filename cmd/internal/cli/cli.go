@@ -142,15 +142,20 @@ func (p Parsed) Encode() (string, error) {
 }
 
 // ParseOrDecode is the command line of rl-core or rl-image: the host's
-// parse from the environment, else (a helper started with a command line
-// of its own) args parsed again. The variable is removed, so a helper this
-// process starts parses its own.
-func ParseOrDecode(args []string, exit func(int)) (Parsed, error) {
-	if v, ok := os.LookupEnv(EnvParsed); ok {
-		os.Unsetenv(EnvParsed)
+// parse, from the user namespace's handshake (payload: rl run, parsed while
+// the maps are written) or from the environment (EnvParsed), else (a helper
+// started with a command line of its own) args parsed again. The variable
+// is removed, so a helper this process starts parses its own.
+func ParseOrDecode(payload []byte, args []string, exit func(int)) (Parsed, error) {
+	v, inEnv := os.LookupEnv(EnvParsed)
+	os.Unsetenv(EnvParsed)
+	if payload == nil && inEnv {
+		payload = []byte(v)
+	}
+	if payload != nil {
 		var p Parsed
-		if err := json.Unmarshal([]byte(v), &p); err != nil || p.CLI == nil || p.Command == "" {
-			return Parsed{}, fmt.Errorf("decoding %s from rl: %v", EnvParsed, err)
+		if err := json.Unmarshal(payload, &p); err != nil || p.CLI == nil || p.Command == "" {
+			return Parsed{}, fmt.Errorf("decoding the command line rl parsed: %v", err)
 		}
 		return p, nil
 	}
@@ -159,6 +164,26 @@ func ParseOrDecode(args []string, exit func(int)) (Parsed, error) {
 		return Parsed{}, err
 	}
 	return Parsed{Command: Command(kctx), Given: Given(kctx), CLI: c}, nil
+}
+
+// PreScan guesses the command of a command line without parsing it: the
+// first word after the global flags, or "" when something else comes
+// first (--help, a flag it does not know). A guess only decides how early
+// rl starts its helper; Parse decides the rest.
+func PreScan(args []string) string {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--root" || a == "--runroot" || a == "--storage-driver":
+			i++
+		case strings.HasPrefix(a, "--root=") || strings.HasPrefix(a, "--runroot=") || strings.HasPrefix(a, "--storage-driver="):
+		case strings.HasPrefix(a, "-"):
+			return ""
+		default:
+			return a
+		}
+	}
+	return ""
 }
 
 // Command is the selected command's name ("run", "pull", ...).

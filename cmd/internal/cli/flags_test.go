@@ -102,3 +102,22 @@ func TestParseVolumesFile(t *testing.T) {
 		t.Fatalf("a file source binds onto a file, a directory onto a directory: %+v %v", got, err)
 	}
 }
+
+func TestPreScan(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--rm", "busybox"}, "run"},
+		{[]string{"--root", "/x", "run", "busybox"}, "run"},
+		{[]string{"--root=/x", "--storage-driver", "vfs", "ps"}, "ps"},
+		{[]string{"--help"}, ""},
+		{[]string{"--bogus", "run"}, ""},
+		{[]string{"--root"}, ""},
+		{nil, ""},
+	} {
+		if got := PreScan(c.args); got != c.want {
+			t.Errorf("PreScan(%q) = %q, want %q", c.args, got, c.want)
+		}
+	}
+}

@@ -72,14 +72,8 @@ func Join() (*userns.Child, <-chan syscall.Signal, error) {
 	return nil, sigs, nil
 }
 
-// Open joins the user namespace and opens the store.
-func Open(g *cli.Globals) (*Session, error) {
-	trace.Mark("core: parsed")
-	child, sigs, err := Join()
-	if err != nil {
-		return nil, err
-	}
-	trace.Mark("core: joined userns")
+// open opens the store, in the user namespace Join joined.
+func open(g *cli.Globals, child *userns.Child, sigs <-chan syscall.Signal) (*Session, error) {
 	p, err := g.Paths()
 	if err != nil {
 		return nil, err
@@ -141,10 +135,22 @@ func runMain(binary string, commands map[string]Command) error {
 	// The image library logs retries and the like at info level; rl
 	// reports failures itself, in one line.
 	logrus.SetLevel(logrus.ErrorLevel)
-	p, err := cli.ParseOrDecode(os.Args[1:], os.Exit)
+	// The namespace first: the host's parse may come with the release
+	// (it parses while the maps are written).
+	child, sigs, err := Join()
 	if err != nil {
 		return err
 	}
+	trace.Mark("core: joined userns")
+	var payload []byte
+	if child != nil {
+		payload = child.Payload
+	}
+	p, err := cli.ParseOrDecode(payload, os.Args[1:], os.Exit)
+	if err != nil {
+		return err
+	}
+	trace.Mark("core: parsed")
 	c := p.CLI
 	cfg, src, err := config.Load()
 	if err != nil {
@@ -155,7 +161,7 @@ func runMain(binary string, commands map[string]Command) error {
 	if !ok {
 		return cli.Unsupported(p.Command, binary)
 	}
-	s, err := Open(&c.Globals)
+	s, err := open(&c.Globals, child, sigs)
 	if err != nil {
 		return err
 	}
