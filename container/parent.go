@@ -50,7 +50,11 @@ type Process struct {
 // unsupervised. The kernel sends it when the forking *thread* exits, so the
 // fork happens on a goroutine locked to its thread until the workload has
 // been waited for.
-func Start(initPath string, spec *initproc.Spec, ns *nsPlan, user *userNS, stdio Stdio, extra ...*os.File) (*Process, error) {
+//
+// onTap, when set, is called with the container's TAP and the init's pid as
+// soon as the init sends the TAP, while it still sets the container up; the
+// TAP is the callee's then (p.Tap stays nil).
+func Start(initPath string, spec *initproc.Spec, ns *nsPlan, user *userNS, stdio Stdio, onTap func(*os.File, int), extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -65,7 +69,7 @@ func Start(initPath string, spec *initproc.Spec, ns *nsPlan, user *userNS, stdio
 			ch <- started{nil, err}
 			return
 		}
-		p, err := start(initPath, spec, ns.flags, user, stdio, extra)
+		p, err := start(initPath, spec, ns.flags, user, stdio, onTap, extra)
 		ch <- started{p, err}
 		if err != nil {
 			return
@@ -78,7 +82,7 @@ func Start(initPath string, spec *initproc.Spec, ns *nsPlan, user *userNS, stdio
 	return s.p, s.err
 }
 
-func start(initPath string, spec *initproc.Spec, flags uintptr, user *userNS, stdio Stdio, extra []*os.File) (*Process, error) {
+func start(initPath string, spec *initproc.Spec, flags uintptr, user *userNS, stdio Stdio, onTap func(*os.File, int), extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -158,7 +162,11 @@ func start(initPath string, spec *initproc.Spec, flags uintptr, user *userNS, st
 			case initproc.MsgPty:
 				master = f
 			case initproc.MsgTap:
-				p.Tap = f
+				if onTap != nil {
+					onTap(f, p.Pid)
+				} else {
+					p.Tap = f
+				}
 			default:
 				f.Close()
 			}

@@ -128,19 +128,33 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	if rec.UserNS == "keep-id" {
 		user = keepID(rt.Plan)
 	}
+	// The network starts as soon as the init sends its TAP, while the init
+	// still mounts and execs (on another CPU).
+	netDone := make(chan error, 1)
+	tapSeen := false
+	onTap := func(tap *os.File, pid int) {
+		tapSeen = true
+		go func() { netDone <- net.start(tap, pid) }()
+	}
 	trace.Mark("core: start init")
-	p, err := Start(rt.InitPath, spec, ns, user, stdio, extra...)
+	p, err := Start(rt.InitPath, spec, ns, user, stdio, onTap, extra...)
 	trace.Mark("core: init ready")
 	if logs != nil && !rec.TTY {
 		// The workload holds its ends now. (With a terminal our own pty
 		// relay uses them until the workload exits.)
 		logs.closeWriters()
 	}
-	if err == nil {
-		if err = net.start(p.Tap, p.Pid); err != nil {
-			_ = p.Signal(syscall.SIGKILL)
-			p.Wait()
+	// tapSeen was set on Start's goroutine, before Start returned.
+	if tapSeen {
+		if netErr := <-netDone; err == nil {
+			err = netErr
 		}
+	} else if err == nil {
+		err = net.start(nil, 0) // an error with user-mode networking: no TAP came
+	}
+	if err != nil && p != nil {
+		_ = p.Signal(syscall.SIGKILL)
+		p.Wait()
 	}
 	if err != nil {
 		if logs != nil {
