@@ -39,7 +39,7 @@ type Spec struct {
 	NoNewPrivs bool `json:"noNewPrivs,omitempty"`
 	// Seccomp is the workload's seccomp filter; empty: none (unconfined,
 	// --privileged).
-	Seccomp []BPF `json:"seccomp,omitempty"`
+	Seccomp Program `json:"seccomp,omitempty"`
 }
 
 // Files the init sends the supervisor, named by the datagram they ride on.
