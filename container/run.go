@@ -38,14 +38,19 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions, m Mode) (int, error) {
 	return code, err
 }
 
-// buildSpec mounts the container's rootfs, writes its /etc files and
-// builds the mount plan.
-func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *network, ns *nsPlan) (*initproc.Spec, error) {
+// mountRootfs mounts the container's rootfs and returns its path.
+func mountRootfs(rt *Runtime, c *storage.Container) (string, error) {
 	root, err := rt.Store.Mount(c.ID, "")
 	if err != nil {
-		return nil, fmt.Errorf("mounting the container's rootfs: %w", err)
+		return "", fmt.Errorf("mounting the container's rootfs: %w", err)
 	}
 	trace.Mark("core: rootfs mounted")
+	return root, nil
+}
+
+// buildSpec writes the container's /etc files and builds the mount plan
+// for its rootfs, mounted at root.
+func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *network, ns *nsPlan, root string) (*initproc.Spec, error) {
 	hostname := rec.Hostname
 	ownUTS := ns.flags&unix.CLONE_NEWUTS != 0
 	if !ownUTS {

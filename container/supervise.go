@@ -84,11 +84,11 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		return 0, false, err
 	}
 	defer ns.close()
-	spec, err := buildSpec(rt, c, rec, net, ns)
+	// Mounted before the init is cloned: its mount namespace is a copy of ours.
+	root, err := mountRootfs(rt, c)
 	if err != nil {
 		return 0, false, err
 	}
-	s.seccomp = spec.Seccomp
 	stdio, logs, err := s.stdio(m)
 	if err != nil {
 		return 0, false, err
@@ -105,7 +105,6 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		}
 		defer reaper.Close()
 		extra = append(extra, reaper)
-		spec.Reaper = 4
 	}
 	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
 		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
@@ -136,8 +135,20 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		tapSeen = true
 		go func() { netDone <- net.start(tap, pid) }()
 	}
+	// The spec is made while the init starts (Start).
+	specFn := func() (*initproc.Spec, error) {
+		spec, err := buildSpec(rt, c, rec, net, ns, root)
+		if err != nil {
+			return nil, err
+		}
+		if rec.Init {
+			spec.Reaper = 4
+		}
+		s.seccomp = spec.Seccomp
+		return spec, nil
+	}
 	trace.Mark("core: start init")
-	p, err := Start(rt.InitPath, spec, ns, user, stdio, onTap, extra...)
+	p, err := Start(rt.InitPath, rec.TTY, specFn, ns, user, stdio, onTap, extra...)
 	trace.Mark("core: init ready")
 	if logs != nil && !rec.TTY {
 		// The workload holds its ends now. (With a terminal our own pty
