@@ -129,16 +129,22 @@ type halfCloser interface {
 // becomes a FIN on the other side, so half-closed protocols work; an error
 // (reset, abort) ends both.
 func relayTCP(guest *gonet.TCPConn, host *net.TCPConn) {
+	bothWays[halfCloser](guest, host, pipeTCP)
+}
+
+// bothWays runs half(a, b) and half(b, a) side by side, each copying its
+// source into its destination, and closes both once both are done.
+func bothWays[T io.Closer](a, b T, half func(dst, src T)) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		pipeTCP(host, guest)
+		half(a, b)
 	}()
-	pipeTCP(guest, host)
+	half(b, a)
 	wg.Wait()
-	guest.Close()
-	host.Close()
+	a.Close()
+	b.Close()
 }
 
 // pipeTCP copies src to dst with a large pooled buffer. The io.Reader and

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
-	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -139,16 +138,7 @@ func (n *Stack) relaySplice(a, b *net.TCPConn) {
 		b.Close()
 	})
 	defer stop()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		spliceHalf(a, b)
-	}()
-	spliceHalf(b, a)
-	wg.Wait()
-	a.Close()
-	b.Close()
+	bothWays(a, b, spliceHalf)
 }
 
 func spliceHalf(dst, src *net.TCPConn) {
