@@ -27,6 +27,8 @@ type Mode struct {
 	// Detached is called, when not attached, once the workload runs: it
 	// prints the id and lets the host-side rl return (rl run -d, rl start).
 	Detached func(id string) error
+	// Preserved become the workload's fds 3, 4, ... (rl run --preserve-fds).
+	Preserved []*os.File
 }
 
 // supervisor is the state of one supervised container, shared with the
@@ -106,6 +108,8 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		defer reaper.Close()
 		extra = append(extra, reaper)
 	}
+	preserveFrom := initproc.SocketFd + 1 + len(extra) // the init's fd of m.Preserved[0]
+	extra = append(extra, m.Preserved...)
 	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
 		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
 		if err != nil {
@@ -143,6 +147,9 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		}
 		if rec.Init {
 			spec.Reaper = 4
+		}
+		if len(m.Preserved) > 0 {
+			spec.Preserve, spec.PreserveFrom = len(m.Preserved), preserveFrom
 		}
 		s.seccomp = spec.Seccomp
 		return spec, nil

@@ -108,6 +108,8 @@ type runOpts struct {
 	Env     []string      // added to the user's environment
 	Timeout time.Duration // 60 s when zero
 	Dir     string        // the user's HOME when empty
+	// ExtraFiles are the program's fds 3, 4, ... (--preserve-fds).
+	ExtraFiles []*os.File
 }
 
 const defaultTimeout = 60 * time.Second
@@ -151,6 +153,7 @@ func runAs(t *testing.T, u User, o runOpts, prog string, args ...string) Result 
 		cmd.Dir = u.Home
 	}
 	cmd.Stdin = strings.NewReader(o.Stdin)
+	cmd.ExtraFiles = o.ExtraFiles
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.credential(), Setpgid: true}

@@ -620,3 +620,64 @@ func TestRunSignals(t *testing.T) {
 		}
 	})
 }
+
+// TestRunPreserveFDs: --preserve-fds N hands rl's fds 3 to 3+N-1 to the
+// workload as its 3 to 3+N-1 (with --init too, and detached), and nothing
+// else past 2; asking for more than rl got is one line and 125.
+func TestRunPreserveFDs(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		file := filepath.Join(userDir(t, u, "pfd"), "data")
+		writeUserFile(t, u, file, "from-a-file\n")
+		open3 := func() []*os.File {
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.WriteString("from-a-pipe\n")
+			w.Close()
+			t.Cleanup(func() { f.Close(); r.Close() })
+			return []*os.File{f, r}
+		}
+		const script = `cat <&3; cat <&4; ls /proc/self/fd | tr '\n' ' '`
+		for _, extra := range [][]string{nil, {"--init"}} {
+			args := append(append([]string{"run", "--rm", "--preserve-fds", "2"}, extra...), "busybox", "sh", "-c", script)
+			r := runAs(t, u, runOpts{ExtraFiles: open3()}, rlBin, args...)
+			// ls's own directory fd is the one past 4.
+			if r.Code != 0 || r.Stdout != "from-a-file\nfrom-a-pipe\n0 1 2 3 4 5 " {
+				t.Errorf("rl %s: want both preserved fds' data and fds 0-4 (5 is ls's own):\n%v", strings.Join(args, " "), r)
+			}
+		}
+		// Detached: the supervisor keeps them after rl returned.
+		name := fmt.Sprintf("pfd-%s", u.Name)
+		r := runAs(t, u, runOpts{ExtraFiles: open3()}, rlBin, "run", "-d", "--name", name, "--preserve-fds", "1", "busybox", "sh", "-c", "cat <&3; sleep 30")
+		if r.Code != 0 {
+			t.Fatalf("rl run -d --preserve-fds 1:\n%v", r)
+		}
+		t.Cleanup(func() { rl(t, u, "rm", "-f", name) })
+		deadline := time.Now().Add(10 * time.Second)
+		for !strings.Contains(rl(t, u, "logs", name).Stdout, "from-a-file") {
+			if time.Now().After(deadline) {
+				t.Fatalf("rl run -d --preserve-fds 1: the workload never printed fd 3's data:\n%v", rl(t, u, "logs", name))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// Without the flag nothing past 2 reaches the workload, even with fds open.
+		r = runAs(t, u, runOpts{ExtraFiles: open3()}, rlBin, "run", "--rm", "busybox", "sh", "-c", "ls /proc/self/fd | tr '\\n' ' '")
+		if r.Code != 0 || r.Stdout != "0 1 2 3 " {
+			t.Errorf("rl run with fds 3 and 4 open but no --preserve-fds: want fds 0-2 only (3 is ls's own):\n%v", r)
+		}
+		// More than rl got: one line naming the fd and the fix.
+		before := rlOK(t, u, "ps", "-a").Stdout
+		r = runAs(t, u, runOpts{ExtraFiles: open3()}, rlBin, "run", "--rm", "--preserve-fds", "3", "busybox", "true")
+		if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[len(lines)-1], "fd 5 is not open") {
+			t.Errorf("rl run --preserve-fds 3 with fds 3 and 4 open: want exit 125 and one line naming fd 5:\n%v", r)
+		}
+		if after := rlOK(t, u, "ps", "-a").Stdout; after != before {
+			t.Errorf("a refused --preserve-fds changed rl ps -a:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+	})
+}

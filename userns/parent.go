@@ -37,6 +37,9 @@ type Options struct {
 	// Mark, when set, is called at each step of the start (rl's phase
 	// trace, RL_TRACE).
 	Mark func(phase string)
+	// ExtraFiles become the child's fds 5, 6, ... (after the handshake's
+	// 3 and 4).
+	ExtraFiles []*os.File
 	// Payload, when set, runs while the maps are written (the child is
 	// starting meanwhile) and its result reaches the child (Child.Payload)
 	// before the release. When it fails the child exits quietly and Run
@@ -105,7 +108,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		Path:       path,
 		Args:       o.Args,
 		Env:        childEnv(o.Env, string(planJSON), plan),
-		ExtraFiles: []*os.File{r, statusW}, // fd 3 == childFD, fd 4 == childStatusFD
+		ExtraFiles: append([]*os.File{r, statusW}, o.ExtraFiles...), // fd 3 == childFD, fd 4 == childStatusFD
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: cloneFlags(newNS),
 			// The child execs before its map exists; the kernel computes the

@@ -41,6 +41,9 @@ const (
 	childStatusFD = 4
 )
 
+// ExtraFD is the child's fd of the first of Options.ExtraFiles.
+const ExtraFD = 5
+
 // Environment of the child. The _CONTAINERS_* variables are the ones
 // go.podman.io/storage reads to learn that it runs rootless in a user namespace.
 const (

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -12,12 +13,19 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/container"
+	"github.com/rlcontainers/rl/userns"
+	"golang.org/x/sys/unix"
 )
 
 func runRun(c *cli.CLI, s *session.Session) error {
 	r := &c.Run
 	rt := runtime(c, s)
 	mode := container.Mode{Attach: !r.Detach, Detached: s.Detach}
+	preserved, err := preservedFiles(r.PreserveFDs)
+	if err != nil {
+		return err
+	}
+	mode.Preserved = preserved
 	code, err := container.Run(s.Ctx, rt, container.RunOptions{
 		Image: r.Image, Cmd: r.Args, Entrypoint: r.Entrypoint,
 		Name: r.Name, Hostname: r.Hostname, Env: r.EnvList, Workdir: r.Workdir, User: r.User,
@@ -78,4 +86,20 @@ func pullWithHelper(ctx context.Context, c *cli.CLI, image string) error {
 		return err
 	}
 	return nil
+}
+
+// preservedFiles are the --preserve-fds descriptors the host-side rl passed
+// from userns.ExtraFD on; close-on-exec here, so only the container's init
+// gets them (not a pull helper).
+func preservedFiles(n uint) ([]*os.File, error) {
+	var files []*os.File
+	for i := 0; i < int(n); i++ {
+		fd := userns.ExtraFD + i
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("--preserve-fds %d: the descriptor for the container's fd %d did not arrive (rl-core's fd %d): run rl run, not rl-core", n, 3+i, fd)
+		}
+		unix.CloseOnExec(fd)
+		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("preserved-fd-%d", 3+i)))
+	}
+	return files, nil
 }

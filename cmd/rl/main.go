@@ -34,6 +34,9 @@ func main() {
 		os.Exit(code)
 	}
 	trace.Mark("host: main")
+	// --preserve-fds may pass on what our caller left open from fd 3 up:
+	// counted now, before the close-on-exec below hides which they are.
+	inheritedFDs = openFrom3()
 	// Descriptors our caller left open without close-on-exec are not ours
 	// to pass on: not to rl-core, and so not to a container.
 	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
@@ -64,6 +67,9 @@ func run(args []string) error {
 		return err
 	}
 	if target := c.Run.JoinTarget(); cli.Command(kctx) == "run" && target != "" {
+		if c.Run.PreserveFDs > 0 {
+			return fmt.Errorf("--preserve-fds does not go with a container:%s namespace (that container's supervisor starts this one): drop one of them", target)
+		}
 		return spawnIn(c, target, args, self, libexec)
 	}
 	if cli.Command(kctx) == "start" && len(c.Start.Containers) > 1 {
@@ -80,7 +86,13 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	return runInside(self, libexec, cli.Command(kctx), args, cli.EnvParsed+"="+parsed)
+	var files []*os.File
+	if cli.Command(kctx) == "run" {
+		if files, err = preservedFiles(c.Run.PreserveFDs); err != nil {
+			return err
+		}
+	}
+	return inside(self, libexec, cli.Command(kctx), args, nil, files, cli.EnvParsed+"="+parsed)
 }
 
 // errNotEarly: the command line is not a plain rl run after all.
@@ -106,13 +118,13 @@ func runEarly(args []string) (bool, error) {
 		if err != nil {
 			return nil, err
 		}
-		if cli.Command(kctx) != "run" || c.Run.JoinTarget() != "" {
+		if cli.Command(kctx) != "run" || c.Run.JoinTarget() != "" || c.Run.PreserveFDs > 0 {
 			return nil, errNotEarly
 		}
 		p, err := cli.Parsed{Command: "run", Given: cli.Given(kctx), CLI: c}.Encode()
 		return []byte(p), err
 	}
-	err = inside(self, libexec, "run", args, parse)
+	err = inside(self, libexec, "run", args, parse, nil)
 	if errors.Is(err, errNotEarly) {
 		return false, nil
 	}
@@ -122,11 +134,13 @@ func runEarly(args []string) (bool, error) {
 // runInside runs the command in rl's user namespace, in rl-core or
 // rl-image, and returns its exit code as an error.
 func runInside(self, libexec, command string, args []string, env ...string) error {
-	return inside(self, libexec, command, args, nil, env...)
+	return inside(self, libexec, command, args, nil, nil, env...)
 }
 
 // inside is runInside, with a payload for the child made while it starts.
-func inside(self, libexec, command string, args []string, payload func() ([]byte, error), env ...string) error {
+//
+// files become rl-core's fds userns.ExtraFD, ... (--preserve-fds).
+func inside(self, libexec, command string, args []string, payload func() ([]byte, error), files []*os.File, env ...string) error {
 	plan := userns.MakePlan(userns.CurrentIdentity())
 	trace.Mark("host: planned")
 	for _, w := range plan.Warnings {
@@ -142,8 +156,9 @@ func inside(self, libexec, command string, args []string, payload func() ([]byte
 		Args:  append([]string{"rl"}, args...),
 		Env:   append(append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec), env...),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Mark:    traceMark(),
-		Payload: payload,
+		Mark:       traceMark(),
+		Payload:    payload,
+		ExtraFiles: files,
 	})
 	if err != nil || code == 0 {
 		return err
@@ -200,4 +215,36 @@ func traceMark() func(string) {
 		return trace.Mark
 	}
 	return nil
+}
+
+// inheritedFDs is how many descriptors from 3 up our caller left open.
+var inheritedFDs int
+
+// openFrom3 counts the descriptors 3, 4, ... our caller left open, up to
+// the first that is closed or close-on-exec: an inherited descriptor is
+// never close-on-exec (it would not have survived the exec), while the
+// ones Go's runtime opens before main (the cgroup's CPU quota file, for
+// GOMAXPROCS) are.
+func openFrom3() int {
+	n := 0
+	for {
+		flags, err := unix.FcntlInt(uintptr(3+n), unix.F_GETFD, 0)
+		if err != nil || flags&unix.FD_CLOEXEC != 0 {
+			return n
+		}
+		n++
+	}
+}
+
+// preservedFiles are the fds 3 to 3+n-1 that --preserve-fds passes on; our
+// caller must have left each open.
+func preservedFiles(n uint) ([]*os.File, error) {
+	if int(n) > inheritedFDs {
+		return nil, fmt.Errorf("--preserve-fds %d: fd %d is not open in rl (or is close-on-exec): open fds 3 to %d for rl, or pass fewer", n, 3+inheritedFDs, 2+n)
+	}
+	var files []*os.File
+	for fd := 3; fd < 3+int(n); fd++ {
+		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("preserved-fd-%d", fd)))
+	}
+	return files, nil
 }

@@ -34,9 +34,9 @@ func Init() int {
 	if err := unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0); err != nil {
 		return ExitRlError
 	}
-	unix.CloseOnExec(SocketFd)
+	unix.CloseOnExec(socketFd)
 	buf := make([]byte, 1<<20)
-	n, _, _, _, err := unix.Recvmsg(SocketFd, buf, nil, 0)
+	n, _, _, _, err := unix.Recvmsg(socketFd, buf, nil, 0)
 	if err != nil || n == 0 {
 		return ExitRlError
 	}
@@ -51,7 +51,7 @@ func Init() int {
 
 func report(code int, err error) int {
 	msg, _ := json.Marshal(InitError{Message: err.Error(), Code: code})
-	_ = unix.Sendmsg(SocketFd, msg, nil, nil, 0)
+	_ = unix.Sendmsg(socketFd, msg, nil, nil, 0)
 	return code
 }
 
@@ -121,7 +121,7 @@ func setupNetwork(spec *Spec) error {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Sendmsg(SocketFd, []byte(MsgTap), unix.UnixRights(fd), nil, 0); err != nil {
+	if err := unix.Sendmsg(socketFd, []byte(MsgTap), unix.UnixRights(fd), nil, 0); err != nil {
 		return fmt.Errorf("sending the TAP to the supervisor: %w", err)
 	}
 	return nil
@@ -135,7 +135,7 @@ func openPty(root string) (*os.File, error) {
 		return nil, fmt.Errorf("opening a pty in the container's /dev/pts: %w", err)
 	}
 	defer master.Close()
-	if err := unix.Sendmsg(SocketFd, []byte(MsgPty), unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
+	if err := unix.Sendmsg(socketFd, []byte(MsgPty), unix.UnixRights(int(master.Fd())), nil, 0); err != nil {
 		slave.Close()
 		return nil, fmt.Errorf("sending the pty to the supervisor: %w", err)
 	}
@@ -198,9 +198,13 @@ func execWorkload(spec *Spec) (int, error) {
 			return ExitRlError, err
 		}
 	}
-	// Only 0-2 reach the workload: every other descriptor closes at exec
-	// (the reaper's memfd too, once exec'd through /proc/self/fd).
-	if err := unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
+	// Only 0-2 (and --preserve-fds') reach the workload: every other
+	// descriptor closes at exec (the reaper's memfd too, once exec'd
+	// through /proc/self/fd).
+	if err := placePreserved(spec); err != nil {
+		return ExitRlError, err
+	}
+	if err := unix.CloseRange(uint(3+spec.Preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
 		return ExitRlError, fmt.Errorf("close_range: %w", err)
 	}
 	if spec.NoNewPrivs {
@@ -370,4 +374,39 @@ func throughProc(path string) bool {
 		path = filepath.Clean(target)
 	}
 	return true // a symlink loop: refuse rather than guess
+}
+
+// socketFd is the init's end of the supervisor's socket: SocketFd, until
+// placePreserved moves it out of the way.
+var socketFd = SocketFd
+
+// placePreserved puts the --preserve-fds descriptors at 3, 4, ... for the
+// workload. What sits there first (the supervisor's socket, the reaper's
+// memfd) moves above them, close-on-exec; the sources are above their
+// targets, so copying upwards from 3 never overwrites one still to copy.
+func placePreserved(spec *Spec) error {
+	n := spec.Preserve
+	if n == 0 {
+		return nil
+	}
+	if spec.PreserveFrom <= 3 {
+		return fmt.Errorf("container init: preserved fds from %d: not above 3", spec.PreserveFrom)
+	}
+	above := spec.PreserveFrom + n
+	moved, err := unix.FcntlInt(uintptr(socketFd), unix.F_DUPFD_CLOEXEC, above)
+	if err != nil {
+		return fmt.Errorf("moving the supervisor's socket: %w", err)
+	}
+	socketFd = moved
+	if spec.Reaper > 0 {
+		if spec.Reaper, err = unix.FcntlInt(uintptr(spec.Reaper), unix.F_DUPFD_CLOEXEC, above); err != nil {
+			return fmt.Errorf("moving the reaper: %w", err)
+		}
+	}
+	for i := 0; i < n; i++ {
+		if err := unix.Dup2(spec.PreserveFrom+i, 3+i); err != nil {
+			return fmt.Errorf("--preserve-fds: placing fd %d: %w", 3+i, err)
+		}
+	}
+	return nil
 }

@@ -26,6 +26,10 @@ type Spec struct {
 	// Reaper, when not 0, is the init's fd of a sealed copy of rl to exec
 	// as PID 1 (--init) before the workload.
 	Reaper int `json:"reaper,omitempty"`
+	// Preserve fds of the init from PreserveFrom on become the workload's
+	// fds 3, 4, ... (--preserve-fds).
+	Preserve     int `json:"preserve,omitempty"`
+	PreserveFrom int `json:"preserve_from,omitempty"`
 	// Network, when set, is the TAP to create for user-mode networking;
 	// nil leaves the new network namespace with lo only.
 	Network *link.Config `json:"network,omitempty"`

@@ -45,6 +45,7 @@ type RunCmd struct {
 	CapAdd      []string `name:"cap-add" help:"Add a capability (e.g. NET_ADMIN, ALL)." sep:","`
 	CapDrop     []string `name:"cap-drop" help:"Drop a capability (e.g. CHOWN, ALL)." sep:","`
 	Privileged  bool     `help:"All capabilities of the user namespace, no masked or read-only paths."`
+	PreserveFDs uint     `name:"preserve-fds" help:"Pass N more open file descriptors to the workload, as its fds 3 to 3+N-1." placeholder:"N"`
 	SecurityOpt []string `name:"security-opt" help:"no-new-privileges, unmask=PATH[:PATH...]|ALL, seccomp=unconfined." sep:"none"`
 	TLSVerify   *bool    `name:"tls-verify" help:"Require HTTPS and verify certificates when pulling."`
 	Authfile    string   `help:"Path of the registry auth file." type:"path"`
