@@ -25,10 +25,7 @@ type Stdio struct {
 
 // Process is a started container: its init has exec'd the workload.
 type Process struct {
-	Pid int
-	// Tap is the container's TAP device (user-mode networking), for the
-	// stack to run on; nil otherwise.
-	Tap   *os.File
+	Pid   int
 	cmd   *exec.Cmd
 	relay *tty.Relay
 	// exited is closed when the thread that forked the init may go (see
@@ -51,9 +48,9 @@ type Process struct {
 // fork happens on a goroutine locked to its thread until the workload has
 // been waited for.
 //
-// onTap, when set, is called with the container's TAP and the init's pid as
-// soon as the init sends the TAP, while it still sets the container up; the
-// TAP is the callee's then (p.Tap stays nil).
+// onTap is called with the container's TAP (user-mode networking) and the
+// init's pid as soon as the init sends the TAP, while it still sets the
+// container up; the TAP is the callee's.
 //
 // The spec is made by specFn once the init is cloned, while the init starts
 // (exec, Go's start-up: ~2.5 ms of rl run's critical path, run side by side
@@ -176,11 +173,7 @@ func start(initPath string, terminal bool, specFn func() (*initproc.Spec, error)
 			case initproc.MsgPty:
 				master = f
 			case initproc.MsgTap:
-				if onTap != nil {
-					onTap(f, p.Pid)
-				} else {
-					p.Tap = f
-				}
+				onTap(f, p.Pid)
 			default:
 				f.Close()
 			}
@@ -193,9 +186,6 @@ func start(initPath string, terminal bool, specFn func() (*initproc.Spec, error)
 		_ = cmd.Wait()
 		if master != nil {
 			master.Close()
-		}
-		if p.Tap != nil {
-			p.Tap.Close()
 		}
 		return nil, &ExitError{Code: ie.Code, Err: errors.New(ie.Message)}
 	}
