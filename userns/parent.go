@@ -2,7 +2,6 @@ package userns
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -192,10 +191,8 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	mark("host: maps written")
 	var release []byte
 	if o.Payload != nil {
-		release = binary.BigEndian.AppendUint32([]byte{msgPayload}, uint32(len(payload)))
-		release = append(release, payload...)
+		release = appendSized(release, msgPayload, payload)
 	}
-	release = append(release, msgGo)
 	if changed {
 		b, err := json.Marshal(plan)
 		if err != nil {
@@ -203,8 +200,9 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 			cmd.Wait()
 			return -1, fmt.Errorf("userns: encoding the plan: %w", err)
 		}
-		release = binary.BigEndian.AppendUint32(append(release[:len(release)-1], msgGoPlan), uint32(len(b)))
-		release = append(release, b...)
+		release = appendSized(release, msgGoPlan, b)
+	} else {
+		release = append(release, msgGo)
 	}
 	if _, err := w.Write(release); err != nil {
 		cmd.Process.Kill()

@@ -1,5 +1,7 @@
 package userns
 
+import "encoding/binary"
+
 // The parent and the child share one pipe, the child's fd 3 (the read end):
 //
 //	parent (host namespaces)                   child (new user namespace)
@@ -54,3 +56,10 @@ const (
 	envRootlessUID = "_CONTAINERS_ROOTLESS_UID"
 	envRootlessGID = "_CONTAINERS_ROOTLESS_GID"
 )
+
+// appendSized appends a message with data: tag, len(data) as 4 bytes big
+// endian, data (readSized reads what follows the tag).
+func appendSized(b []byte, tag byte, data []byte) []byte {
+	b = binary.BigEndian.AppendUint32(append(b, tag), uint32(len(data)))
+	return append(b, data...)
+}
