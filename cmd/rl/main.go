@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/alecthomas/kong"
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/container/initproc"
@@ -44,23 +45,29 @@ func main() {
 }
 
 func run(args []string) error {
+	var (
+		c             *cli.CLI
+		kctx          *kong.Context
+		self, libexec string
+		err           error
+	)
 	if cli.PreScan(args) == "run" {
-		if handled, err := runEarly(args); handled {
+		if self, libexec, err = helpers(); err != nil {
+			return err
+		}
+		var handled bool
+		if handled, c, kctx, err = runEarly(self, libexec, args); handled {
 			return err
 		}
 	}
-	c, kctx, err := cli.Parse(args, os.Exit)
-	if err != nil {
-		return err
-	}
-	trace.Mark("host: parsed")
-	self, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("finding rl's own path: %w", err)
-	}
-	libexec, err := helperDir(self)
-	if err != nil {
-		return err
+	if c == nil {
+		if c, kctx, err = cli.Parse(args, os.Exit); err != nil {
+			return err
+		}
+		trace.Mark("host: parsed")
+		if self, libexec, err = helpers(); err != nil {
+			return err
+		}
 	}
 	fallback := func(args ...string) error { return runInside(self, libexec, cli.Command(kctx), args) }
 	if handled, err := fastPath(c, kctx, fallback); handled {
@@ -101,19 +108,13 @@ var errNotEarly = errors.New("not an early start")
 // runEarly is rl run's hot path: rl-core is started (and the maps written)
 // first, while this process parses the command line; the parse reaches
 // rl-core with the release (userns Options.Payload). rl run with a
-// container:NAME namespace, and anything the pre-scan took for rl run that
-// is not, are not handled (false): the caller goes the usual way.
-func runEarly(args []string) (bool, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return true, fmt.Errorf("finding rl's own path: %w", err)
-	}
-	libexec, err := helperDir(self)
-	if err != nil {
-		return true, err
-	}
+// container:NAME namespace or --preserve-fds, and anything the pre-scan
+// took for rl run that is not, are not handled (false): the caller goes
+// the usual way with the parse made here.
+func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kctx *kong.Context, err error) {
 	parse := func() ([]byte, error) {
-		c, kctx, err := cli.Parse(args, os.Exit)
+		var err error
+		c, kctx, err = cli.Parse(args, os.Exit)
 		trace.Mark("host: parsed")
 		if err != nil {
 			return nil, err
@@ -126,9 +127,18 @@ func runEarly(args []string) (bool, error) {
 	}
 	err = inside(self, libexec, "run", args, parse, nil)
 	if errors.Is(err, errNotEarly) {
-		return false, nil
+		return false, c, kctx, nil
 	}
-	return true, err
+	return true, nil, nil, err
+}
+
+// helpers are rl's own path and where rl-core and rl-image are.
+func helpers() (self, libexec string, err error) {
+	if self, err = os.Executable(); err != nil {
+		return "", "", fmt.Errorf("finding rl's own path: %w", err)
+	}
+	libexec, err = helperDir(self)
+	return self, libexec, err
 }
 
 // runInside runs the command in rl's user namespace, in rl-core or
@@ -156,7 +166,7 @@ func inside(self, libexec, command string, args []string, payload func() ([]byte
 		Args:  append([]string{"rl"}, args...),
 		Env:   append(append(os.Environ(), cli.EnvExe+"="+self, cli.EnvLibexec+"="+libexec), env...),
 		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
-		Mark:       traceMark(),
+		Mark:       trace.Mark,
 		Payload:    payload,
 		ExtraFiles: files,
 	})
@@ -207,14 +217,6 @@ func spawnIn(c *cli.CLI, target string, args []string, self, libexec string) err
 		return err
 	}
 	return cli.ExitCode(code)
-}
-
-// traceMark is trace.Mark when phase marks are on (RL_TRACE), else nil.
-func traceMark() func(string) {
-	if trace.On() {
-		return trace.Mark
-	}
-	return nil
 }
 
 // inheritedFDs is how many descriptors from 3 up our caller left open.
