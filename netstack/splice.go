@@ -33,25 +33,20 @@ import (
 // loopback it completes or is refused at once.
 const spliceDialTimeout = 10 * time.Second
 
-// guestNS is the container's network namespace, for loopback splices.
-type guestNS struct {
-	f *os.File
-}
-
-// SpliceLoopback makes published TCP ports splice host loopback clients
-// into the container's network namespace netns (an open /proc/PID/ns/net),
-// which the stack then owns and closes. Without it, or when entering the
-// namespace fails, every client takes the stack.
+// SpliceLoopback makes published ports (TCP and UDP) take host loopback
+// clients through the container's network namespace netns (an open
+// /proc/PID/ns/net), which the stack then owns and closes. Without it, or
+// when entering the namespace fails, every client takes the stack.
 func (n *Stack) SpliceLoopback(netns *os.File) {
-	if old := n.guestNS.Swap(&guestNS{f: netns}); old != nil {
-		old.f.Close()
+	if old := n.guestNS.Swap(netns); old != nil {
+		old.Close()
 	}
 }
 
 // closeGuestNS drops the namespace (Close).
 func (n *Stack) closeGuestNS() {
-	if g := n.guestNS.Swap(nil); g != nil {
-		g.f.Close()
+	if old := n.guestNS.Swap(nil); old != nil {
+		old.Close()
 	}
 }
 
@@ -69,11 +64,19 @@ func (n *Stack) dialGuestNS(network string, client netip.AddrPort, port uint16) 
 	if g == nil || !client.Addr().Unmap().IsLoopback() {
 		return nil, errNoSplice
 	}
-	type target struct{ local, remote netip.Addr }
-	v4 := target{netip.AddrFrom4([4]byte{127, 0, 0, 1}), n.cfg.Guest}
-	targets := []target{v4}
-	if client.Addr().Unmap().Is6() && n.cfg.IPv6 {
-		targets = []target{{netip.IPv6Loopback(), n.cfg.Guest6}, v4}
+	// The container's addresses in guestPeer's order, each from the
+	// container's loopback of its family.
+	type target struct {
+		local  netip.Addr
+		remote netip.AddrPort
+	}
+	var targets []target
+	for _, p := range n.guestPeer(client, port) {
+		local := netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		if p[1].Addr().Is6() {
+			local = netip.IPv6Loopback()
+		}
+		targets = append(targets, target{local, p[1]})
 	}
 	if network == "udp" {
 		targets = targets[:1]
@@ -89,7 +92,7 @@ func (n *Stack) dialGuestNS(network string, client netip.AddrPort, port uint16) 
 	// namespace. The socket stays in the namespace it was made in.
 	go func() {
 		runtime.LockOSThread()
-		if err := unix.Setns(int(g.f.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(int(g.Fd()), unix.CLONE_NEWNET); err != nil {
 			ch <- result{err: fmt.Errorf("%w: entering the container's network namespace: %v", errNoSplice, err)}
 			return
 		}
@@ -100,14 +103,14 @@ func (n *Stack) dialGuestNS(network string, client netip.AddrPort, port uint16) 
 				ch <- result{err: err}
 				return
 			}
-			ch <- result{c: udpTo{c, netip.AddrPortFrom(t.remote, port)}}
+			ch <- result{c: udpTo{c, t.remote}}
 			return
 		}
 		var err error
 		for _, t := range targets {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: t.local.AsSlice()}, Timeout: spliceDialTimeout}
 			var c net.Conn
-			if c, err = d.DialContext(n.ctx, network, netip.AddrPortFrom(t.remote, port).String()); err == nil {
+			if c, err = d.DialContext(n.ctx, network, t.remote.String()); err == nil {
 				ch <- result{c: c}
 				return
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -49,7 +50,7 @@ type Stack struct {
 	s         *stack.Stack
 	ep        stack.LinkEndpoint
 	listeners *Listeners
-	guestNS   atomic.Pointer[guestNS] // SpliceLoopback's namespace, or nil
+	guestNS   atomic.Pointer[os.File] // the container's network namespace (SpliceLoopback), or nil
 
 	ctx    context.Context // cancelled by Close: stops dials under way
 	cancel context.CancelFunc
