@@ -247,6 +247,20 @@ func TestHostileLayers(t *testing.T) {
 				{symlink("d", home)},
 				{{Name: "d/" + tok + "-mkdir/", Mode: 0o755, Type: tar.TypeDir}},
 			}},
+			// The init's mount points through the image's symlinks: each
+			// resolves inside the rootfs (openat2 RESOLVE_IN_ROOT), so the
+			// mount lands there and nothing is created on the host.
+			{name: "mount-points-through-symlinks", layers: [][]testenv.LayerEntry{{
+				{Name: "srv/", Mode: 0o755, Type: tar.TypeDir},
+				symlink("sys", up+"srv"),
+				symlink("etc/hostname", up+"tmp/"+tok+"-mhostname"),
+				symlink("etc/hosts", home+"/"+tok+"-mhosts"),
+			}}, check: func(t *testing.T, ref string) {
+				r := h.run(t, ref, "sh", "-c", "cat /etc/hostname; grep -c localhost /etc/hosts; ls -d /srv/kernel")
+				if r.Code != 0 || !strings.Contains(r.Stdout, "/srv/kernel") {
+					t.Errorf("the container's /etc files and /sys, mounted through the image's symlinks:\n%v", r)
+				}
+			}},
 			{name: "hardlink-etc-passwd", layers: [][]testenv.LayerEntry{{hardlink("pw", "/etc/passwd")}},
 				check: func(t *testing.T, ref string) {
 					host, _ := os.ReadFile("/etc/passwd")
