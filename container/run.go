@@ -22,13 +22,19 @@ import (
 // Supervise). It returns the workload's exit code; an error means rl
 // itself failed, and then nothing of the container is left.
 func Run(ctx context.Context, rt *Runtime, o RunOptions, m Mode) (int, error) {
-	c, rec, err := Create(ctx, rt, o)
-	if err != nil {
-		return 0, err
+	// The init is cloned first and starts while the container is created.
+	proto := rootfs.Record{
+		Namespaces: o.Namespaces, UserNS: o.UserNS,
+		TTY: o.TTY, Interactive: o.Interactive, Init: o.Init,
 	}
-	trace.Mark("core: container created")
-	code, started, err := supervise(ctx, rt, c, rec, m)
-	if err != nil && !started && !rec.AutoRm {
+	var rec rootfs.Record
+	c, code, started, err := supervise(ctx, rt, proto, func() (*storage.Container, rootfs.Record, error) {
+		c, r, err := Create(ctx, rt, o)
+		trace.Mark("core: container created")
+		rec = r
+		return c, r, err
+	}, m)
+	if err != nil && c != nil && !started && !rec.AutoRm {
 		// A container that never ran is not kept (it would only be noise
 		// in rl ps -a); --rm ones are removed by supervise itself.
 		if _, rmErr := rootfs.RemoveContainer(rt.Store, c.ID, true); rmErr != nil {

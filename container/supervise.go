@@ -56,106 +56,132 @@ type supervisor struct {
 // process is its supervisor (see docs/process-model.md). It returns the
 // workload's exit code.
 func Supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootfs.Record, m Mode) (int, error) {
-	code, _, err := supervise(ctx, rt, c, rec, m)
+	_, code, _, err := supervise(ctx, rt, rec, func() (*storage.Container, rootfs.Record, error) { return c, rec, nil }, m)
 	return code, err
 }
 
-func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootfs.Record, m Mode) (code int, started bool, err error) {
-	lock, err := rootfs.Lock(rt.Store, c.ID, false)
-	if errors.Is(err, rootfs.ErrLocked) {
-		return 0, false, fmt.Errorf("container %s is running already (or being removed): see rl ps", rec.Name)
-	}
+// supervise clones the container's init first, with what proto says of
+// its namespaces, stdio and --init (the parts of a record that come from
+// the command line alone), and then asks prepare for the container: rl run
+// creates it while the init starts. c is prepare's container (nil when it
+// failed); started says whether the workload ran.
+func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare func() (*storage.Container, rootfs.Record, error), m Mode) (c *storage.Container, code int, started bool, err error) {
+	ns, err := planNamespaces(rt, proto)
 	if err != nil {
-		return 0, false, err
-	}
-	s := &supervisor{rt: rt, id: c.ID, rec: rec, exited: make(chan struct{})}
-	defer func() {
-		s.release(lock, started)
-		s.code = code
-		close(s.exited)
-		s.waitHandlers()
-	}()
-
-	net, err := prepareNetwork(rec)
-	if err != nil {
-		return 0, false, err
-	}
-	defer net.close()
-	ns, err := planNamespaces(rt, rec)
-	if err != nil {
-		return 0, false, err
+		return nil, 0, false, err
 	}
 	defer ns.close()
-	// Mounted before the init is cloned: its mount namespace is a copy of ours.
-	root, err := mountRootfs(rt, c)
-	if err != nil {
-		return 0, false, err
-	}
+	s := &supervisor{rt: rt, rec: proto, exited: make(chan struct{})}
 	stdio, logs, err := s.stdio(m)
 	if err != nil {
-		return 0, false, err
+		return nil, 0, false, err
 	}
-	s.logs = logs
 	if s.input != nil {
 		defer s.input.Close()
 	}
 	var extra []*os.File
-	if rec.Init {
+	if proto.Init {
 		reaper, err := sealedCopy(rt.InitPath)
 		if err != nil {
-			return 0, false, err
+			logs.close()
+			return nil, 0, false, err
 		}
 		defer reaper.Close()
 		extra = append(extra, reaper)
 	}
 	preserveFrom := initproc.SocketFd + 1 + len(extra) // the init's fd of m.Preserved[0]
 	extra = append(extra, m.Preserved...)
-	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
-		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
-		if err != nil {
-			return 0, false, fmt.Errorf("setting the terminal raw: %w", err)
-		}
-		defer term.Restore(int(stdio.Stdin.Fd()), old)
-	}
-	if _, err := ctl.Register(rt.RunRoot, c.ID, rec.Name); err != nil {
-		return 0, false, err
-	}
-	defer ctl.Unregister(rt.RunRoot, c.ID, rec.Name)
-	lfd, err := ctl.Listen(rt.RunRoot, c.ID)
-	if err != nil {
-		return 0, false, err
-	}
-	defer unix.Close(lfd)
-
 	var user *userNS
-	if rec.UserNS == "keep-id" {
+	if proto.UserNS == "keep-id" {
 		user = keepID(rt.Plan)
 	}
+
 	// The network starts as soon as the init sends its TAP, while the init
-	// still mounts and execs (on another CPU).
+	// still mounts and execs (on another CPU); net is prepared before the
+	// spec goes, and so before any TAP comes.
+	var net *network
 	netDone := make(chan error, 1)
 	tapSeen := false
 	onTap := func(tap *os.File, pid int) {
 		tapSeen = true
 		go func() { netDone <- net.start(tap, pid) }()
 	}
-	// The spec is made while the init starts (Start).
-	specFn := func() (*initproc.Spec, error) {
-		spec, err := buildSpec(rt, c, rec, net, ns, root)
-		if err != nil {
-			return nil, err
-		}
-		if rec.Init {
-			spec.Reaper = 4
-		}
-		if len(m.Preserved) > 0 {
-			spec.Preserve, spec.PreserveFrom = len(m.Preserved), preserveFrom
-		}
-		s.seccomp = spec.Seccomp
-		return spec, nil
+	type specMsg struct {
+		spec *initproc.Spec
+		tree *os.File
+		err  error
 	}
+	specs := make(chan specMsg, 1)
+	type startMsg struct {
+		p   *Process
+		err error
+	}
+	starts := make(chan startMsg, 1)
 	trace.Mark("core: start init")
-	p, err := Start(rt.InitPath, rec.TTY, specFn, ns, user, stdio, onTap, extra...)
+	go func() {
+		p, err := Start(rt.InitPath, proto.TTY, func() (*initproc.Spec, *os.File, error) {
+			m := <-specs
+			return m.spec, m.tree, m.err
+		}, ns, user, stdio, onTap, extra...)
+		starts <- startMsg{p, err}
+	}()
+	// Until the spec is sent, a failure must stop the init (Start kills it
+	// when specFn fails) and close the log's pipes.
+	abort := func(err error) error {
+		specs <- specMsg{err: err}
+		<-starts
+		logs.close()
+		return err
+	}
+
+	c, rec, err := prepare()
+	if err != nil {
+		return nil, 0, false, abort(err)
+	}
+	s.id, s.rec = c.ID, rec
+	lock, err := rootfs.Lock(rt.Store, c.ID, false)
+	if errors.Is(err, rootfs.ErrLocked) {
+		err = fmt.Errorf("container %s is running already (or being removed): see rl ps", rec.Name)
+	}
+	if err != nil {
+		return c, 0, false, abort(err)
+	}
+	defer func() {
+		s.release(lock, started)
+		s.code = code
+		close(s.exited)
+		s.waitHandlers()
+	}()
+	spec, tree, err := s.ready(c, rec, ns, &net, logs, m, preserveFrom)
+	if net != nil {
+		defer net.close()
+	}
+	if err != nil {
+		return c, 0, false, abort(err)
+	}
+	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
+		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
+		if err != nil {
+			tree.Close()
+			return c, 0, false, abort(fmt.Errorf("setting the terminal raw: %w", err))
+		}
+		defer term.Restore(int(stdio.Stdin.Fd()), old)
+	}
+	if _, err := ctl.Register(rt.RunRoot, c.ID, rec.Name); err != nil {
+		tree.Close()
+		return c, 0, false, abort(err)
+	}
+	defer ctl.Unregister(rt.RunRoot, c.ID, rec.Name)
+	lfd, err := ctl.Listen(rt.RunRoot, c.ID)
+	if err != nil {
+		tree.Close()
+		return c, 0, false, abort(err)
+	}
+	defer unix.Close(lfd)
+
+	specs <- specMsg{spec: spec, tree: tree}
+	r := <-starts
+	p, err := r.p, r.err
 	trace.Mark("core: init ready")
 	if logs != nil && !rec.TTY {
 		// The workload holds its ends now. (With a terminal our own pty
@@ -175,10 +201,8 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 		p.Wait()
 	}
 	if err != nil {
-		if logs != nil {
-			logs.close()
-		}
-		return 0, false, err
+		logs.close()
+		return c, 0, false, err
 	}
 	trace.Mark("core: network started")
 	started = true
@@ -204,16 +228,54 @@ func supervise(ctx context.Context, rt *Runtime, c *storage.Container, rec rootf
 	code = p.Wait()
 	trace.Mark("core: workload exited")
 	close(done)
-	if logs != nil {
-		logs.close()
-	}
+	logs.close()
 	st.Status, st.ExitCode, st.FinishedAt, st.Pid, st.Namespaces, st.Ports = "exited", code, time.Now().UTC(), 0, nil, nil
 	if !rec.AutoRm {
 		if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
 			rt.warn("recording the exit of %s: %v", c.ID[:12], err)
 		}
 	}
-	return code, true, nil
+	return c, code, true, nil
+}
+
+// ready prepares what the init needs once the container exists: its
+// network (host ports bound), its rootfs mounted here and cloned as a
+// detached tree for the init, its log (detached), and the spec.
+func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, ns *nsPlan, netp **network, logs *logPipes, m Mode, preserveFrom int) (*initproc.Spec, *os.File, error) {
+	net, err := prepareNetwork(rec)
+	if err != nil {
+		return nil, nil, err
+	}
+	*netp = net
+	if logs != nil {
+		path, err := LogPath(s.rt.Store, s.id)
+		if err == nil {
+			err = logs.open(path)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	root, err := mountRootfs(s.rt, c)
+	if err != nil {
+		return nil, nil, err
+	}
+	spec, err := buildSpec(s.rt, c, rec, net, ns, root)
+	if err != nil {
+		return nil, nil, err
+	}
+	if rec.Init {
+		spec.Reaper = 4
+	}
+	if len(m.Preserved) > 0 {
+		spec.Preserve, spec.PreserveFrom = len(m.Preserved), preserveFrom
+	}
+	s.seccomp = spec.Seccomp
+	fd, err := unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cloning the rootfs mount for the container: open_tree %s: %w", root, err)
+	}
+	return spec, os.NewFile(uintptr(fd), "rootfs-tree"), nil
 }
 
 // release unmounts the container, removes it when it is --rm, and lets go
@@ -235,13 +297,32 @@ func (s *supervisor) release(lock *os.File, started bool) {
 	trace.Mark("core: unmounted")
 }
 
-// logPipes carry a detached workload's output to its log.
+// logPipes carry a detached workload's output to its log. The pipes are
+// made before the container exists (the init is cloned with them), the log
+// is opened once it does (open).
 type logPipes struct {
 	log     *logWriter
-	writers []*os.File
+	writers []*os.File          // the workload's ends
+	readers map[string]*os.File // stream -> our end, until open
+}
+
+func (l *logPipes) open(path string) error {
+	lw, err := openLog(path)
+	if err != nil {
+		return err
+	}
+	l.log = lw
+	for _, stream := range []string{"stdout", "stderr"} {
+		lw.copy(stream, l.readers[stream])
+	}
+	l.readers = nil
+	return nil
 }
 
 func (l *logPipes) closeWriters() {
+	if l == nil {
+		return
+	}
 	for _, w := range l.writers {
 		w.Close()
 	}
@@ -249,8 +330,17 @@ func (l *logPipes) closeWriters() {
 }
 
 func (l *logPipes) close() {
+	if l == nil {
+		return
+	}
 	l.closeWriters()
-	l.log.close()
+	for _, r := range l.readers {
+		r.Close()
+	}
+	l.readers = nil
+	if l.log != nil {
+		l.log.close()
+	}
 }
 
 // stdio is the user's (attached) or pipes into the log (detached).
@@ -262,21 +352,12 @@ func (s *supervisor) stdio(m Mode) (Stdio, *logPipes, error) {
 		}
 		return io, nil, nil
 	}
-	path, err := LogPath(s.rt.Store, s.id)
-	if err != nil {
-		return Stdio{}, nil, err
-	}
-	lw, err := openLog(path)
-	if err != nil {
-		return Stdio{}, nil, err
-	}
-	lp := &logPipes{log: lw}
+	lp := &logPipes{readers: map[string]*os.File{}}
 	var io Stdio
 	if s.rec.Interactive {
 		// The workload's stdin stays open (no EOF) for rl attach to feed.
 		r, w, err := os.Pipe()
 		if err != nil {
-			lp.close()
 			return Stdio{}, nil, err
 		}
 		io.Stdin, s.input = r, w
@@ -288,7 +369,7 @@ func (s *supervisor) stdio(m Mode) (Stdio, *logPipes, error) {
 			lp.close()
 			return Stdio{}, nil, err
 		}
-		lw.copy(stream, r)
+		lp.readers[stream] = r
 		lp.writers = append(lp.writers, w)
 		if stream == "stdout" {
 			io.Stdout = w
@@ -296,6 +377,7 @@ func (s *supervisor) stdio(m Mode) (Stdio, *logPipes, error) {
 			io.Stderr = w
 		}
 	}
+	s.logs = lp
 	return io, lp, nil
 }
 
