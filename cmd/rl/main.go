@@ -114,7 +114,7 @@ var errNotEarly = errors.New("not an early start")
 func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kctx *kong.Context, err error) {
 	parse := func() ([]byte, error) {
 		var err error
-		c, kctx, err = cli.Parse(args, os.Exit)
+		c, kctx, err = cli.ParseRun(args, os.Exit)
 		trace.Mark("host: parsed")
 		if err != nil {
 			return nil, err
