@@ -214,11 +214,12 @@ func notFound(msg string) bool {
 		}
 	}
 	// An HTTP 404 ("404 Not Found", "StatusCode: 404"), not the digits of
-	// a temporary file's name ("container_images_storage4240496287").
+	// a temporary file's name ("container_images_storage4240496287") or of
+	// a digest ("sha256:d8bd798a25c404e69f...").
 	return http404.MatchString(msg)
 }
 
-var http404 = regexp.MustCompile(`(^|[^0-9])404([^0-9]|$)`)
+var http404 = regexp.MustCompile(`(^|[^0-9A-Za-z])404([^0-9A-Za-z]|$)`)
 
 func copyIn(ctx context.Context, store storage.Store, pc *signature.PolicyContext, sys *types.SystemContext,
 	newRef func(reference.Named) (types.ImageReference, error), named reference.Named, progress io.Writer) (*storage.Image, error) {
