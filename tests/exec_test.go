@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +88,39 @@ func TestExecNamespaces(t *testing.T) {
 		}
 		if t.Failed() {
 			t.Logf("host %v\ncontainer %v\nexec'd %v", host, inner, exec)
+		}
+	})
+}
+
+// TestRunJoinNamespaces: rl run --network/--pid/--ipc/--uts container:NAME
+// puts the new container in that container's namespaces (and only
+// those): its processes, its hostname, its network.
+func TestRunJoinNamespaces(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		name := "join-" + u.Name
+		detach(t, u, nil, name, "busybox", "sh", "-c", nsScript+"exec sleep 1000")
+		target := nsLinks(waitLogs(t, u, name, "user ", 10*time.Second).Stdout)
+		joined := []string{"net", "pid", "ipc", "uts"}
+		r := rlOK(t, u, "run", "--rm", "--network", "container:"+name, "--pid", "container:"+name,
+			"--ipc", "container:"+name, "--uts", "container:"+name,
+			"busybox", "sh", "-c", nsScript+"echo host $(hostname); ps -o comm")
+		got := nsLinks(r.Stdout)
+		for _, k := range nsKinds {
+			same := got[k] == target[k]
+			want := slices.Contains(joined, k) || k == "user"
+			if !strings.HasPrefix(got[k], k+":[") || same != want {
+				t.Errorf("%s namespace: the joining container's %q, the target's %q (want the same: %v)", k, got[k], target[k], want)
+			}
+		}
+		v := inspect(t, u, nil, name)
+		if got["host"] != v.ID[:12] {
+			t.Errorf("hostname in the joining container: %q, want the target's %q", got["host"], v.ID[:12])
+		}
+		if !strings.Contains(r.Stdout, "\nsleep\n") {
+			t.Errorf("ps in the joining container: want the target's sleep:\n%v", r)
+		}
+		if t.Failed() {
+			t.Logf("target %v\njoined %v", target, got)
 		}
 	})
 }
