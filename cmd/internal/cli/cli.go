@@ -176,10 +176,59 @@ type Parsed struct {
 // EnvParsed carries the host's Parsed, as JSON, to rl-core and rl-image.
 const EnvParsed = "_RL_PARSED"
 
+// parsedWire is Parsed as it travels: the global flags and the one
+// command's struct, not the whole CLI (encoding/json builds its field
+// tables per type on first use: the whole CLI's cost ~0.4 ms on each side
+// of rl run's start).
+type parsedWire struct {
+	Command string
+	Given   map[string]bool
+	Globals Globals
+	Flags   json.RawMessage
+}
+
 // Encode is p as EnvParsed's value.
 func (p Parsed) Encode() (string, error) {
-	b, err := json.Marshal(p)
+	f, ok := commandField(p.CLI, p.Command)
+	if !ok {
+		return "", fmt.Errorf("no command %q in rl's command line", p.Command)
+	}
+	flags, err := json.Marshal(f.Interface())
+	if err != nil {
+		return "", err
+	}
+	b, err := json.Marshal(parsedWire{Command: p.Command, Given: p.Given, Globals: p.CLI.Globals, Flags: flags})
 	return string(b), err
+}
+
+// decodeParsed is Encode's inverse.
+func decodeParsed(b []byte) (Parsed, error) {
+	var w parsedWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return Parsed{}, err
+	}
+	c := &CLI{Globals: w.Globals}
+	f, ok := commandField(c, w.Command)
+	if !ok {
+		return Parsed{}, fmt.Errorf("no command %q in rl's command line", w.Command)
+	}
+	if err := json.Unmarshal(w.Flags, f.Addr().Interface()); err != nil {
+		return Parsed{}, err
+	}
+	return Parsed{Command: w.Command, Given: w.Given, CLI: c}, nil
+}
+
+// commandField is the field of c that holds command (Command's first
+// word: kong names a command after its field, lowercased).
+func commandField(c *CLI, command string) (reflect.Value, bool) {
+	v := reflect.ValueOf(c).Elem()
+	for i := 0; i < v.NumField(); i++ {
+		f := v.Type().Field(i)
+		if _, cmd := f.Tag.Lookup("cmd"); cmd && strings.ToLower(f.Name) == command {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
 }
 
 // ParseOrDecode is the command line of rl-core or rl-image: the host's
@@ -194,8 +243,8 @@ func ParseOrDecode(payload []byte, args []string, exit func(int)) (Parsed, error
 		payload = []byte(v)
 	}
 	if payload != nil {
-		var p Parsed
-		if err := json.Unmarshal(payload, &p); err != nil || p.CLI == nil || p.Command == "" {
+		p, err := decodeParsed(payload)
+		if err != nil {
 			return Parsed{}, fmt.Errorf("decoding the command line rl parsed: %v", err)
 		}
 		return p, nil

@@ -41,3 +41,41 @@ func TestParseRun(t *testing.T) {
 		t.Errorf("ParseRun parsed rl ps")
 	}
 }
+
+// TestParsedRoundTrip: what the host encodes (the global flags and the
+// command's own struct) decodes to the CLI it parsed, for every command.
+func TestParsedRoundTrip(t *testing.T) {
+	for _, args := range [][]string{
+		{"--root", "/r", "run", "--rm", "-it", "-e", "A=1", "-p", "8080:80", "--init", "busybox", "sh", "-c", "x"},
+		{"exec", "-it", "-u", "1", "c", "sh"},
+		{"start", "-a", "c"}, {"stop", "-t", "3", "c"}, {"kill", "-s", "HUP", "c"}, {"wait", "c"},
+		{"logs", "c"}, {"attach", "c"}, {"inspect", "c"}, {"--runroot", "/x", "ps", "-a"}, {"rm", "-f", "c"},
+		{"pull", "-q", "--tls-verify=false", "img"}, {"load", "-i", "cli_test.go"}, {"images"}, {"rmi", "-f", "img"},
+		{"info"}, {"system", "check"}, {"doctor"},
+	} {
+		c, kctx, err := Parse(args, func(int) {})
+		if err != nil {
+			t.Errorf("%q: %v", args, err)
+			continue
+		}
+		want := Parsed{Command: Command(kctx), Given: Given(kctx), CLI: c}
+		enc, err := want.Encode()
+		if err != nil {
+			t.Errorf("%q: Encode: %v", args, err)
+			continue
+		}
+		got, err := decodeParsed([]byte(enc))
+		if err != nil {
+			t.Errorf("%q: decode: %v", args, err)
+			continue
+		}
+		// Only the command's own struct travels (kong fills the other
+		// commands' defaults too, which nothing reads).
+		gf, _ := commandField(got.CLI, got.Command)
+		wf, ok := commandField(want.CLI, want.Command)
+		if !ok || got.Command != want.Command || !reflect.DeepEqual(got.Given, want.Given) ||
+			got.CLI.Globals != want.CLI.Globals || !reflect.DeepEqual(gf.Interface(), wf.Interface()) {
+			t.Errorf("%q: decoded %q %v %+v %+v\nwant %q %v %+v %+v", args, got.Command, got.Given, got.CLI.Globals, gf, want.Command, want.Given, want.CLI.Globals, wf)
+		}
+	}
+}
