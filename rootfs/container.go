@@ -12,6 +12,7 @@ import (
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rlcontainers/rl/rootfs/mounts"
+	"go.podman.io/image/v5/manifest"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
@@ -60,6 +61,9 @@ type Record struct {
 
 // ImageConfig reads an image's OCI config (Env, Entrypoint, Cmd, ...).
 func ImageConfig(ctx context.Context, store storage.Store, img *storage.Image) (*imgspecv1.Image, error) {
+	if cfg, ok := storedConfig(store, img); ok {
+		return cfg, nil
+	}
 	ref, err := istorage.Transport.NewStoreReference(store, nil, img.ID)
 	if err != nil {
 		return nil, err
@@ -74,6 +78,42 @@ func ImageConfig(ctx context.Context, store storage.Store, img *storage.Image) (
 		return nil, fmt.Errorf("reading the config of image %s: %w", img.ID[:12], err)
 	}
 	return cfg, nil
+}
+
+// storedConfig reads the config of an OCI or docker schema2 image straight
+// from the store: the manifest the image was committed with
+// (storage.ImageDigestBigDataKey) names the config, which is kept under its
+// digest. For these two formats that is all the image library's OCIConfig
+// does (one json.Unmarshal of the config blob), without opening an image
+// source, which also sums its layers' sizes (~0.6 ms of rl run's start).
+// Anything else (schema1, an artifact, a digest that does not match) is
+// left to the library (false).
+func storedConfig(store storage.Store, img *storage.Image) (*imgspecv1.Image, bool) {
+	mb, err := store.ImageBigData(img.ID, storage.ImageDigestBigDataKey)
+	if err != nil {
+		return nil, false
+	}
+	mt := manifest.GuessMIMEType(mb)
+	if mt != imgspecv1.MediaTypeImageManifest && mt != manifest.DockerV2Schema2MediaType {
+		return nil, false
+	}
+	m, err := manifest.FromBlob(mb, mt)
+	if err != nil {
+		return nil, false
+	}
+	ci := m.ConfigInfo()
+	if mt == imgspecv1.MediaTypeImageManifest && ci.MediaType != imgspecv1.MediaTypeImageConfig {
+		return nil, false
+	}
+	cb, err := store.ImageBigData(img.ID, ci.Digest.String())
+	if err != nil || ci.Digest.Validate() != nil || ci.Digest.Algorithm().FromBytes(cb) != ci.Digest {
+		return nil, false
+	}
+	var cfg imgspecv1.Image
+	if err := json.Unmarshal(cb, &cfg); err != nil {
+		return nil, false
+	}
+	return &cfg, true
 }
 
 // CreateContainer creates the container's record and its writable layer on

@@ -128,7 +128,18 @@ func TestLoadDockerArchive(t *testing.T) {
 		if r.Stdout != "loaded\n" {
 			t.Fatalf("%v", r)
 		}
+		wantImageConfig(t, u, nil, "busybox")
 	})
+}
+
+// wantImageConfig: a run of ref gets the test image's config: its Env
+// (PATH, not rl's default) and its Cmd (sh, reading stdin).
+func wantImageConfig(t *testing.T, u User, env []string, ref string) {
+	t.Helper()
+	r := runAs(t, u, runOpts{Env: env, Stdin: "echo $PATH; echo cmd-ran\n"}, rlBin, "run", "--rm", "-i", "--pull=never", ref)
+	if r.Code != 0 || r.Stdout != "/usr/sbin:/usr/bin:/sbin:/bin\ncmd-ran\n" {
+		t.Fatalf("run %s without a command: want the image's PATH and its Cmd (sh) reading stdin:\n%v", ref, r)
+	}
 }
 
 // TestLoadOCIArchive: rl load -i of an oci-archive (no name in it) gives an
@@ -159,6 +170,7 @@ func TestLoadOCIArchive(t *testing.T) {
 		if r.Code != 0 || r.Stdout != "by id\n" {
 			t.Fatalf("run the loaded image by its short id:\n%v", r)
 		}
+		wantImageConfig(t, v, env, busyboxShortID())
 	})
 }
 
