@@ -111,11 +111,14 @@ func (s *Session) Interruptible() {
 	}()
 }
 
-// Close releases the store.
+// Close ends the session. The store is not shut down: Shutdown frees what
+// its driver holds in the kernel (mounts), and this process's mount
+// namespace, which holds them, ends with it (nothing else enters it); its
+// locks are the process's fcntl locks. It was ~0.25 ms of every rl run's
+// exit, spent reloading the layer store to find nothing mounted.
 func (s *Session) Close() {
 	s.cancel()
-	_, _ = s.Store.Shutdown(false)
-	trace.Mark("core: store shut down")
+	trace.Mark("core: session closed")
 }
 
 // Warn prints a warning line.
