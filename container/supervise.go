@@ -108,7 +108,6 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	}
 	type specMsg struct {
 		spec *initproc.Spec
-		tree *os.File
 		err  error
 	}
 	specs := make(chan specMsg, 1)
@@ -117,11 +116,20 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		err error
 	}
 	starts := make(chan startMsg, 1)
+	// The init's mount namespace is a copy of ours made at the clone,
+	// before the container is mounted: with our mounts shared, the rootfs
+	// mounted below the store's (made private by its driver, hence MS_REC
+	// on /) propagates into it; the init makes its own private once it has
+	// the spec, which goes after the mount.
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, ""); err != nil {
+		logs.close()
+		return nil, 0, false, fmt.Errorf("sharing rl's mounts with the container's init: %w", err)
+	}
 	trace.Mark("core: start init")
 	go func() {
-		p, err := Start(rt.InitPath, proto.TTY, func() (*initproc.Spec, *os.File, error) {
+		p, err := Start(rt.InitPath, proto.TTY, func() (*initproc.Spec, error) {
 			m := <-specs
-			return m.spec, m.tree, m.err
+			return m.spec, m.err
 		}, ns, user, stdio, onTap, extra...)
 		starts <- startMsg{p, err}
 	}()
@@ -152,34 +160,32 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		close(s.exited)
 		s.waitHandlers()
 	}()
-	spec, tree, err := s.ready(c, rec, ns, &net, logs, m, preserveFrom)
-	if net != nil {
-		defer net.close()
+	if net, err = prepareNetwork(rec); err != nil {
+		return c, 0, false, abort(err)
 	}
+	defer net.close()
+	spec, err := s.ready(c, rec, net, ns, logs, m, preserveFrom)
 	if err != nil {
 		return c, 0, false, abort(err)
 	}
 	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
 		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
 		if err != nil {
-			tree.Close()
 			return c, 0, false, abort(fmt.Errorf("setting the terminal raw: %w", err))
 		}
 		defer term.Restore(int(stdio.Stdin.Fd()), old)
 	}
 	if _, err := ctl.Register(rt.RunRoot, c.ID, rec.Name); err != nil {
-		tree.Close()
 		return c, 0, false, abort(err)
 	}
 	defer ctl.Unregister(rt.RunRoot, c.ID, rec.Name)
 	lfd, err := ctl.Listen(rt.RunRoot, c.ID)
 	if err != nil {
-		tree.Close()
 		return c, 0, false, abort(err)
 	}
 	defer unix.Close(lfd)
 
-	specs <- specMsg{spec: spec, tree: tree}
+	specs <- specMsg{spec: spec}
 	r := <-starts
 	p, err := r.p, r.err
 	trace.Mark("core: init ready")
@@ -238,31 +244,26 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	return c, code, true, nil
 }
 
-// ready prepares what the init needs once the container exists: its
-// network (host ports bound), its rootfs mounted here and cloned as a
-// detached tree for the init, its log (detached), and the spec.
-func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, ns *nsPlan, netp **network, logs *logPipes, m Mode, preserveFrom int) (*initproc.Spec, *os.File, error) {
-	net, err := prepareNetwork(rec)
-	if err != nil {
-		return nil, nil, err
-	}
-	*netp = net
+// ready prepares the rest of what the init needs once the container
+// exists: its log (detached), its rootfs mounted (see supervise for how
+// it reaches the init) and the spec.
+func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, net *network, ns *nsPlan, logs *logPipes, m Mode, preserveFrom int) (*initproc.Spec, error) {
 	if logs != nil {
-		path, err := LogPath(s.rt.Store, s.id)
+		path, err := LogPath(s.rt.Store, c.ID)
 		if err == nil {
 			err = logs.open(path)
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	root, err := mountRootfs(s.rt, c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	spec, err := buildSpec(s.rt, c, rec, net, ns, root)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if rec.Init {
 		spec.Reaper = 4
@@ -271,11 +272,7 @@ func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, ns *nsPlan, 
 		spec.Preserve, spec.PreserveFrom = len(m.Preserved), preserveFrom
 	}
 	s.seccomp = spec.Seccomp
-	fd, err := unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cloning the rootfs mount for the container: open_tree %s: %w", root, err)
-	}
-	return spec, os.NewFile(uintptr(fd), "rootfs-tree"), nil
+	return spec, nil
 }
 
 // release unmounts the container, removes it when it is --rm, and lets go

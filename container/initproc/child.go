@@ -36,36 +36,17 @@ func Init() int {
 	}
 	unix.CloseOnExec(socketFd)
 	buf := make([]byte, 1<<20)
-	oob := make([]byte, unix.CmsgSpace(4))
-	n, oobn, _, _, err := unix.Recvmsg(socketFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	n, _, _, _, err := unix.Recvmsg(socketFd, buf, nil, 0)
 	if err != nil || n == 0 {
 		return ExitRlError
-	}
-	tree, err := rootfsTree(oob[:oobn])
-	if err != nil {
-		return report(ExitRlError, err)
 	}
 	var spec Spec
 	if err := json.Unmarshal(buf[:n], &spec); err != nil {
 		return report(ExitRlError, fmt.Errorf("container init: decoding the spec: %w", err))
 	}
 	trace.Mark("init: spec received")
-	code, err := initContainer(&spec, tree)
+	code, err := initContainer(&spec)
 	return report(code, err)
-}
-
-// rootfsTree is the fd that comes with the spec: the container's rootfs as
-// a detached mount tree (open_tree(2) OPEN_TREE_CLONE in the supervisor,
-// which mounted it after this init was cloned).
-func rootfsTree(oob []byte) (int, error) {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err == nil && len(msgs) == 1 {
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err == nil && len(fds) == 1 {
-			return fds[0], nil
-		}
-	}
-	return -1, errors.New("container init: the spec came without the rootfs")
 }
 
 func report(code int, err error) int {
@@ -74,18 +55,17 @@ func report(code int, err error) int {
 	return code
 }
 
-func initContainer(spec *Spec, tree int) (int, error) {
-	// The mount namespace was cloned from the supervisor's; its mounts are
-	// peers of ours until made private, and ours would show up there.
+func initContainer(spec *Spec) (int, error) {
+	// The mount namespace was cloned from the supervisor's, whose mounts
+	// are shared: the rootfs it mounted after the clone has propagated here
+	// (it sends the spec after). Made private now, so nothing more does,
+	// and ours do not propagate back.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return ExitRlError, fmt.Errorf("making mounts private: %w", err)
 	}
-	// The rootfs tree is attached at its path (a mount point, as
-	// pivot_root needs, also for vfs's plain directory).
-	err := unix.MoveMount(tree, "", unix.AT_FDCWD, spec.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH)
-	unix.Close(tree)
-	if err != nil {
-		return ExitRlError, fmt.Errorf("attaching the rootfs at %s: move_mount: %w", spec.Rootfs, err)
+	// pivot_root needs the new root to be a mount point (vfs gives a plain directory).
+	if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return ExitRlError, fmt.Errorf("bind-mounting the rootfs: %w", err)
 	}
 	if spec.Hostname != "" {
 		if err := unix.Sethostname([]byte(spec.Hostname)); err != nil {
