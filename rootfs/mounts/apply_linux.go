@@ -212,14 +212,16 @@ func openTarget(root string, rootf *os.File, target string, file bool) (*os.File
 // openInRoot opens path (an O_PATH handle) resolved inside root as if root
 // were /: openat2's RESOLVE_IN_ROOT, which the kernel enforces against
 // symlinks and ".." (and renames racing the walk), with magic links
-// refused. This is what pathrs-lite's OpenInRoot does on a kernel with
+// refused. This is what pathrs-lite's OpenatInRoot does on a kernel with
 // openat2, without the /proc readlink it adds to name the file (its
 // private procfs mount and a readlink per call were ~1 ms of the init).
+// Where openat2 is missing (kernel < 5.6) or filtered out, pathrs-lite
+// resolves it its own way.
 func openInRoot(rootf *os.File, path string) (*os.File, error) {
-	fd, err := unix.Openat2(int(rootf.Fd()), path, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	fd, err := resolveInRoot(rootf, path, 0)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		return pathrs.OpenatInRoot(rootf, path)
+	}
 	if err != nil {
 		return nil, &os.PathError{Op: "openat2", Path: path, Err: err}
 	}
@@ -231,14 +233,18 @@ func openInRoot(rootf *os.File, path string) (*os.File, error) {
 // else (missing, or not a directory: its error) is pathrs-lite's
 // MkdirAllHandle.
 func mkdirAllInRoot(rootf *os.File, path string) (*os.File, error) {
-	fd, err := unix.Openat2(int(rootf.Fd()), path, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
-	if err == nil {
+	if fd, err := resolveInRoot(rootf, path, unix.O_DIRECTORY); err == nil {
 		return os.NewFile(uintptr(fd), path), nil
 	}
 	return pathrs.MkdirAllHandle(rootf, path, 0o755)
+}
+
+// resolveInRoot is openat2(O_PATH|flags) of path with root as its /.
+func resolveInRoot(rootf *os.File, path string, flags uint64) (int, error) {
+	return unix.Openat2(int(rootf.Fd()), path, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_CLOEXEC | flags,
+		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
+	})
 }
 
 // PivotRoot makes root the container's /. It runs in the container's mount
