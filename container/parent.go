@@ -52,13 +52,15 @@ type Process struct {
 // init's pid as soon as the init sends the TAP, while it still sets the
 // container up; the TAP is the callee's.
 //
-// specFn is called once the init is cloned and gives the spec: the init
+// specFn is called once the init is cloned and gives the spec and the
+// rootfs as a detached mount tree (open_tree(2)), sent together: the init
 // starts (exec, Go's start-up: ~2.5 ms) while the caller still creates and
-// mounts the container. The init's mount namespace is a copy of the
-// caller's at the clone; what the caller mounts later reaches it only by
-// propagation (the caller's mounts shared, see supervise). terminal says
-// whether the spec will ask for one (the init's stdio is set at the clone).
-func Start(initPath string, terminal bool, specFn func() (*initproc.Spec, error), ns *nsPlan, user *userNS, stdio Stdio, onTap func(*os.File, int), extra ...*os.File) (*Process, error) {
+// mounts the container. Whatever is mounted after the clone the init does
+// not see (its mount namespace is a copy of the caller's at the clone);
+// the tree is how the rootfs gets there. A nil tree means the rootfs was
+// mounted before this clone. terminal says whether the spec will ask for
+// one (the init's stdio is set at the clone).
+func Start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.File, error), ns *nsPlan, user *userNS, stdio Stdio, onTap func(*os.File, int), extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -86,7 +88,7 @@ func Start(initPath string, terminal bool, specFn func() (*initproc.Spec, error)
 	return s.p, s.err
 }
 
-func start(initPath string, terminal bool, specFn func() (*initproc.Spec, error), flags uintptr, user *userNS, stdio Stdio, onTap func(*os.File, int), extra []*os.File) (*Process, error) {
+func start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.File, error), flags uintptr, user *userNS, stdio Stdio, onTap func(*os.File, int), extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -136,10 +138,11 @@ func start(initPath string, terminal bool, specFn func() (*initproc.Spec, error)
 	theirs.Close()
 	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), waited: make(chan error, 1)}
 
-	spec, err := specFn()
+	spec, tree, err := specFn()
 	if err != nil {
 		return nil, p.abort(err)
 	}
+	defer tree.Close()
 	if spec.Terminal != terminal {
 		return nil, p.abort(fmt.Errorf("container init: the spec's terminal (%v) is not the one it was started for", spec.Terminal))
 	}
@@ -147,7 +150,11 @@ func start(initPath string, terminal bool, specFn func() (*initproc.Spec, error)
 	if err != nil {
 		return nil, p.abort(err)
 	}
-	if err := unix.Sendmsg(ours, msg, nil, nil, 0); err != nil {
+	var rights []byte
+	if tree != nil {
+		rights = unix.UnixRights(int(tree.Fd()))
+	}
+	if err := unix.Sendmsg(ours, msg, rights, nil, 0); err != nil {
 		return nil, p.abort(fmt.Errorf("sending the spec to the container init: %w", err))
 	}
 	var master *os.File

@@ -108,6 +108,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	}
 	type specMsg struct {
 		spec *initproc.Spec
+		tree *os.File
 		err  error
 	}
 	specs := make(chan specMsg, 1)
@@ -116,28 +117,25 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		err error
 	}
 	starts := make(chan startMsg, 1)
-	// The init's mount namespace is a copy of ours made at the clone,
-	// before the container is mounted: with our mounts shared, the rootfs
-	// mounted below the store's (made private by its driver, hence MS_REC
-	// on /) propagates into it; the init makes its own private once it has
-	// the spec, which goes after the mount.
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SHARED, ""); err != nil {
-		logs.close()
-		return nil, 0, false, fmt.Errorf("sharing rl's mounts with the container's init: %w", err)
+	startInit := func() {
+		go func() {
+			p, err := Start(rt.InitPath, proto.TTY, func() (*initproc.Spec, *os.File, error) {
+				m := <-specs
+				return m.spec, m.tree, m.err
+			}, ns, user, stdio, onTap, extra...)
+			starts <- startMsg{p, err}
+		}()
 	}
 	trace.Mark("core: start init")
-	go func() {
-		p, err := Start(rt.InitPath, proto.TTY, func() (*initproc.Spec, error) {
-			m := <-specs
-			return m.spec, m.err
-		}, ns, user, stdio, onTap, extra...)
-		starts <- startMsg{p, err}
-	}()
+	startInit()
 	// Until the spec is sent, a failure must stop the init (Start kills it
-	// when specFn fails) and close the log's pipes.
-	abort := func(err error) error {
+	// when specFn fails).
+	stopInit := func(err error) {
 		specs <- specMsg{err: err}
 		<-starts
+	}
+	abort := func(err error) error {
+		stopInit(err)
 		logs.close()
 		return err
 	}
@@ -164,10 +162,6 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		return c, 0, false, abort(err)
 	}
 	defer net.close()
-	spec, err := s.ready(c, rec, net, ns, logs, m, preserveFrom)
-	if err != nil {
-		return c, 0, false, abort(err)
-	}
 	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
 		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
 		if err != nil {
@@ -184,8 +178,20 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		return c, 0, false, abort(err)
 	}
 	defer unix.Close(lfd)
+	spec, tree, err := s.ready(c, rec, net, ns, logs, m, preserveFrom)
+	if errors.Is(err, errNoOpenTree) {
+		// No open_tree here (Linux < 5.2, or a seccomp filter without it):
+		// the early init cannot get the rootfs. One cloned now has it in
+		// its copy of our mount namespace (tree nil: it binds the path).
+		stopInit(err)
+		startInit()
+		err = nil
+	}
+	if err != nil {
+		return c, 0, false, abort(err)
+	}
 
-	specs <- specMsg{spec: spec}
+	specs <- specMsg{spec: spec, tree: tree}
 	r := <-starts
 	p, err := r.p, r.err
 	trace.Mark("core: init ready")
@@ -245,25 +251,26 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 }
 
 // ready prepares the rest of what the init needs once the container
-// exists: its log (detached), its rootfs mounted (see supervise for how
-// it reaches the init) and the spec.
-func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, net *network, ns *nsPlan, logs *logPipes, m Mode, preserveFrom int) (*initproc.Spec, error) {
+// exists: its log (detached), its rootfs mounted here and cloned as a
+// detached tree for the init (errNoOpenTree where the kernel cannot), and
+// the spec.
+func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, net *network, ns *nsPlan, logs *logPipes, m Mode, preserveFrom int) (*initproc.Spec, *os.File, error) {
 	if logs != nil {
 		path, err := LogPath(s.rt.Store, c.ID)
 		if err == nil {
 			err = logs.open(path)
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	root, err := mountRootfs(s.rt, c)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	spec, err := buildSpec(s.rt, c, rec, net, ns, root)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if rec.Init {
 		spec.Reaper = 4
@@ -272,8 +279,17 @@ func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, net *network
 		spec.Preserve, spec.PreserveFrom = len(m.Preserved), preserveFrom
 	}
 	s.seccomp = spec.Seccomp
-	return spec, nil
+	fd, err := unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		return spec, nil, errNoOpenTree
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("cloning the rootfs mount for the container: open_tree %s: %w", root, err)
+	}
+	return spec, os.NewFile(uintptr(fd), "rootfs-tree"), nil
 }
+
+var errNoOpenTree = errors.New("open_tree(2) is not available")
 
 // release unmounts the container, removes it when it is --rm, and lets go
 // of its lock: after this, rl rm and rl start may have it.

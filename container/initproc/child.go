@@ -36,17 +36,40 @@ func Init() int {
 	}
 	unix.CloseOnExec(socketFd)
 	buf := make([]byte, 1<<20)
-	n, _, _, _, err := unix.Recvmsg(socketFd, buf, nil, 0)
+	oob := make([]byte, unix.CmsgSpace(4))
+	n, oobn, _, _, err := unix.Recvmsg(socketFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil || n == 0 {
 		return ExitRlError
+	}
+	tree, err := rootfsTree(oob[:oobn])
+	if err != nil {
+		return report(ExitRlError, err)
 	}
 	var spec Spec
 	if err := json.Unmarshal(buf[:n], &spec); err != nil {
 		return report(ExitRlError, fmt.Errorf("container init: decoding the spec: %w", err))
 	}
 	trace.Mark("init: spec received")
-	code, err := initContainer(&spec)
+	code, err := initContainer(&spec, tree)
 	return report(code, err)
+}
+
+// rootfsTree is the fd that may come with the spec: the container's rootfs
+// as a detached mount tree (open_tree(2) OPEN_TREE_CLONE in the supervisor,
+// which mounted it after this init was cloned), or -1: none came (the
+// kernel has no open_tree; the rootfs was mounted before this clone).
+func rootfsTree(oob []byte) (int, error) {
+	if len(oob) == 0 {
+		return -1, nil
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err == nil && len(msgs) == 1 {
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err == nil && len(fds) == 1 {
+			return fds[0], nil
+		}
+	}
+	return -1, errors.New("container init: a malformed control message came with the spec")
 }
 
 func report(code int, err error) int {
@@ -55,16 +78,22 @@ func report(code int, err error) int {
 	return code
 }
 
-func initContainer(spec *Spec) (int, error) {
-	// The mount namespace was cloned from the supervisor's, whose mounts
-	// are shared: the rootfs it mounted after the clone has propagated here
-	// (it sends the spec after). Made private now, so nothing more does,
-	// and ours do not propagate back.
+func initContainer(spec *Spec, tree int) (int, error) {
+	// The mount namespace was cloned from the supervisor's; its mounts are
+	// peers of ours until made private, and ours would show up there.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return ExitRlError, fmt.Errorf("making mounts private: %w", err)
 	}
-	// pivot_root needs the new root to be a mount point (vfs gives a plain directory).
-	if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+	// The rootfs tree is attached at its path (a mount point, as
+	// pivot_root needs, also for vfs's plain directory). Without a tree the
+	// rootfs is in our copy of the supervisor's namespace: bound on itself.
+	if tree >= 0 {
+		err := unix.MoveMount(tree, "", unix.AT_FDCWD, spec.Rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH)
+		unix.Close(tree)
+		if err != nil {
+			return ExitRlError, fmt.Errorf("attaching the rootfs at %s: move_mount: %w", spec.Rootfs, err)
+		}
+	} else if err := unix.Mount(spec.Rootfs, spec.Rootfs, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return ExitRlError, fmt.Errorf("bind-mounting the rootfs: %w", err)
 	}
 	if spec.Hostname != "" {
