@@ -115,9 +115,9 @@ func Parse(args []string, exit func(int)) (*CLI, *kong.Context, error) {
 // with a grammar of rl run alone: CLI's global flags, its Run command and
 // --version, with their tags (reflect.StructOf). Building kong's model of
 // the whole CLI is ~1.6 ms of each rl run's start (its reflection over
-// every command's flags); this one is less than half of that. A command
-// line that is not rl run after all fails here as it would in Parse
-// ("unexpected argument"), or parses as Parse does.
+// every command's flags); this one is less than half of that. It is for
+// what PreScan takes for rl run: there it parses and fails exactly as
+// Parse does (TestParseRun); any other command is "unexpected" here.
 func ParseRun(args []string, exit func(int)) (*CLI, *kong.Context, error) {
 	v := reflect.New(runGrammar())
 	kctx, err := parseInto(v.Interface(), args, exit)
