@@ -219,21 +219,28 @@ func testEnvNoTun(t *testing.T) {
 // seccompRE is what the message must name.
 var seccompRE = regexp.MustCompile(`(?s)seccomp.*--security-opt seccomp=unconfined`)
 
-func testEnvSeccomp(t *testing.T) {
+// seccompWrap is tests/cmd/seccompwrap, built once per run.
+func seccompWrap(t *testing.T) string {
+	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(baseDir, "bin")
-	helper := filepath.Join(dir, "denyuserns")
+	helper := filepath.Join(dir, "seccompwrap")
 	if _, err := os.Stat(helper); err != nil {
-		if helper, err = testenv.BuildDenyUserNS(root, dir); err != nil {
+		if helper, err = testenv.BuildSeccompWrap(root, dir); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return helper
+}
+
+func testEnvSeccomp(t *testing.T) {
+	helper := seccompWrap(t)
 	forEachUser(t, func(t *testing.T, u User) {
 		// The filter is in place: unshare -U is refused.
-		if r := runAs(t, u, runOpts{}, helper, "unshare", "-U", "true"); r.Code == 0 {
+		if r := runAs(t, u, runOpts{}, helper, "docker-userns", "unshare", "-U", "true"); r.Code == 0 {
 			t.Fatalf("the filter does not refuse unshare(CLONE_NEWUSER)\n%v", r)
 		}
 		for _, args := range [][]string{
@@ -241,7 +248,7 @@ func testEnvSeccomp(t *testing.T) {
 			{"doctor"},
 			{"info"},
 		} {
-			r := runAs(t, u, runOpts{}, helper, append([]string{rlBin}, args...)...)
+			r := runAs(t, u, runOpts{}, helper, append([]string{"docker-userns", rlBin}, args...)...)
 			lines := nonEmptyLines(r.Stderr)
 			if r.Code != 125 || len(lines) != 1 || !seccompRE.MatchString(lines[0]) {
 				t.Errorf("rl %s under a seccomp filter: want exit 125 and one line naming seccomp and --security-opt seccomp=unconfined\n%v",
@@ -266,6 +273,78 @@ func overlayStore(t *testing.T, u User) (setup, store string) {
 	setup = fmt.Sprintf("mount -t overlay overlay -o lowerdir=%[1]s/lower,upperdir=%[1]s/upper,workdir=%[1]s/work %[1]s/merged\nchown %[2]d:%[3]d %[1]s/merged\n",
 		d, u.UID, u.GID)
 	return setup, filepath.Join(d, "merged", "store")
+}
+
+// TestEnvLinux418: rl where no system call newer than Linux 4.18 (RHEL 8)
+// exists: open_tree and move_mount (the rootfs handed to an init cloned
+// before the mount), openat2 (mount targets resolved in the rootfs),
+// close_range (what the workload inherits), pidfd_open and clone3 (Go's
+// os/exec) all fail with ENOSYS, as on such a kernel or under a container
+// runtime's seccomp profile older than them. Root installs the filter
+// (tests/cmd/seccompwrap linux-4.18) and setpriv runs rl as the user, so
+// newuidmap keeps its setuid; each fallback then has to work.
+func TestEnvLinux418(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("installing the filter without no_new_privs (which would stop newuidmap) needs root")
+	}
+	helper := seccompWrap(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		under := func(o runOpts, args ...string) Result {
+			t.Helper()
+			groups := "--clear-groups"
+			if len(u.Groups) > 0 {
+				var g []string
+				for _, id := range u.Groups {
+					g = append(g, fmt.Sprint(id))
+				}
+				groups = "--groups=" + strings.Join(g, ",")
+			}
+			asRoot := u
+			asRoot.UID, asRoot.GID, asRoot.Groups = os.Geteuid(), os.Getegid(), nil
+			r := runAs(t, asRoot, o, helper, append([]string{"linux-4.18", "setpriv",
+				fmt.Sprintf("--reuid=%d", u.UID), fmt.Sprintf("--regid=%d", u.GID), groups, "--", rlBin}, args...)...)
+			r.Args = append([]string{"rl"}, args...)
+			return r
+		}
+		// Descriptors rl's caller left open (3-6, not close-on-exec) must
+		// not reach the workload: only its 0-2 and ls's own directory.
+		var extra []*os.File
+		for range 4 {
+			f, err := os.Open(os.DevNull)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			extra = append(extra, f)
+		}
+		r := under(runOpts{ExtraFiles: extra}, "run", "--rm", "-v", u.Home+":/h:ro", "busybox", "sh", "-c",
+			`echo $$; ls /proc/self/fd | tr '\n' ' '; echo; test -d /h && echo volume`)
+		if want := "1\n0 1 2 3 \nvolume\n"; r.Code != 0 || r.Stdout != want {
+			t.Errorf("rl run with Linux 4.18's system calls: want %q\n%v", want, r)
+		}
+		// A detached container, rl exec into it, a container joining its
+		// namespaces, then stop and rm.
+		name := "old-" + u.Name
+		if r = under(runOpts{}, "run", "-d", "--name", name, "busybox", "sleep", "60"); r.Code != 0 {
+			t.Fatalf("rl run -d:\n%v", r)
+		}
+		defer rl(t, u, "rm", "-f", name)
+		if r = under(runOpts{}, "exec", name, "cat", "/proc/1/cmdline"); r.Code != 0 || r.Stdout != "sleep\x0060\x00" {
+			t.Errorf("rl exec: want the workload's command line\n%v", r)
+		}
+		if r = under(runOpts{}, "run", "--rm", "--pid", "container:"+name, "busybox", "cat", "/proc/1/cmdline"); r.Code != 0 || r.Stdout != "sleep\x0060\x00" {
+			t.Errorf("rl run --pid container:NAME: want the workload's command line\n%v", r)
+		}
+		if r = under(runOpts{}, "stop", "-t", "1", name); r.Code != 0 {
+			t.Errorf("rl stop:\n%v", r)
+		}
+		if r = under(runOpts{}, "rm", name); r.Code != 0 {
+			t.Errorf("rl rm:\n%v", r)
+		}
+		if r = under(runOpts{}, "ps", "-a", "--format", "{{.Names}}"); r.Code != 0 || strings.Contains(r.Stdout, name) {
+			t.Errorf("rl ps -a after rm: want no %s\n%v", name, r)
+		}
+	})
 }
 
 // TestEnvKernelWithoutRootlessOverlay: the last row, native overlay

@@ -15,6 +15,7 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/internal/fds"
 	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/sys/unix"
@@ -40,7 +41,7 @@ func main() {
 	inheritedFDs = openFrom3()
 	// Descriptors our caller left open without close-on-exec are not ours
 	// to pass on: not to rl-core, and so not to a container.
-	_ = unix.CloseRange(3, ^uint(0), unix.CLOSE_RANGE_CLOEXEC)
+	_ = fds.CloseOnExecFrom(3)
 	os.Exit(cli.Report(os.Stderr, run(os.Args[1:])))
 }
 

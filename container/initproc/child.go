@@ -13,6 +13,7 @@ import (
 	"github.com/moby/sys/user"
 	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/tty"
+	"github.com/rlcontainers/rl/internal/fds"
 	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/netstack/link"
 	"github.com/rlcontainers/rl/rootfs/mounts"
@@ -235,8 +236,8 @@ func execWorkload(spec *Spec) (int, error) {
 	if err := placePreserved(spec); err != nil {
 		return ExitRlError, err
 	}
-	if err := unix.CloseRange(uint(3+spec.Preserve), ^uint(0), unix.CLOSE_RANGE_CLOEXEC); err != nil {
-		return ExitRlError, fmt.Errorf("close_range: %w", err)
+	if err := fds.CloseOnExecFrom(3 + int(spec.Preserve)); err != nil {
+		return ExitRlError, err
 	}
 	if spec.NoNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {

@@ -11,11 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file emulates the part of Docker's default seccomp profile that
-// stops rootless containers inside containers: without CAP_SYS_ADMIN,
-// unshare and clone with CLONE_NEWUSER are refused with EPERM, and clone3
-// (whose flags a classic BPF filter cannot read) fails with ENOSYS so that
-// callers fall back to clone. tests/cmd/denyuserns installs it and execs rl.
+// This file has the seccomp filters tests/cmd/seccompwrap installs before
+// it execs rl, each standing for an environment rl must meet:
+//
+//   - docker-userns: the part of Docker's default seccomp profile that stops
+//     rootless containers inside containers: without CAP_SYS_ADMIN, unshare
+//     and clone with CLONE_NEWUSER are refused with EPERM, and clone3 (whose
+//     flags a classic BPF filter cannot read) fails with ENOSYS so that
+//     callers fall back to clone.
+//   - linux-4.18: the system calls of Linux 4.18 (RHEL 8) only: every call
+//     added since (numbers from 424 up, the same on every architecture:
+//     pidfd_*, io_uring_*, open_tree, move_mount, fs*, clone3, close_range,
+//     openat2, faccessat2, mount_setattr, ...) fails with ENOSYS, as on that
+//     kernel, or under a container profile older than the call.
 
 // Offsets into struct seccomp_data: int nr; __u32 arch; __u64 ip;
 // __u64 args[6]. The low 32 bits of args[0] sit at 16 on little-endian
@@ -29,6 +37,7 @@ const (
 	bpfLdAbsW        = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
 	bpfJeqK          = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
 	bpfJsetK         = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+	bpfJgeK          = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
 	bpfRetK          = unix.BPF_RET | unix.BPF_K
 	auditArchX86_64  = 0xc000003e
 	auditArchAArch64 = 0xc00000b7
@@ -41,7 +50,7 @@ func auditArch() (uint32, error) {
 	case "arm64":
 		return auditArchAArch64, nil
 	}
-	return 0, fmt.Errorf("denyuserns: no seccomp audit arch for %s", runtime.GOARCH)
+	return 0, fmt.Errorf("seccompwrap: no seccomp audit arch for %s", runtime.GOARCH)
 }
 
 // DenyUserNSFilter is the classic BPF program: clone3 -> ENOSYS;
@@ -72,15 +81,57 @@ func DenyUserNSFilter() ([]unix.SockFilter, error) {
 	}, nil
 }
 
-// InstallDenyUserNS sets no_new_privs (an unprivileged process may only
-// install a filter with it) and installs DenyUserNSFilter on every thread.
-func InstallDenyUserNS() error {
-	prog, err := DenyUserNSFilter()
+// firstSyscallAfter418 is pidfd_send_signal's number (Linux 5.1): from it
+// on, system calls have one number on every architecture.
+const firstSyscallAfter418 = 424
+
+// Linux418Filter is the classic BPF program: every call numbered from 424
+// on -> ENOSYS; everything else (and other architectures' calls) allowed.
+func Linux418Filter() ([]unix.SockFilter, error) {
+	arch, err := auditArch()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+	return []unix.SockFilter{
+		/* 0 */ {Code: bpfLdAbsW, K: seccompDataArch},
+		/* 1 */ {Code: bpfJeqK, K: arch, Jt: 0, Jf: 3}, // other arch: 5 (allow)
+		/* 2 */ {Code: bpfLdAbsW, K: seccompDataNR},
+		/* 3 */ {Code: bpfJgeK, K: firstSyscallAfter418, Jt: 0, Jf: 1}, // older: 5
+		/* 4 */ {Code: bpfRetK, K: seccompRetErrno | uint32(unix.ENOSYS)},
+		/* 5 */ {Code: bpfRetK, K: seccompRetAllow},
+	}, nil
+}
+
+// Filters are the profiles by name.
+var Filters = map[string]func() ([]unix.SockFilter, error){
+	"docker-userns": DenyUserNSFilter,
+	"linux-4.18":    Linux418Filter,
+}
+
+// CheckInstalled reports an error unless profile's filter is in force.
+// For linux-4.18 it tries close_range of an empty range (Linux 5.9), which
+// returns 0 without the filter; docker-userns's refusal is what the tests
+// check themselves (unshare -U), since trying it here would succeed
+// without the filter and leave this process in a new user namespace.
+func CheckInstalled(profile string) error {
+	if profile != "linux-4.18" {
+		return nil
+	}
+	if err := unix.CloseRange(^uint(0), ^uint(0), 0); err != unix.ENOSYS {
+		return fmt.Errorf("the %s filter is not in force: close_range returned %v, want ENOSYS", profile, err)
+	}
+	return nil
+}
+
+// Install installs prog on every thread. Without CAP_SYS_ADMIN the kernel
+// takes a filter only with no_new_privs, which also stops setuid helpers
+// (newuidmap) from gaining their privileges; root installs it without, so
+// that a user it switches to afterwards keeps both the filter and setuid.
+func Install(prog []unix.SockFilter) error {
+	if os.Geteuid() != 0 {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("prctl(PR_SET_NO_NEW_PRIVS): %w", err)
+		}
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	if _, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER,
@@ -91,15 +142,15 @@ func InstallDenyUserNS() error {
 	return nil
 }
 
-// BuildDenyUserNS builds tests/cmd/denyuserns (static) into dir and returns
-// its path, mode 0755. moduleRoot is the rl checkout.
-func BuildDenyUserNS(moduleRoot, dir string) (string, error) {
-	out := filepath.Join(dir, "denyuserns")
-	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", out, "./tests/cmd/denyuserns")
+// BuildSeccompWrap builds tests/cmd/seccompwrap (static) into dir and
+// returns its path, mode 0755. moduleRoot is the rl checkout.
+func BuildSeccompWrap(moduleRoot, dir string) (string, error) {
+	out := filepath.Join(dir, "seccompwrap")
+	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", out, "./tests/cmd/seccompwrap")
 	cmd.Dir = moduleRoot
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./tests/cmd/denyuserns: %w\n%s", err, b)
+		return "", fmt.Errorf("go build ./tests/cmd/seccompwrap: %w\n%s", err, b)
 	}
 	return out, os.Chmod(out, 0o755)
 }
