@@ -280,14 +280,23 @@ func overlayStore(t *testing.T, u User) (setup, store string) {
 // before the mount), openat2 (mount targets resolved in the rootfs),
 // close_range (what the workload inherits), pidfd_open and clone3 (Go's
 // os/exec) all fail with ENOSYS, as on such a kernel or under a container
-// runtime's seccomp profile older than them. Root installs the filter
-// (tests/cmd/seccompwrap linux-4.18) and setpriv runs rl as the user, so
-// newuidmap keeps its setuid; each fallback then has to work.
+// runtime's seccomp profile older than them; then again with EPERM, as
+// under Docker's profiles before 20.10. Root installs the filter
+// (tests/cmd/seccompwrap) and setpriv runs rl as the user, so newuidmap
+// keeps its setuid; each fallback then has to work.
 func TestEnvLinux418(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("installing the filter without no_new_privs (which would stop newuidmap) needs root")
 	}
 	helper := seccompWrap(t)
+	for _, profile := range []string{"linux-4.18", "old-profile"} {
+		t.Run(profile, func(t *testing.T) { testNewerCallsRefused(t, helper, profile) })
+	}
+}
+
+// testNewerCallsRefused is TestEnvLinux418 under one profile: linux-4.18
+// (ENOSYS) or old-profile (EPERM, as Docker's profiles before 20.10).
+func testNewerCallsRefused(t *testing.T, helper, profile string) {
 	forEachUser(t, func(t *testing.T, u User) {
 		under := func(o runOpts, args ...string) Result {
 			t.Helper()
@@ -301,7 +310,7 @@ func TestEnvLinux418(t *testing.T) {
 			}
 			asRoot := u
 			asRoot.UID, asRoot.GID, asRoot.Groups = os.Geteuid(), os.Getegid(), nil
-			r := runAs(t, asRoot, o, helper, append([]string{"linux-4.18", "setpriv",
+			r := runAs(t, asRoot, o, helper, append([]string{profile, "setpriv",
 				fmt.Sprintf("--reuid=%d", u.UID), fmt.Sprintf("--regid=%d", u.GID), groups, "--", rlBin}, args...)...)
 			r.Args = append([]string{"rl"}, args...)
 			return r

@@ -24,6 +24,8 @@ import (
 //     pidfd_*, io_uring_*, open_tree, move_mount, fs*, clone3, close_range,
 //     openat2, faccessat2, mount_setattr, ...) fails with ENOSYS, as on that
 //     kernel, or under a container profile older than the call.
+//   - old-profile: the same calls fail with EPERM, as under a profile whose
+//     default action is an errno (Docker's before 20.10).
 
 // Offsets into struct seccomp_data: int nr; __u32 arch; __u64 ip;
 // __u64 args[6]. The low 32 bits of args[0] sit at 16 on little-endian
@@ -87,7 +89,14 @@ const firstSyscallAfter418 = 424
 
 // Linux418Filter is the classic BPF program: every call numbered from 424
 // on -> ENOSYS; everything else (and other architectures' calls) allowed.
-func Linux418Filter() ([]unix.SockFilter, error) {
+func Linux418Filter() ([]unix.SockFilter, error) { return newerCallsFilter(unix.ENOSYS) }
+
+// OldProfileFilter is Linux418Filter with EPERM, what a profile whose
+// default action is SCMP_ACT_ERRNO (Docker's before 20.10) returns for a
+// call written after it.
+func OldProfileFilter() ([]unix.SockFilter, error) { return newerCallsFilter(unix.EPERM) }
+
+func newerCallsFilter(errno unix.Errno) ([]unix.SockFilter, error) {
 	arch, err := auditArch()
 	if err != nil {
 		return nil, err
@@ -97,7 +106,7 @@ func Linux418Filter() ([]unix.SockFilter, error) {
 		/* 1 */ {Code: bpfJeqK, K: arch, Jt: 0, Jf: 3}, // other arch: 5 (allow)
 		/* 2 */ {Code: bpfLdAbsW, K: seccompDataNR},
 		/* 3 */ {Code: bpfJgeK, K: firstSyscallAfter418, Jt: 0, Jf: 1}, // older: 5
-		/* 4 */ {Code: bpfRetK, K: seccompRetErrno | uint32(unix.ENOSYS)},
+		/* 4 */ {Code: bpfRetK, K: seccompRetErrno | uint32(errno)},
 		/* 5 */ {Code: bpfRetK, K: seccompRetAllow},
 	}, nil
 }
@@ -106,19 +115,21 @@ func Linux418Filter() ([]unix.SockFilter, error) {
 var Filters = map[string]func() ([]unix.SockFilter, error){
 	"docker-userns": DenyUserNSFilter,
 	"linux-4.18":    Linux418Filter,
+	"old-profile":   OldProfileFilter,
 }
 
 // CheckInstalled reports an error unless profile's filter is in force.
-// For linux-4.18 it tries close_range of an empty range (Linux 5.9), which
+// For linux-4.18 and old-profile it tries close_range of an empty range (Linux 5.9), which
 // returns 0 without the filter; docker-userns's refusal is what the tests
 // check themselves (unshare -U), since trying it here would succeed
 // without the filter and leave this process in a new user namespace.
 func CheckInstalled(profile string) error {
-	if profile != "linux-4.18" {
+	want := map[string]error{"linux-4.18": unix.ENOSYS, "old-profile": unix.EPERM}[profile]
+	if want == nil {
 		return nil
 	}
-	if err := unix.CloseRange(^uint(0), ^uint(0), 0); err != unix.ENOSYS {
-		return fmt.Errorf("the %s filter is not in force: close_range returned %v, want ENOSYS", profile, err)
+	if err := unix.CloseRange(^uint(0), ^uint(0), 0); err != want {
+		return fmt.Errorf("the %s filter is not in force: close_range returned %v, want %v", profile, err, want)
 	}
 	return nil
 }

@@ -5,7 +5,8 @@
 //	seccompwrap PROFILE PROGRAM [ARGS...]
 //
 // docker-userns refuses user namespaces as Docker's default profile does;
-// linux-4.18 refuses, with ENOSYS, every system call newer than Linux 4.18.
+// linux-4.18 refuses, with ENOSYS, every system call newer than Linux 4.18,
+// old-profile the same calls with EPERM.
 // Run by a user, it sets no_new_privs (setuid helpers then run without
 // their privileges); run by root, it does not, so that root can install the
 // filter and switch to the user after (setpriv). The environment tests run
@@ -23,7 +24,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 || testenv.Filters[os.Args[1]] == nil {
-		fmt.Fprintln(os.Stderr, "usage: seccompwrap docker-userns|linux-4.18 PROGRAM [ARGS...]")
+		fmt.Fprintln(os.Stderr, "usage: seccompwrap docker-userns|linux-4.18|old-profile PROGRAM [ARGS...]")
 		os.Exit(2)
 	}
 	prog, err := exec.LookPath(os.Args[2])
