@@ -300,18 +300,8 @@ func testNewerCallsRefused(t *testing.T, helper, profile string) {
 	forEachUser(t, func(t *testing.T, u User) {
 		under := func(o runOpts, args ...string) Result {
 			t.Helper()
-			groups := "--clear-groups"
-			if len(u.Groups) > 0 {
-				var g []string
-				for _, id := range u.Groups {
-					g = append(g, fmt.Sprint(id))
-				}
-				groups = "--groups=" + strings.Join(g, ",")
-			}
-			asRoot := u
-			asRoot.UID, asRoot.GID, asRoot.Groups = os.Geteuid(), os.Getegid(), nil
-			r := runAs(t, asRoot, o, helper, append([]string{profile, "setpriv",
-				fmt.Sprintf("--reuid=%d", u.UID), fmt.Sprintf("--regid=%d", u.GID), groups, "--", rlBin}, args...)...)
+			argv := append(append([]string{profile, "setpriv"}, setprivAs(u)...), "--", rlBin)
+			r := runAs(t, u.root(), o, helper, append(argv, args...)...)
 			r.Args = append([]string{"rl"}, args...)
 			return r
 		}
@@ -547,10 +537,8 @@ func TestEnvInsideRL(t *testing.T) {
 	})
 }
 
-// rlInNS runs rl ARGS as u in a new private mount namespace that root first
-// prepares with the shell script setup.
-func rlInNS(t *testing.T, u User, setup string, env []string, args ...string) Result {
-	t.Helper()
+// setprivAs are setpriv's flags that make a process u.
+func setprivAs(u User) []string {
 	groups := "--clear-groups"
 	if len(u.Groups) > 0 {
 		var g []string
@@ -559,10 +547,22 @@ func rlInNS(t *testing.T, u User, setup string, env []string, args ...string) Re
 		}
 		groups = "--groups=" + strings.Join(g, ",")
 	}
-	script := "set -e\n" + setup + fmt.Sprintf("exec setpriv --reuid=%d --regid=%d %s -- \"$@\"\n", u.UID, u.GID, groups)
-	asRoot := u
-	asRoot.UID, asRoot.GID, asRoot.Groups = os.Geteuid(), os.Getegid(), nil
-	r := runAs(t, asRoot, runOpts{Env: env}, "unshare", append([]string{"-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", rlBin}, args...)...)
+	return []string{fmt.Sprintf("--reuid=%d", u.UID), fmt.Sprintf("--regid=%d", u.GID), groups}
+}
+
+// root is u with root's ids (HOME and the rest stay u's): what runs as
+// root to prepare something, then becomes u.
+func (u User) root() User {
+	u.UID, u.GID, u.Groups = os.Geteuid(), os.Getegid(), nil
+	return u
+}
+
+// rlInNS runs rl ARGS as u in a new private mount namespace that root first
+// prepares with the shell script setup.
+func rlInNS(t *testing.T, u User, setup string, env []string, args ...string) Result {
+	t.Helper()
+	script := "set -e\n" + setup + "exec setpriv " + strings.Join(setprivAs(u), " ") + " -- \"$@\"\n"
+	r := runAs(t, u.root(), runOpts{Env: env}, "unshare", append([]string{"-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", rlBin}, args...)...)
 	r.Args = append([]string{"rl"}, args...)
 	return r
 }
