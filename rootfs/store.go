@@ -121,7 +121,10 @@ func OpenStore(c StoreConfig) (storage.Store, Driver, error) {
 	if err != nil {
 		return nil, d, err
 	}
-	if err := paths.EnsurePrivateDir(c.Paths.RunRoot); err != nil {
+	if err := c.Paths.EnsureRunRoot(); err != nil {
+		return nil, d, err
+	}
+	if err := paths.ClaimRunRoot(c.Paths); err != nil {
 		return nil, d, err
 	}
 	if err := os.MkdirAll(c.Paths.Root, 0o700); err != nil {

@@ -346,6 +346,57 @@ func TestRootRunroot(t *testing.T) {
 	})
 }
 
+// TestRootOwnRunDir: a store given by --root alone gets a run dir of its
+// own, so a container name in it never reaches the default store's
+// container of the same name (rl exec and stop go by name through the run
+// dir); the same run dir given to two stores with --runroot is refused.
+func TestRootOwnRunDir(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		other := []string{"--root", filepath.Join(userDir(t, u, "otherstore"), "root")}
+		name := "twin-" + u.Name
+		start := func(g []string, who string) {
+			t.Helper()
+			rlOK(t, u, append(g, "run", "-d", "--name", name, "busybox", "sh", "-c", "echo "+who+" > /who; exec sleep 60")...)
+		}
+		start(nil, "default")
+		defer rl(t, u, "rm", "-f", name)
+		start(other, "other")
+		defer rl(t, u, append(other, "rm", "-f", name)...)
+		for _, c := range []struct {
+			g    []string
+			want string
+		}{{nil, "default"}, {other, "other"}} {
+			if r := rl(t, u, append(c.g, "exec", name, "cat", "/who")...); r.Code != 0 || r.Stdout != c.want+"\n" {
+				t.Errorf("want the %s store's container:\n%v", c.want, r)
+			}
+		}
+		rlOK(t, u, append(other, "stop", "-t", "0", name)...)
+		if r := rl(t, u, "exec", name, "cat", "/who"); r.Code != 0 || r.Stdout != "default\n" {
+			t.Errorf("after stopping the other store's %s, the default one's must still run:\n%v", name, r)
+		}
+		info := rlOK(t, u, append(other, "info")...).Stdout
+		defInfo := rlOK(t, u, "info").Stdout
+		runRoot := regexp.MustCompile(`(?m)^\s*runRoot:\s*(\S+)`)
+		mo, md := runRoot.FindStringSubmatch(info), runRoot.FindStringSubmatch(defInfo)
+		if mo == nil || md == nil || mo[1] == md[1] {
+			t.Fatalf("rl info runRoot: default %q, --root %q: want two\n%s\n%s", md, mo, defInfo, info)
+		}
+		shared := append(other, "--runroot", md[1])
+		for _, args := range [][]string{{"exec", name, "true"}, {"ps", "-a"}} {
+			r := rl(t, u, append(shared, args...)...)
+			var lines []string // the single-ID notice aside
+			for _, l := range nonEmptyLines(r.Stderr) {
+				if !strings.HasPrefix(l, "rl: notice:") {
+					lines = append(lines, l)
+				}
+			}
+			if r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], "--runroot") || !strings.Contains(lines[0], "belongs to the store") {
+				t.Errorf("the default store's run dir given to another store: want exit 125 and one line naming --runroot\n%v", r)
+			}
+		}
+	})
+}
+
 // TestRunEnv: -e KEY=VALUE, -e KEY (from rl's environment), --env-file and
 // the image's Env.
 func TestRunEnv(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"github.com/alecthomas/kong"
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/container/ctl"
+	"github.com/rlcontainers/rl/rootfs/paths"
 )
 
 // fastPath runs exec, attach, stop, kill and wait against running
@@ -21,6 +22,13 @@ func fastPath(c *cli.CLI, kctx *kong.Context, fallback func(args ...string) erro
 	p, err := c.Globals.Paths()
 	if err != nil {
 		return false, err
+	}
+	switch cmd {
+	case "exec", "attach", "stop", "kill", "wait":
+		// Another store's run dir must not lead to its containers.
+		if err := paths.CheckRunRoot(p); err != nil {
+			return true, err
+		}
 	}
 	switch cmd {
 	case "exec", "attach":

@@ -17,6 +17,7 @@ import (
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/internal/fds"
 	"github.com/rlcontainers/rl/internal/trace"
+	"github.com/rlcontainers/rl/rootfs/paths"
 	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -196,6 +197,9 @@ func helperDir(self string) (string, error) {
 // that owns them.
 func spawnIn(c *cli.CLI, target string, args []string, self, libexec string) error {
 	p, err := c.Globals.Paths()
+	if err == nil {
+		err = paths.CheckRunRoot(p)
+	}
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,13 @@
 package paths
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,10 +21,14 @@ type Paths struct {
 	// $XDG_DATA_HOME/rl/storage, by default ~/.local/share/rl/storage.
 	Root string
 	// RunRoot holds what must vanish on reboot (mount counts, locks):
-	// $XDG_RUNTIME_DIR/rl when that directory is usable, else /tmp/rl-UID.
+	// $XDG_RUNTIME_DIR/rl when that directory is usable, else /tmp/rl-UID;
+	// ForRoot then gives each store its own directory inside it.
 	RunRoot string
 	// RunRootReason says why RunRoot was chosen, for rl info.
 	RunRootReason string
+	// runBase is the run dir RunRoot was made in, when ForRoot gave a store
+	// of its own one (EnsureRunRoot checks it too).
+	runBase string
 }
 
 // HostUID is the user's uid on the host. Inside rl's user namespace
@@ -61,6 +68,109 @@ func Default() (Paths, error) {
 		}
 	}
 	return p, nil
+}
+
+// ForRoot is p (Default's) with the store at root: the default one, or
+// --root's. Each store gets a run dir of its own inside the user's,
+// root-<12 hex of the SHA-256 of its canonical path>: two stores must
+// never share one, as containers/storage keeps their layers' mount counts
+// there and rl its running containers' control sockets, found by name (a
+// name in one store would reach the other's container). An explicit
+// --runroot replaces RunRoot afterwards (WithRunRoot).
+func (p Paths) ForRoot(root string) Paths {
+	p.Root = root
+	p.runBase = p.RunRoot
+	sum := sha256.Sum256([]byte(Canonical(root)))
+	p.RunRoot = filepath.Join(p.RunRoot, "root-"+hex.EncodeToString(sum[:6]))
+	p.RunRootReason += "; one per store"
+	return p
+}
+
+// WithRunRoot is p with the run dir set by --runroot.
+func (p Paths) WithRunRoot(dir string) Paths {
+	p.RunRoot, p.RunRootReason, p.runBase = dir, "set by --runroot", ""
+	return p
+}
+
+// Canonical is path absolute, with its symlinks resolved as far as it
+// exists (a store not made yet is named by its existing parent).
+func Canonical(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return filepath.Clean(path)
+	}
+	rest := ""
+	for dir := abs; ; dir = filepath.Dir(dir) {
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			return filepath.Join(real, rest)
+		}
+		if dir == filepath.Dir(dir) {
+			return abs
+		}
+		rest = filepath.Join(filepath.Base(dir), rest)
+	}
+}
+
+// EnsureRunRoot creates the run dir (and the one it was made in) private
+// to the user (EnsurePrivateDir).
+func (p Paths) EnsureRunRoot() error {
+	if p.runBase != "" {
+		if err := EnsurePrivateDir(p.runBase); err != nil {
+			return err
+		}
+	}
+	return EnsurePrivateDir(p.RunRoot)
+}
+
+// ownerFile records, in a run dir, the store that uses it.
+func ownerFile(runRoot string) string { return filepath.Join(runRoot, "rl", "store") }
+
+// ClaimRunRoot records p's store as the run dir's, or checks that it is
+// the one recorded (CheckRunRoot): a run dir given to two stores with
+// --runroot is refused, as podman refuses it.
+func ClaimRunRoot(p Paths) error {
+	if err := CheckRunRoot(p); err != nil || ownerKnown(p.RunRoot) {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(ownerFile(p.RunRoot)), 0o700); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(ownerFile(p.RunRoot)), ".store-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(Canonical(p.Root) + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	// link(2) does not replace: of two first commands, one records its
+	// store and the other checks against it.
+	if err := os.Link(tmp.Name(), ownerFile(p.RunRoot)); err != nil && !os.IsExist(err) {
+		return err
+	}
+	return CheckRunRoot(p)
+}
+
+func ownerKnown(runRoot string) bool {
+	_, err := os.Stat(ownerFile(runRoot))
+	return err == nil
+}
+
+// CheckRunRoot fails when the run dir is recorded as another store's.
+func CheckRunRoot(p Paths) error {
+	b, err := os.ReadFile(ownerFile(p.RunRoot))
+	if err != nil {
+		return nil // not claimed yet (or made before rl recorded it)
+	}
+	owner, own := strings.TrimSpace(string(b)), Canonical(p.Root)
+	if owner == own {
+		return nil
+	}
+	return fmt.Errorf("run dir %s belongs to the store %s, not to %s: give each store its own --runroot (or leave --runroot out: each --root then gets one)", p.RunRoot, owner, own)
 }
 
 // RuntimeDirUsable: after `su` or `sudo -u` XDG_RUNTIME_DIR often still names

@@ -52,7 +52,7 @@ type CLI struct {
 // Globals are the flags every command takes.
 type Globals struct {
 	Root          string `help:"Store root (default: ~/.local/share/rl/storage)." placeholder:"DIR"`
-	RunRoot       string `name:"runroot" help:"Run-state directory (default: $XDG_RUNTIME_DIR/rl, else /tmp/rl-UID)." placeholder:"DIR"`
+	RunRoot       string `name:"runroot" help:"Run-state directory (default: one per store in $XDG_RUNTIME_DIR/rl, else in /tmp/rl-UID)." placeholder:"DIR"`
 	StorageDriver string `name:"storage-driver" help:"Storage driver: overlay or vfs (default: chosen by probing)." enum:",overlay,vfs" default:""`
 }
 
@@ -70,11 +70,13 @@ func (g *Globals) Paths() (paths.Paths, error) {
 	if err != nil {
 		return p, err
 	}
+	root := p.Root
 	if g.Root != "" {
-		p.Root = g.Root
+		root = g.Root
 	}
+	p = p.ForRoot(root)
 	if g.RunRoot != "" {
-		p.RunRoot, p.RunRootReason = g.RunRoot, "set by --runroot"
+		p = p.WithRunRoot(g.RunRoot)
 	}
 	return p, nil
 }
