@@ -24,9 +24,9 @@ all: build
 
 # rl is the host side and the container's init (no storage, no image
 # library: it starts in ~2 ms); rl-core runs the store commands and rl-image
-# the pulls (docs/process-model.md). rl finds them beside itself or in
-# ../libexec/rl.
-BINARIES     := rl rl-core rl-image
+# the pulls, rl-net a container's user-mode network (docs/process-model.md).
+# rl finds them beside itself or in ../libexec/rl.
+BINARIES     := rl rl-core rl-image rl-net
 
 build:
 	@for b in $(BINARIES); do echo "$(GO) build -o bin/$$b ./cmd/$$b"; $(GO) build -tags $(TAGS) -o bin/$$b ./cmd/$$b || exit 1; done
@@ -42,6 +42,7 @@ install: build
 	install -D -m 0755 bin/rl $(DESTDIR)$(PREFIX)/bin/rl
 	install -D -m 0755 bin/rl-core $(DESTDIR)$(PREFIX)/libexec/rl/rl-core
 	install -D -m 0755 bin/rl-image $(DESTDIR)$(PREFIX)/libexec/rl/rl-image
+	install -D -m 0755 bin/rl-net $(DESTDIR)$(PREFIX)/libexec/rl/rl-net
 
 test: deps fmt-check vet unit integration
 

@@ -100,8 +100,8 @@ else
 	RL_BINARY=$REPO/bin/rl
 fi
 # The repo may live under a 0700 home: give the user its own copy of rl and
-# of the helpers it runs (rl-core, rl-image: found beside it).
-for b in rl rl-core rl-image; do
+# of the helpers it runs (rl-core, rl-image, rl-net: found beside it).
+for b in rl rl-core rl-image rl-net; do
 	install -m 0755 "$(dirname "$RL_BINARY")/$b" "$WORK/$b"
 done
 RL=$WORK/rl

@@ -1,12 +1,19 @@
 package container
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/netstack"
 	"github.com/rlcontainers/rl/rootfs"
 	"golang.org/x/sys/unix"
@@ -49,14 +56,28 @@ func ParseNetwork(s string) (mode, opts string, err error) {
 	return mode, opts, nil
 }
 
-// network is a container's network as its supervisor runs it.
+// network is a container's network as its supervisor runs it. With
+// user-mode networking the stack runs in rl-net (cmd/rl-net), a process the
+// supervisor starts when the container first uses its network: a frame on
+// the TAP (other than the kernel's own MLD reports at link-up) or a client
+// at a published port (netstack.WaitForTraffic). Until then the supervisor
+// holds the TAP and the published ports' sockets; a container that never
+// uses its network costs no stack.
 type network struct {
 	mode      string
 	cfg       netstack.Config
 	dns       []string // --dns: the container's nameservers instead of the stack's relay
 	listeners *netstack.Listeners
-	stack     *netstack.Stack
 	published []string // "0.0.0.0:8080->80/tcp", ephemeral ports resolved
+	warn      func(format string, a ...any)
+	name      string // the container's, rl-net's argument (for ps)
+
+	tap    *os.File // the container's TAP, until rl-net has it
+	netns  *os.File // the container's network namespace, with published ports
+	cancel context.CancelFunc
+	done   chan struct{} // closed when waiting (and starting rl-net) is over
+	helper *exec.Cmd     // rl-net, once started
+	ctl    *os.File      // our end of rl-net's control socket
 }
 
 // prepareNetwork plans the network and, for user-mode networking, opens the
@@ -67,7 +88,7 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &network{mode: mode, dns: rec.DNS}
+	n := &network{mode: mode, dns: rec.DNS, name: rec.Name}
 	if mode != NetSlirp {
 		if len(rec.Ports) > 0 || rec.PublishAll {
 			return nil, fmt.Errorf("-p and -P need user-mode networking; --network %s has none (with host, the container's ports are the host's already)", mode)
@@ -120,9 +141,10 @@ func (n *network) configure(spec *initproc.Spec) {
 	}
 }
 
-// start runs the stack on the container's TAP (user-mode networking); pid
-// is the container's init, whose network namespace the published ports
-// splice host loopback clients into.
+// start takes the container's TAP (user-mode networking) and waits, on a
+// goroutine, for the container to use it; pid is the container's init,
+// whose network namespace the published ports splice host loopback clients
+// into.
 func (n *network) start(tap *os.File, pid int) error {
 	if n.mode != NetSlirp {
 		return nil
@@ -130,36 +152,129 @@ func (n *network) start(tap *os.File, pid int) error {
 	if tap == nil {
 		return fmt.Errorf("the container's init sent no TAP device")
 	}
-	// The endpoint owns its fd; tap's own is closed.
-	fd, err := unix.Dup(int(tap.Fd()))
-	tap.Close()
-	if err != nil {
-		return err
-	}
-	ep, err := netstack.NewTAPEndpoint(fd, n.cfg.MTU)
-	if err != nil {
-		unix.Close(fd)
-		return err
-	}
-	n.stack, err = netstack.New(n.cfg, ep, n.listeners)
-	if err != nil {
-		return fmt.Errorf("starting the container's network: %w", err)
-	}
-	n.listeners = nil // the stack owns them now
+	n.tap = tap
 	if len(n.published) > 0 {
 		if ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid)); err == nil {
-			n.stack.SpliceLoopback(ns)
+			n.netns = ns
 		}
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel, n.done = cancel, make(chan struct{})
+	go func() {
+		defer close(n.done)
+		first, err := netstack.WaitForTraffic(ctx, int(n.tap.Fd()), n.listeners)
+		if err == nil {
+			err = n.spawn(first)
+		}
+		if err != nil && ctx.Err() == nil {
+			n.warn("the container's network did not start: %v", err)
+		}
+	}()
+	return nil
+}
+
+// netHelper is the network's binary, beside rl-core.
+const netHelper = "rl-net"
+
+// helperTimeout bounds rl-net's start (its answer) and its exit.
+const helperTimeout = 10 * time.Second
+
+// spawn starts rl-net and hands it the TAP, the published ports and
+// first, the frame that woke us (netstack.Handoff).
+func (n *network) spawn(first []byte) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "rl-net control"), os.NewFile(uintptr(fds[1]), "rl-net control")
+	defer theirs.Close()
+	ports, err := n.listeners.Files()
+	if err != nil {
+		ours.Close()
+		return err
+	}
+	defer func() {
+		for _, f := range ports {
+			f.Close()
+		}
+	}()
+	h := netstack.Handoff{Config: n.cfg, Ports: n.listeners.Ports(), First: first, NetNS: n.netns != nil}
+	msg, err := json.Marshal(h)
+	if err != nil {
+		ours.Close()
+		return err
+	}
+	cmd := exec.Command(filepath.Join(filepath.Dir(self), netHelper), n.name)
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = append([]*os.File{theirs, n.tap}, ports...)
+	if n.netns != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, n.netns)
+	}
+	if err := cmd.Start(); err != nil {
+		ours.Close()
+		return fmt.Errorf("starting %s: %w", netHelper, err)
+	}
+	trace.Mark("core: rl-net started")
+	n.helper, n.ctl = cmd, ours
+	// rl-net has them now.
+	n.tap.Close()
+	n.tap = nil
+	if n.netns != nil {
+		n.netns.Close()
+		n.netns = nil
+	}
+	if _, err := unix.Write(int(ours.Fd()), msg); err != nil {
+		return fmt.Errorf("handing the network to %s: %w", netHelper, err)
+	}
+	ours.SetReadDeadline(time.Now().Add(helperTimeout))
+	buf := make([]byte, 4096)
+	m, err := ours.Read(buf)
+	ours.SetReadDeadline(time.Time{})
+	if err != nil {
+		return fmt.Errorf("%s did not answer: %w", netHelper, err)
+	}
+	if reply := string(buf[:m]); reply != "ok" {
+		return errors.New(reply)
+	}
+	// Its copies serve the ports now; ours would only hold them open.
+	n.listeners.Close()
+	n.listeners = nil
 	return nil
 }
 
 // ports are the published ports as the host sees them ("0.0.0.0:8080->80/tcp").
 func (n *network) ports() []string { return n.published }
 
+// close stops waiting, or stops rl-net (its control socket closes: it
+// stops the stack and exits) and reaps it; what the supervisor still holds
+// is closed.
 func (n *network) close() {
-	if n.stack != nil {
-		n.stack.Close()
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+	}
+	if n.helper != nil {
+		n.ctl.Close()
+		exited := make(chan struct{})
+		go func() {
+			n.helper.Wait()
+			close(exited)
+		}()
+		select {
+		case <-exited:
+		case <-time.After(helperTimeout):
+			n.helper.Process.Kill()
+			<-exited
+		}
+	}
+	for _, f := range []*os.File{n.tap, n.netns} {
+		if f != nil {
+			f.Close()
+		}
 	}
 	if n.listeners != nil {
 		n.listeners.Close()

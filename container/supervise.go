@@ -161,6 +161,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	if net, err = prepareNetwork(rec); err != nil {
 		return c, 0, false, abort(err)
 	}
+	net.warn = rt.warn
 	defer net.close()
 	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
 		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))
@@ -216,7 +217,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		logs.close()
 		return c, 0, false, err
 	}
-	trace.Mark("core: network started")
+	trace.Mark("core: network armed")
 	started = true
 	s.proc = p
 	self, _ := rootfs.StartTime(os.Getpid())

@@ -68,10 +68,18 @@ type Stack struct {
 // a TAP with IFF_VNET_HDR, and those offloads are most of the difference
 // (see tapLink).
 func NewTAPEndpoint(fd int, mtu uint32) (stack.LinkEndpoint, error) {
+	return NewTAPEndpointAfter(fd, mtu, nil)
+}
+
+// NewTAPEndpointAfter is NewTAPEndpoint for a TAP from which first, a frame
+// as read (vnet header included), was taken already (WaitForTraffic): the
+// stack gets it before anything read after it.
+func NewTAPEndpointAfter(fd int, mtu uint32, first []byte) (stack.LinkEndpoint, error) {
 	ep, err := newTAPLink(fd, mtu)
 	if err != nil {
 		return nil, fmt.Errorf("netstack: TAP endpoint on fd %d: %w", fd, err)
 	}
+	ep.first = first
 	return ep, nil
 }
 

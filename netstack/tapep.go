@@ -47,6 +47,10 @@ type tapLink struct {
 	f  *os.File
 	rc syscall.RawConn
 
+	// first is a frame read before the endpoint existed (WaitForTraffic),
+	// vnet header included: the reader delivers it before reading more.
+	first []byte
+
 	mu         sync.Mutex
 	dispatcher stack.NetworkDispatcher
 	onClose    func()
@@ -68,30 +72,35 @@ const (
 	maxIovecsPerWrite = 64
 )
 
-func newTAPLink(fd int, mtu uint32) (*tapLink, error) {
-	ifr, err := unix.NewIfreq("")
-	if err != nil {
-		return nil, err
-	}
-	vnet := false
-	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err == nil {
+// pollTAP says whether the TAP fd's frames carry a vnet header and returns
+// a non-blocking duplicate of it in Go's netpoller (a duplicate, so that an
+// error leaves fd to the caller; os.File closes its fd, at the latest when
+// collected).
+func pollTAP(fd int) (f *os.File, vnet bool, err error) {
+	if ifr, err := unix.NewIfreq(""); err == nil && unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr) == nil {
 		vnet = ifr.Uint16()&unix.IFF_VNET_HDR != 0
 	}
-	// The file is a duplicate, so that an error leaves fd to the caller
-	// (os.File closes its fd, at the latest when collected).
 	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := unix.SetNonblock(dup, true); err != nil {
 		unix.Close(dup)
-		return nil, err
+		return nil, false, err
 	}
-	f := os.NewFile(uintptr(dup), "tap")
+	f = os.NewFile(uintptr(dup), "tap")
 	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		// Not in the netpoller: the reader could not wait for frames.
+		// Not in the netpoller: a reader could not wait for frames.
 		f.Close()
-		return nil, fmt.Errorf("fd %d cannot be polled: %w", fd, err)
+		return nil, false, fmt.Errorf("fd %d cannot be polled: %w", fd, err)
+	}
+	return f, vnet, nil
+}
+
+func newTAPLink(fd int, mtu uint32) (*tapLink, error) {
+	f, vnet, err := pollTAP(fd)
+	if err != nil {
+		return nil, err
 	}
 	rc, err := f.SyscallConn()
 	if err != nil {
@@ -222,6 +231,10 @@ func (e *tapLink) readLoop(d stack.NetworkDispatcher) {
 	if e.vnet {
 		skip = vnetHdrSize
 	}
+	if len(e.first) >= skip+header.EthernetMinimumSize {
+		e.dispatch(d, buffer.MakeWithData(e.first[skip:]))
+	}
+	e.first = nil
 	for {
 		if big == nil {
 			big = buffer.NewViewSize(buffer.MaxChunkSize)
@@ -267,16 +280,7 @@ func (e *tapLink) readLoop(d stack.NetworkDispatcher) {
 			payload.Append(tail)
 			big, tail = nil, nil
 		}
-		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
-		if h, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize); ok {
-			eth := header.Ethernet(h)
-			dst := eth.DestinationAddress()
-			if dst == e.addr || dst[0]&1 == 1 {
-				pkt.NetworkProtocolNumber = eth.Type()
-				d.DeliverNetworkPacket(eth.Type(), pkt)
-			}
-		}
-		pkt.DecRef()
+		e.dispatch(d, payload)
 	}
 	if big != nil {
 		big.Release()
@@ -284,6 +288,21 @@ func (e *tapLink) readLoop(d stack.NetworkDispatcher) {
 	if tail != nil {
 		tail.Release()
 	}
+}
+
+// dispatch delivers one Ethernet frame (payload) if it is for us (our
+// address, broadcast or multicast).
+func (e *tapLink) dispatch(d stack.NetworkDispatcher, payload buffer.Buffer) {
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: payload})
+	if h, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize); ok {
+		eth := header.Ethernet(h)
+		dst := eth.DestinationAddress()
+		if dst == e.addr || dst[0]&1 == 1 {
+			pkt.NetworkProtocolNumber = eth.Type()
+			d.DeliverNetworkPacket(eth.Type(), pkt)
+		}
+	}
+	pkt.DecRef()
 }
 
 // WritePackets writes each packet with one writev (the TAP takes one frame

@@ -269,7 +269,7 @@ func TestExecNotRunning(t *testing.T) {
 }
 
 // rlBinaryNames are the base names of rl's binaries.
-var rlBinaryNames = map[string]bool{"rl": true, "rl-core": true, "rl-image": true}
+var rlBinaryNames = map[string]bool{"rl": true, "rl-core": true, "rl-image": true, "rl-net": true}
 
 // TestExecNoRLBinary: while an exec'd command runs, no process in the
 // container's PID namespace has an rl binary as its executable, seen from

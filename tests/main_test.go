@@ -136,7 +136,7 @@ func setUp() (*testEnv, error) {
 
 // rlBinaries are what `make` builds: rl, and the helpers it runs inside the
 // user namespace (found beside it).
-var rlBinaries = []string{"rl", "rl-core", "rl-image"}
+var rlBinaries = []string{"rl", "rl-core", "rl-image", "rl-net"}
 
 // installRL builds rl and its helpers (or copies them from beside
 // $RL_BINARY) into dir, mode 0755: the checkout may sit under /root, which

@@ -504,6 +504,28 @@ func TestNetPublishUDP(t *testing.T) {
 	})
 }
 
+// TestNetFirstFrame: the stack starts (rl-net) only when the container
+// first sends something (rl's phase marks, RL_TRACE=1, say when), and that
+// first frame is not lost: one ARP probe for the gateway, with no retry,
+// gets its answer.
+func TestNetFirstFrame(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		trace := runOpts{Env: []string{"RL_TRACE=1"}}
+		r := runAs(t, u, trace, rlBin, "run", "--rm", "busybox", "true")
+		if r.Code != 0 || !strings.Contains(r.Stderr, "core: network armed") || strings.Contains(r.Stderr, "core: rl-net started") {
+			t.Errorf("a container that sends nothing: want the network armed and no rl-net started\n%v", r)
+		}
+		r = runAs(t, u, trace, rlBin, "run", "--rm", "busybox", "sh", "-c", "wget -q http://10.0.2.2:9/; true")
+		if r.Code != 0 || !strings.Contains(r.Stderr, "core: rl-net started") {
+			t.Errorf("a container that connects: want rl-net started\n%v", r)
+		}
+		r = rl(t, u, "run", "--rm", "--cap-add", "NET_RAW", "busybox", "arping", "-c", "1", "-w", "2", "-I", "tap0", "10.0.2.2")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "reply from 10.0.2.2") {
+			t.Errorf("one ARP probe as the container's first frame: want the gateway's reply\n%v", r)
+		}
+	})
+}
+
 // TestNetNone: --network none has lo only, and refuses -p.
 func TestNetNone(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
@@ -659,6 +681,39 @@ func TestNetLifetime(t *testing.T) {
 		for n := range netTapsOnHost() {
 			if !tapsBefore[n] {
 				t.Errorf("a TAP device %s appeared in the host's network namespace", n)
+			}
+		}
+
+		// A container that uses its network has rl-net (the stack's
+		// process), named after it; it goes with the container, also
+		// when the supervisor is killed.
+		for _, kill := range []bool{false, true} {
+			n := netName(fmt.Sprintf("netlife-helper-%v", kill))
+			netDetached(t, u, n, "busybox", "sh", "-c", "wget -q http://10.0.2.2:9/ ; exec sleep 300")
+			var helper []string
+			for deadline := time.Now().Add(5 * time.Second); len(helper) == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				for _, p := range netProcsWith(n) {
+					if strings.Contains(p, "rl-net "+n) {
+						helper = append(helper, p)
+					}
+				}
+			}
+			if len(helper) != 1 {
+				t.Errorf("a container that used its network: want one rl-net %s process, got %q (all: %q)", n, helper, netProcsWith(n))
+				continue
+			}
+			if kill {
+				c := inspect(t, u, nil, n)
+				killPid(c.State.ConmonPid)
+			} else {
+				rlOK(t, u, "stop", "-t", "0", n)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for len(netProcsWith(n)) > 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if ps := netProcsWith(n); len(ps) > 0 {
+				t.Errorf("the container %s ended (supervisor killed: %v); 5 s later processes remain:\n%s", n, kill, strings.Join(ps, "\n"))
 			}
 		}
 

@@ -1,0 +1,95 @@
+// Command rl-net NAME runs the user-mode network of the container NAME: gVisor's stack on
+// the container's TAP, NAT to the host, the DNS relay and the published
+// ports (package netstack). The container's supervisor starts it once the
+// container first uses its network (netstack.WaitForTraffic) and hands it
+// what it needs (netstack.Handoff); it is not meant to be run by hand.
+//
+// It links the stack and nothing of the store, so the network's memory is
+// the stack's. It lives exactly as long as its control socket (fd 3): when
+// the supervisor closes it, or dies, rl-net stops the stack and exits.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime/debug"
+
+	"github.com/rlcontainers/rl/netstack"
+	"golang.org/x/sys/unix"
+)
+
+// Fds as the supervisor passes them (netstack.Handoff).
+const (
+	ctlFD       = 3
+	tapFD       = 4
+	firstPortFD = 5
+)
+
+func main() {
+	// The stack's buffers come and go at line rate: collect often, as the
+	// supervisor did when it ran the stack itself.
+	debug.SetGCPercent(25)
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "rl-net:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	buf := make([]byte, 256<<10)
+	n, err := unix.Read(ctlFD, buf)
+	if err != nil || n == 0 {
+		return fmt.Errorf("reading the handoff from the supervisor: %v (rl-net is started by rl, not by hand)", err)
+	}
+	var h netstack.Handoff
+	if err := json.Unmarshal(buf[:n], &h); err != nil {
+		return fmt.Errorf("the supervisor's handoff: %w", err)
+	}
+	st, err := start(h)
+	reply := "ok"
+	if err != nil {
+		reply = err.Error()
+	}
+	if _, werr := unix.Write(ctlFD, []byte(reply)); werr != nil && err == nil {
+		err = werr
+	}
+	if err != nil {
+		return err
+	}
+	// Until the supervisor closes its end (or exits).
+	for {
+		n, err := unix.Read(ctlFD, buf)
+		if n == 0 || (err != nil && err != unix.EINTR) {
+			break
+		}
+	}
+	return st.Close()
+}
+
+func start(h netstack.Handoff) (*netstack.Stack, error) {
+	var files []*os.File
+	for i := range h.Ports {
+		files = append(files, os.NewFile(uintptr(firstPortFD+i), "published port"))
+	}
+	l, err := netstack.ListenersFromFiles(h.Ports, files)
+	for _, f := range files {
+		f.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the published ports: %w", err)
+	}
+	ep, err := netstack.NewTAPEndpointAfter(tapFD, h.Config.MTU, h.First)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("the container's TAP: %w", err)
+	}
+	st, err := netstack.New(h.Config, ep, l)
+	if err != nil {
+		return nil, fmt.Errorf("starting the container's network: %w", err)
+	}
+	if h.NetNS {
+		st.SpliceLoopback(os.NewFile(uintptr(firstPortFD+len(h.Ports)), "netns"))
+	}
+	return st, nil
+}
