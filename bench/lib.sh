@@ -100,8 +100,10 @@ else
 	RL_BINARY=$REPO/bin/rl
 fi
 # The repo may live under a 0700 home: give the user its own copy of rl and
-# of the helpers it runs (rl-core, rl-image, rl-net: found beside it).
+# of the helpers it runs (rl-core, rl-image, rl-net: found beside it; an
+# older build, as RL_BINARY, may have no rl-net).
 for b in rl rl-core rl-image rl-net; do
+	[ "$b" != rl-net ] || [ -e "$(dirname "$RL_BINARY")/$b" ] || continue
 	install -m 0755 "$(dirname "$RL_BINARY")/$b" "$WORK/$b"
 done
 RL=$WORK/rl

@@ -45,13 +45,12 @@ func main() {
 // tuneGC: most rl-core processes live a few milliseconds (ps, images, the
 // start of rl run: ~4 MB allocated, one collection of ~1 ms), in which Go's
 // collector only costs time: it is off for the first second, with a memory
-// limit as the bound (a pull or a network transfer in that second collects
-// against the limit). A process still running then is a supervisor, whose
-// heap is mostly its network's packet and TCP buffers, which come and go
-// with the traffic: it collects at 25 % growth rather than Go's 100 %,
-// which keeps its peak RSS down (TestTAP: ~7 MB less at the same
-// throughput, within its noise). Lowering GOGC at once instead would start
-// a collection on rl run's start-up path.
+// limit as the bound (a pull in that second collects against the limit). A
+// process still running then is a supervisor, which lives as long as its
+// container: it collects at 25 % growth rather than Go's 100 %, to stay
+// small (the network's buffers are rl-net's, which collects at 25 % too).
+// Lowering GOGC at once instead would start a collection on rl run's
+// start-up path.
 func tuneGC() {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(startMemoryLimit)
