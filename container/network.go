@@ -64,13 +64,14 @@ func ParseNetwork(s string) (mode, opts string, err error) {
 // holds the TAP and the published ports' sockets; a container that never
 // uses its network costs no stack.
 type network struct {
-	mode      string
-	cfg       netstack.Config
-	dns       []string // --dns: the container's nameservers instead of the stack's relay
-	listeners *netstack.Listeners
-	published []string // "0.0.0.0:8080->80/tcp", ephemeral ports resolved
-	warn      func(format string, a ...any)
-	name      string // the container's, rl-net's argument (for ps)
+	mode       string
+	cfg        netstack.Config
+	dns        []string // --dns: the container's nameservers instead of the stack's relay
+	listeners  *netstack.Listeners
+	published  []string // "0.0.0.0:8080->80/tcp", ephemeral ports resolved
+	warn       func(format string, a ...any)
+	name       string // the container's, rl-net's argument (for ps)
+	helperPath string // rl-net's
 
 	tap    *os.File // the container's TAP, until rl-net has it
 	netns  *os.File // the container's network namespace, with published ports
@@ -96,6 +97,9 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 		return n, nil
 	}
 	if n.cfg, err = netstack.ParseOptions(opts); err != nil {
+		return nil, err
+	}
+	if n.helperPath, err = netHelperPath(); err != nil {
 		return nil, err
 	}
 	if n.cfg.DNSServers, err = netstack.HostResolvers("/etc/resolv.conf"); err != nil && len(rec.DNS) == 0 {
@@ -179,13 +183,24 @@ const netHelper = "rl-net"
 // helperTimeout bounds rl-net's start (its answer) and its exit.
 const helperTimeout = 10 * time.Second
 
+// netHelperPath is rl-net's path: beside rl-core (a build tree, or
+// libexec/rl in an install). A missing one fails rl run at once rather than
+// leave a container without its network.
+func netHelperPath() (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(filepath.Dir(self), netHelper)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s, which runs the container's network, is not beside %s (%v): reinstall rl (make install), or use --network none or host", netHelper, self, err)
+	}
+	return p, nil
+}
+
 // spawn starts rl-net and hands it the TAP, the published ports and
 // first, the frame that woke us (netstack.Handoff).
 func (n *network) spawn(first []byte) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return err
@@ -208,8 +223,8 @@ func (n *network) spawn(first []byte) error {
 		ours.Close()
 		return err
 	}
-	cmd := exec.Command(filepath.Join(filepath.Dir(self), netHelper), n.name)
-	cmd.Stderr = os.Stderr
+	cmd := exec.Command(n.helperPath, n.name)
+	cmd.Stderr = warnWriter(n.warn)
 	cmd.ExtraFiles = append([]*os.File{theirs, n.tap}, ports...)
 	if n.netns != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, n.netns)
@@ -244,6 +259,19 @@ func (n *network) spawn(first []byte) error {
 	n.listeners.Close()
 	n.listeners = nil
 	return nil
+}
+
+// warnWriter passes what rl-net prints (its errors) on as warnings, a
+// line each.
+type warnWriter func(format string, a ...any)
+
+func (w warnWriter) Write(b []byte) (int, error) {
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if l != "" {
+			w("%s", l)
+		}
+	}
+	return len(b), nil
 }
 
 // ports are the published ports as the host sees them ("0.0.0.0:8080->80/tcp").

@@ -526,6 +526,31 @@ func TestNetFirstFrame(t *testing.T) {
 	})
 }
 
+// TestNetHelperMissing: without rl-net beside rl-core (an install missing
+// it) rl run with the default network fails at once, naming it and the
+// fix; --network none still works.
+func TestNetHelperMissing(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		dir := userDir(t, u, "rl-without-net")
+		for _, name := range rlBinaries {
+			if name == "rl-net" {
+				continue
+			}
+			if err := copyExecutable(filepath.Join(filepath.Dir(rlBin), name), filepath.Join(dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bin := filepath.Join(dir, "rl")
+		r := runAs(t, u, runOpts{}, bin, "run", "--rm", "busybox", "true")
+		if r.Code != 125 || !strings.Contains(r.Stderr, "rl-net") || !strings.Contains(r.Stderr, "make install") {
+			t.Errorf("rl run without rl-net: want exit 125 naming rl-net and make install\n%v", r)
+		}
+		if r := runAs(t, u, runOpts{}, bin, "run", "--rm", "--network", "none", "busybox", "true"); r.Code != 0 {
+			t.Errorf("rl run --network none without rl-net:\n%v", r)
+		}
+	})
+}
+
 // TestNetNone: --network none has lo only, and refuses -p.
 func TestNetNone(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
