@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rlcontainers/rl/container/initproc"
@@ -79,6 +80,8 @@ type network struct {
 	done   chan struct{} // closed when waiting (and starting rl-net) is over
 	helper *exec.Cmd     // rl-net, once started
 	ctl    *os.File      // our end of rl-net's control socket
+	exited chan struct{} // closed when rl-net has exited (and is reaped)
+	quiet  atomic.Bool   // rl-net's exit is expected (close, or a failed start)
 }
 
 // prepareNetwork plans the network and, for user-mode networking, opens the
@@ -234,7 +237,15 @@ func (n *network) spawn(first []byte) error {
 		return fmt.Errorf("starting %s: %w", netHelper, err)
 	}
 	trace.Mark("core: rl-net started")
-	n.helper, n.ctl = cmd, ours
+	n.helper, n.ctl, n.exited = cmd, ours, make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		close(n.exited)
+		if !n.quiet.Load() {
+			// The container keeps running without a network: say so.
+			n.warn("the container's network stopped: %s exited (%v)", netHelper, err)
+		}
+	}()
 	// rl-net has them now.
 	n.tap.Close()
 	n.tap = nil
@@ -242,18 +253,24 @@ func (n *network) spawn(first []byte) error {
 		n.netns.Close()
 		n.netns = nil
 	}
+	failed := func(err error) error {
+		// Reported here once; its exit is no news.
+		n.quiet.Store(true)
+		cmd.Process.Kill()
+		return err
+	}
 	if _, err := unix.Write(int(ours.Fd()), msg); err != nil {
-		return fmt.Errorf("handing the network to %s: %w", netHelper, err)
+		return failed(fmt.Errorf("handing the network to %s: %w", netHelper, err))
 	}
 	ours.SetReadDeadline(time.Now().Add(helperTimeout))
 	buf := make([]byte, 4096)
 	m, err := ours.Read(buf)
 	ours.SetReadDeadline(time.Time{})
 	if err != nil {
-		return fmt.Errorf("%s did not answer: %w", netHelper, err)
+		return failed(fmt.Errorf("%s did not answer: %w", netHelper, err))
 	}
 	if reply := string(buf[:m]); reply != "ok" {
-		return errors.New(reply)
+		return failed(errors.New(reply))
 	}
 	// Its copies serve the ports now; ours would only hold them open.
 	n.listeners.Close()
@@ -281,22 +298,18 @@ func (n *network) ports() []string { return n.published }
 // stops the stack and exits) and reaps it; what the supervisor still holds
 // is closed.
 func (n *network) close() {
+	n.quiet.Store(true)
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
 	}
 	if n.helper != nil {
 		n.ctl.Close()
-		exited := make(chan struct{})
-		go func() {
-			n.helper.Wait()
-			close(exited)
-		}()
 		select {
-		case <-exited:
+		case <-n.exited:
 		case <-time.After(helperTimeout):
 			n.helper.Process.Kill()
-			<-exited
+			<-n.exited
 		}
 	}
 	for _, f := range []*os.File{n.tap, n.netns} {

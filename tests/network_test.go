@@ -551,6 +551,34 @@ func TestNetHelperMissing(t *testing.T) {
 	})
 }
 
+// TestNetHelperKilled: when rl-net dies under a running container, rl
+// says the network stopped (rather than leaving it silently without one).
+func TestNetHelperKilled(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		name := netName("netkilled")
+		done := make(chan Result, 1)
+		go func() {
+			done <- rl(t, u, "run", "--rm", "--name", name, "busybox", "sh", "-c", "wget -q http://10.0.2.2:9/; sleep 3")
+		}()
+		var pid int
+		for deadline := time.Now().Add(5 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for _, p := range netProcsWith(name) {
+				if strings.Contains(p, "rl-net "+name) {
+					fmt.Sscan(strings.TrimSuffix(strings.Fields(p)[0], ":"), &pid)
+				}
+			}
+		}
+		if pid == 0 {
+			t.Fatalf("no rl-net %s came up: %v", name, <-done)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
+		r := <-done
+		if r.Code != 0 || !strings.Contains(r.Stderr, "the container's network stopped") {
+			t.Errorf("rl-net killed under the container: want exit 0 and a warning that the network stopped\n%v", r)
+		}
+	})
+}
+
 // TestNetNone: --network none has lo only, and refuses -p.
 func TestNetNone(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {

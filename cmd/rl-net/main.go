@@ -51,11 +51,11 @@ func run() error {
 	if err != nil {
 		reply = err.Error()
 	}
-	if _, werr := unix.Write(ctlFD, []byte(reply)); werr != nil && err == nil {
-		err = werr
+	if _, werr := unix.Write(ctlFD, []byte(reply)); werr != nil {
+		return fmt.Errorf("answering the supervisor: %v (%s)", werr, reply)
 	}
 	if err != nil {
-		return err
+		os.Exit(1) // the supervisor reports it
 	}
 	// Until the supervisor closes its end (or exits).
 	for {
