@@ -15,7 +15,7 @@ import (
 
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/internal/trace"
-	"github.com/rlcontainers/rl/netstack"
+	"github.com/rlcontainers/rl/netstack/netconf"
 	"github.com/rlcontainers/rl/rootfs"
 	"golang.org/x/sys/unix"
 )
@@ -50,7 +50,7 @@ func ParseNetwork(s string) (mode, opts string, err error) {
 		return "", "", fmt.Errorf("unknown --network %q: use slirp[:OPTIONS], none, host or container:NAME", s)
 	}
 	if mode == NetSlirp {
-		if _, err := netstack.ParseOptions(opts); err != nil {
+		if _, err := netconf.ParseOptions(opts); err != nil {
 			return "", "", fmt.Errorf("--network %s: %w", s, err)
 		}
 	}
@@ -61,14 +61,14 @@ func ParseNetwork(s string) (mode, opts string, err error) {
 // user-mode networking the stack runs in rl-net (cmd/rl-net), a process the
 // supervisor starts when the container first uses its network: a frame on
 // the TAP (other than the kernel's own MLD reports at link-up) or a client
-// at a published port (netstack.WaitForTraffic). Until then the supervisor
+// at a published port (netconf.WaitForTraffic). Until then the supervisor
 // holds the TAP and the published ports' sockets; a container that never
 // uses its network costs no stack.
 type network struct {
 	mode       string
-	cfg        netstack.Config
+	cfg        netconf.Config
 	dns        []string // --dns: the container's nameservers instead of the stack's relay
-	listeners  *netstack.Listeners
+	listeners  *netconf.Listeners
 	published  []string // "0.0.0.0:8080->80/tcp", ephemeral ports resolved
 	warn       func(format string, a ...any)
 	name       string // the container's, rl-net's argument (for ps)
@@ -99,13 +99,13 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 		}
 		return n, nil
 	}
-	if n.cfg, err = netstack.ParseOptions(opts); err != nil {
+	if n.cfg, err = netconf.ParseOptions(opts); err != nil {
 		return nil, err
 	}
 	if n.helperPath, err = netHelperPath(); err != nil {
 		return nil, err
 	}
-	if n.cfg.DNSServers, err = netstack.HostResolvers("/etc/resolv.conf"); err != nil && len(rec.DNS) == 0 {
+	if n.cfg.DNSServers, err = netconf.HostResolvers("/etc/resolv.conf"); err != nil && len(rec.DNS) == 0 {
 		return nil, err
 	}
 	specs := append([]string{}, rec.Ports...)
@@ -114,11 +114,11 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 			specs = append(specs, publishAllSpec(p))
 		}
 	}
-	ports, err := netstack.ParsePorts(specs)
+	ports, err := netconf.ParsePorts(specs)
 	if err != nil {
 		return nil, err
 	}
-	if n.listeners, err = netstack.Listen(ports); err != nil {
+	if n.listeners, err = netconf.Listen(ports); err != nil {
 		return nil, err
 	}
 	for _, p := range n.listeners.Ports() {
@@ -169,7 +169,7 @@ func (n *network) start(tap *os.File, pid int) error {
 	n.cancel, n.done = cancel, make(chan struct{})
 	go func() {
 		defer close(n.done)
-		first, err := netstack.WaitForTraffic(ctx, int(n.tap.Fd()), n.listeners)
+		first, err := netconf.WaitForTraffic(ctx, int(n.tap.Fd()), n.listeners)
 		if err == nil {
 			err = n.spawn(first)
 		}
@@ -202,7 +202,7 @@ func netHelperPath() (string, error) {
 }
 
 // spawn starts rl-net and hands it the TAP, the published ports and
-// first, the frame that woke us (netstack.Handoff).
+// first, the frame that woke us (netconf.Handoff).
 func (n *network) spawn(first []byte) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -220,7 +220,7 @@ func (n *network) spawn(first []byte) error {
 			f.Close()
 		}
 	}()
-	h := netstack.Handoff{Config: n.cfg, Ports: n.listeners.Ports(), First: first, NetNS: n.netns != nil}
+	h := netconf.Handoff{Config: n.cfg, Ports: n.listeners.Ports(), First: first, NetNS: n.netns != nil}
 	msg, err := json.Marshal(h)
 	if err != nil {
 		ours.Close()
@@ -397,7 +397,7 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := netstack.ParsePorts(rec.Ports); err != nil {
+	if _, err := netconf.ParsePorts(rec.Ports); err != nil {
 		return "", err
 	}
 	for _, d := range rec.DNS {
@@ -408,4 +408,4 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 	return mode, nil
 }
 
-func netstackDefaults() netstack.Config { return netstack.DefaultConfig() }
+func netstackDefaults() netconf.Config { return netconf.DefaultConfig() }

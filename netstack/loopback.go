@@ -1,7 +1,8 @@
 // Package netstack gives containers their network: slirp-style user-mode
-// networking on gVisor's tcpip stack, run by the supervisor in the host's
-// network namespace on the TAP device that package link makes inside the
-// container.
+// networking on gVisor's tcpip stack, run by rl-net (cmd/rl-net) in the
+// host's network namespace on the TAP device that package link makes inside
+// the container. Its configuration, the published ports' sockets and the
+// handoff to rl-net are package netconf's, which links no gVisor.
 package netstack
 
 import "github.com/rlcontainers/rl/netstack/link"

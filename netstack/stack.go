@@ -88,7 +88,7 @@ func NewTAPEndpointAfter(fd int, mtu uint32, first []byte) (stack.LinkEndpoint, 
 // endpoint in tests), and serves the published ports of l, which it takes
 // over: Close closes them. l may be nil.
 func New(cfg Config, ep stack.LinkEndpoint, l *Listeners) (*Stack, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	netProtos := []stack.NetworkProtocolFactory{ipv4.NewProtocol, arp.NewProtocol}
@@ -108,24 +108,11 @@ func New(cfg Config, ep stack.LinkEndpoint, l *Listeners) (*Stack, error) {
 	}
 	n.startDNS()
 	if l != nil {
-		for _, pl := range l.ls {
+		for _, pl := range l.Sockets() {
 			n.publish(pl)
 		}
 	}
 	return n, nil
-}
-
-func (c Config) validate() error {
-	if !c.Subnet.IsValid() || !c.Gateway.Is4() || !c.DNS.Is4() || !c.Guest.Is4() {
-		return fmt.Errorf("netstack: incomplete IPv4 configuration (subnet %v, gateway %v, dns %v, guest %v)", c.Subnet, c.Gateway, c.DNS, c.Guest)
-	}
-	if c.IPv6 && (!c.Subnet6.IsValid() || !c.Gateway6.Is6() || !c.DNS6.Is6() || !c.Guest6.Is6()) {
-		return fmt.Errorf("netstack: incomplete IPv6 configuration (subnet %v, gateway %v, dns %v, guest %v)", c.Subnet6, c.Gateway6, c.DNS6, c.Guest6)
-	}
-	if c.MTU == 0 {
-		return fmt.Errorf("netstack: MTU is 0")
-	}
-	return nil
 }
 
 func (n *Stack) configure(ep stack.LinkEndpoint) error {

@@ -3,6 +3,7 @@ package netstack
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/rlcontainers/rl/netstack/netconf"
 	"os"
 	"sync"
 	"syscall"
@@ -62,43 +63,18 @@ type tapLink struct {
 // virtio_net_hdr (linux/virtio_net.h), the prefix of each frame on a TAP
 // with IFF_VNET_HDR; TUNSETVNETHDRSZ is left at its default, this size.
 const (
-	vnetHdrSize       = 10
+	vnetHdrSize       = netconf.VnetHdrSize
 	vnetFlagNeedsCsum = 1 // VIRTIO_NET_HDR_F_NEEDS_CSUM
 	vnetGSOTCPv4      = 1 // VIRTIO_NET_HDR_GSO_TCPV4
 	vnetGSOTCPv6      = 4 // VIRTIO_NET_HDR_GSO_TCPV6
-	gsoMaxSize        = 1 << 16
+	gsoMaxSize        = netconf.GSOMaxSize
 	smallFrame        = 1024 // copied out of the read buffer, which is kept
-	tailSize          = 4096 // a GSO frame's bytes beyond 64 KiB
+	tailSize          = netconf.TailSize
 	maxIovecsPerWrite = 64
 )
 
-// pollTAP says whether the TAP fd's frames carry a vnet header and returns
-// a non-blocking duplicate of it in Go's netpoller (a duplicate, so that an
-// error leaves fd to the caller; os.File closes its fd, at the latest when
-// collected).
-func pollTAP(fd int) (f *os.File, vnet bool, err error) {
-	if ifr, err := unix.NewIfreq(""); err == nil && unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr) == nil {
-		vnet = ifr.Uint16()&unix.IFF_VNET_HDR != 0
-	}
-	dup, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := unix.SetNonblock(dup, true); err != nil {
-		unix.Close(dup)
-		return nil, false, err
-	}
-	f = os.NewFile(uintptr(dup), "tap")
-	if err := f.SetReadDeadline(time.Time{}); err != nil {
-		// Not in the netpoller: a reader could not wait for frames.
-		f.Close()
-		return nil, false, fmt.Errorf("fd %d cannot be polled: %w", fd, err)
-	}
-	return f, vnet, nil
-}
-
 func newTAPLink(fd int, mtu uint32) (*tapLink, error) {
-	f, vnet, err := pollTAP(fd)
+	f, vnet, err := netconf.PollTAP(fd)
 	if err != nil {
 		return nil, err
 	}

@@ -1,8 +1,8 @@
 // Command rl-net NAME runs the user-mode network of the container NAME: gVisor's stack on
 // the container's TAP, NAT to the host, the DNS relay and the published
 // ports (package netstack). The container's supervisor starts it once the
-// container first uses its network (netstack.WaitForTraffic) and hands it
-// what it needs (netstack.Handoff); it is not meant to be run by hand.
+// container first uses its network (netconf.WaitForTraffic) and hands it
+// what it needs (netconf.Handoff); it is not meant to be run by hand.
 //
 // It links the stack and nothing of the store, so the network's memory is
 // the stack's. It lives exactly as long as its control socket (fd 3): when
@@ -16,10 +16,11 @@ import (
 	"runtime/debug"
 
 	"github.com/rlcontainers/rl/netstack"
+	"github.com/rlcontainers/rl/netstack/netconf"
 	"golang.org/x/sys/unix"
 )
 
-// Fds as the supervisor passes them (netstack.Handoff).
+// Fds as the supervisor passes them (netconf.Handoff).
 const (
 	ctlFD       = 3
 	tapFD       = 4
@@ -42,7 +43,7 @@ func run() error {
 	if err != nil || n == 0 {
 		return fmt.Errorf("reading the handoff from the supervisor: %v (rl-net is started by rl, not by hand)", err)
 	}
-	var h netstack.Handoff
+	var h netconf.Handoff
 	if err := json.Unmarshal(buf[:n], &h); err != nil {
 		return fmt.Errorf("the supervisor's handoff: %w", err)
 	}
@@ -67,12 +68,12 @@ func run() error {
 	return st.Close()
 }
 
-func start(h netstack.Handoff) (*netstack.Stack, error) {
+func start(h netconf.Handoff) (*netstack.Stack, error) {
 	var files []*os.File
 	for i := range h.Ports {
 		files = append(files, os.NewFile(uintptr(firstPortFD+i), "published port"))
 	}
-	l, err := netstack.ListenersFromFiles(h.Ports, files)
+	l, err := netconf.ListenersFromFiles(h.Ports, files)
 	for _, f := range files {
 		f.Close()
 	}

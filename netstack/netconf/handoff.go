@@ -1,4 +1,4 @@
-package netstack
+package netconf
 
 import (
 	"context"
@@ -12,10 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The stack runs in a process of its own, rl-net (cmd/rl-net), started by
-// the supervisor only once the container uses its network: WaitForTraffic
-// says when, and the TAP and the published ports' sockets go to rl-net as
-// files (Listeners.Files, ListenersFromFiles).
+// The stack (package netstack) runs in a process of its own, rl-net
+// (cmd/rl-net), started by the supervisor only once the container uses its
+// network: WaitForTraffic says when, and the TAP and the published ports'
+// sockets go to rl-net as files (Listeners.Files, ListenersFromFiles).
 
 // Files are duplicates of the listeners' sockets, in Ports' order, for
 // another process (ListenersFromFiles); the caller closes them.
@@ -95,7 +95,7 @@ var mldv2Reports = [6]byte{0x33, 0x33, 0, 0, 0, 0x16}
 
 // maxFrame holds any frame the TAP gives: a GSO frame's 64 KiB and tail,
 // and the vnet header.
-const maxFrame = vnetHdrSize + gsoMaxSize + tailSize
+const maxFrame = VnetHdrSize + GSOMaxSize + TailSize
 
 // WaitForTraffic waits until the container uses its network: a frame on
 // the TAP (fd, left open) other than an MLDv2 report, which it returns as
@@ -105,14 +105,14 @@ const maxFrame = vnetHdrSize + gsoMaxSize + tailSize
 // first. The listeners are only polled (through duplicates), and usable as
 // before afterwards.
 func WaitForTraffic(ctx context.Context, fd int, l *Listeners) ([]byte, error) {
-	tap, vnet, err := pollTAP(fd)
+	tap, vnet, err := PollTAP(fd)
 	if err != nil {
 		return nil, err
 	}
 	defer tap.Close()
 	skip := 0
 	if vnet {
-		skip = vnetHdrSize
+		skip = VnetHdrSize
 	}
 
 	type event struct {

@@ -1,4 +1,4 @@
-package netstack
+package netconf
 
 import (
 	"bufio"

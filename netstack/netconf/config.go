@@ -1,4 +1,4 @@
-package netstack
+package netconf
 
 import (
 	"fmt"
@@ -148,4 +148,18 @@ func ParseOptions(s string) (Config, error) {
 		return c, fmt.Errorf("network option mtu=%d: IPv6 needs at least 1280: raise it or add enable_ipv6=false", c.MTU)
 	}
 	return c, nil
+}
+
+// Validate checks that c is complete (the stack takes no other).
+func (c Config) Validate() error {
+	if !c.Subnet.IsValid() || !c.Gateway.Is4() || !c.DNS.Is4() || !c.Guest.Is4() {
+		return fmt.Errorf("netstack: incomplete IPv4 configuration (subnet %v, gateway %v, dns %v, guest %v)", c.Subnet, c.Gateway, c.DNS, c.Guest)
+	}
+	if c.IPv6 && (!c.Subnet6.IsValid() || !c.Gateway6.Is6() || !c.DNS6.Is6() || !c.Guest6.Is6()) {
+		return fmt.Errorf("netstack: incomplete IPv6 configuration (subnet %v, gateway %v, dns %v, guest %v)", c.Subnet6, c.Gateway6, c.DNS6, c.Guest6)
+	}
+	if c.MTU == 0 {
+		return fmt.Errorf("netstack: MTU is 0")
+	}
+	return nil
 }
