@@ -224,7 +224,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	st := rootfs.State{
 		Status: "running", Pid: p.Pid, StartedAt: time.Now().UTC(),
 		Supervisor: os.Getpid(), SupervisorStart: self, Detached: !m.Attach,
-		Namespaces: namespaceLinks(p.Pid), Ports: net.ports(),
+		Namespaces: namespaceLinks(p.Pid), Ports: net.ports(), RunRoot: rt.RunRoot,
 	}
 	if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
 		rt.warn("recording the start of %s: %v", c.ID[:12], err)
@@ -242,7 +242,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	trace.Mark("core: workload exited")
 	close(done)
 	logs.close()
-	st.Status, st.ExitCode, st.FinishedAt, st.Pid, st.Namespaces, st.Ports = "exited", code, time.Now().UTC(), 0, nil, nil
+	st.Status, st.ExitCode, st.FinishedAt, st.Pid, st.Namespaces, st.Ports, st.RunRoot = "exited", code, time.Now().UTC(), 0, nil, nil, ""
 	if !rec.AutoRm {
 		if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
 			rt.warn("recording the exit of %s: %v", c.ID[:12], err)

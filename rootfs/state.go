@@ -34,6 +34,10 @@ type State struct {
 	Namespaces map[string]string `json:"namespaces,omitempty"`
 	// Ports are the published ports while it runs ("0.0.0.0:8080->80/tcp").
 	Ports []string `json:"ports,omitempty"`
+	// RunRoot is the run dir of the supervisor's control socket while it
+	// runs: another rl (another XDG_RUNTIME_DIR, after su, in cron) finds
+	// the container there.
+	RunRoot string `json:"runRoot,omitempty"`
 }
 
 func statePath(store storage.Store, id string) (string, error) {

@@ -613,6 +613,27 @@ func killPid(pid int) error {
 	return p.Kill()
 }
 
+// TestLifecycleOtherRunDir: a container started with one run dir
+// (XDG_RUNTIME_DIR set, as in a desktop session) is reached from an rl with
+// another (none set: after su, in cron): exec, kill and stop act on it,
+// as its state says where its supervisor listens; before, stop printed the
+// name and left it running.
+func TestLifecycleOtherRunDir(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		xdg := []string{"XDG_RUNTIME_DIR=" + userDir(t, u, "xdg")}
+		name := "otherrun-" + u.Name
+		detach(t, u, xdg, name, "busybox", "sleep", "300")
+		if r := lcRL(t, u, nil, "exec", name, "echo", "reached"); r.Code != 0 || r.Stdout != "reached\n" {
+			t.Errorf("rl exec from another run dir:\n%v", r)
+		}
+		lcRLOK(t, u, nil, "kill", "-s", "WINCH", name)
+		lcRLOK(t, u, nil, "stop", "-t", "0", name)
+		if c := inspect(t, u, nil, name); c.State.Status != "exited" {
+			t.Errorf("rl stop from another run dir: the container is %q, want exited", c.State.Status)
+		}
+	})
+}
+
 // TestLifecycleStaleRunDir: after a reboot (processes gone, run dir gone)
 // rl ps -a lists the containers as exited; they start and rm.
 func TestLifecycleStaleRunDir(t *testing.T) {

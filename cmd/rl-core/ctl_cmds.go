@@ -13,16 +13,25 @@ import (
 
 // exec, stop, kill and wait reach rl-core when the host-side rl found no
 // running container by that reference: here the store tells unknown from
-// stopped. A container that is running after all (it was starting) is
-// handled through its socket, as rl does.
+// stopped. A container that is running after all (it was starting, or its
+// supervisor serves another run dir: another XDG_RUNTIME_DIR, after su or
+// in cron) is handled through its socket, where its state says it is.
+
+// ctlRoot is the run dir of a running container's control socket.
+func ctlRoot(s *session.Session, st *rootfs.State) string {
+	if st.RunRoot != "" {
+		return st.RunRoot
+	}
+	return s.Paths.RunRoot
+}
 
 func runExec(all *cli.CLI, s *session.Session) error {
 	e := all.Exec
-	id, err := runningID(s, e.Container)
+	id, st, err := runningID(s, e.Container)
 	if err != nil {
 		return err
 	}
-	code, err := ctl.RunExec(s.Paths.RunRoot, id, ctl.Exec{
+	code, err := ctl.RunExec(ctlRoot(s, st), id, ctl.Exec{
 		Args: e.Args, Env: e.EnvList, User: e.User, Workdir: e.Workdir,
 		TTY: e.TTY, Interactive: e.Interactive, Detach: e.Detach,
 	}, os.Stdin, os.Stdout, os.Stderr)
@@ -42,7 +51,7 @@ func runStop(all *cli.CLI, s *session.Session) error {
 			if all.Stop.Time != nil {
 				timeout = *all.Stop.Time
 			}
-			if _, err := ctl.Stop(s.Paths.RunRoot, id, timeout); err != nil && !errors.Is(err, ctl.ErrNotRunning) {
+			if _, err := ctl.Stop(ctlRoot(s, c), id, timeout); err != nil && !errors.Is(err, ctl.ErrNotRunning) {
 				return err
 			}
 		}
@@ -61,7 +70,7 @@ func runKill(all *cli.CLI, s *session.Session) error {
 		if c.Status != "running" {
 			return notRunning(ref)
 		}
-		if err := ctl.Kill(s.Paths.RunRoot, id, sig); err != nil {
+		if err := ctl.Kill(ctlRoot(s, c), id, sig); err != nil {
 			if errors.Is(err, ctl.ErrNotRunning) {
 				return notRunning(ref)
 			}
@@ -77,7 +86,7 @@ func runWait(all *cli.CLI, s *session.Session) error {
 		code := c.ExitCode
 		if c.Status == "running" {
 			var err error
-			if code, err = ctl.Wait(s.Paths.RunRoot, id); err != nil {
+			if code, err = ctl.Wait(ctlRoot(s, c), id); err != nil {
 				if !errors.Is(err, ctl.ErrNotRunning) {
 					return err
 				}
@@ -102,15 +111,16 @@ func eachContainer(s *session.Session, refs []string, fn func(ref string, st *ro
 	})
 }
 
-func runningID(s *session.Session, ref string) (string, error) {
+func runningID(s *session.Session, ref string) (string, *rootfs.State, error) {
 	c, err := rootfs.LookupContainer(s.Store, ref)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if rootfs.ReadState(s.Store, c.ID).Status != "running" {
-		return "", notRunning(ref)
+	st := rootfs.ReadState(s.Store, c.ID)
+	if st.Status != "running" {
+		return "", nil, notRunning(ref)
 	}
-	return c.ID, nil
+	return c.ID, &st, nil
 }
 
 func notRunning(ref string) error {
@@ -119,11 +129,11 @@ func notRunning(ref string) error {
 
 func runAttach(all *cli.CLI, s *session.Session) error {
 	ref := all.Attach.Container
-	id, err := runningID(s, ref)
+	id, st, err := runningID(s, ref)
 	if err != nil {
 		return err
 	}
-	code, detached, err := ctl.Attach(s.Paths.RunRoot, id, os.Stdin, os.Stdout, os.Stderr)
+	code, detached, err := ctl.Attach(ctlRoot(s, st), id, os.Stdin, os.Stdout, os.Stderr)
 	if errors.Is(err, ctl.ErrNotRunning) {
 		return notRunning(ref)
 	}
