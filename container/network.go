@@ -243,7 +243,7 @@ func (n *network) spawn(first []byte) error {
 		close(n.exited)
 		if !n.quiet.Load() {
 			// The container keeps running without a network: say so.
-			n.warn("the container's network stopped: %s exited (%v)", netHelper, err)
+			n.warn("the container's network stopped: %s exited (%v); the container runs on without one until it is started again", netHelper, err)
 		}
 	}()
 	// rl-net has them now.

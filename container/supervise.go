@@ -96,16 +96,13 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		user = keepID(rt.Plan)
 	}
 
-	// The network starts as soon as the init sends its TAP, while the init
-	// still mounts and execs (on another CPU); net is prepared before the
-	// spec goes, and so before any TAP comes.
+	// The init sends its TAP (user-mode networking) while it sets up; the
+	// network takes it once the init is ready (net.start only arms it:
+	// rl-net starts on the container's first traffic).
 	var net *network
-	netDone := make(chan error, 1)
-	tapSeen := false
-	onTap := func(tap *os.File, pid int) {
-		tapSeen = true
-		go func() { netDone <- net.start(tap, pid) }()
-	}
+	var tap *os.File
+	var tapPid int
+	onTap := func(f *os.File, pid int) { tap, tapPid = f, pid }
 	type specMsg struct {
 		spec *initproc.Spec
 		tree *os.File
@@ -201,13 +198,11 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		// relay uses them until the workload exits.)
 		logs.closeWriters()
 	}
-	// tapSeen was set on Start's goroutine, before Start returned.
-	if tapSeen {
-		if netErr := <-netDone; err == nil {
-			err = netErr
-		}
-	} else if err == nil {
-		err = net.start(nil, 0) // an error with user-mode networking: no TAP came
+	// onTap ran on Start's goroutine, before Start returned. The network
+	// takes the TAP even after a failure (its close closes it); with
+	// user-mode networking and no TAP, start fails.
+	if netErr := net.start(tap, tapPid); err == nil {
+		err = netErr
 	}
 	if err != nil && p != nil {
 		_ = p.Signal(syscall.SIGKILL)

@@ -14,8 +14,5 @@ type (
 
 var (
 	DefaultConfig = netconf.DefaultConfig
-	ParseOptions  = netconf.ParseOptions
-	ParsePorts    = netconf.ParsePorts
 	Listen        = netconf.Listen
-	HostResolvers = netconf.HostResolvers
 )

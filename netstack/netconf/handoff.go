@@ -2,7 +2,6 @@ package netconf
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -119,7 +118,9 @@ func WaitForTraffic(ctx context.Context, fd int, l *Listeners) ([]byte, error) {
 		frame []byte
 		err   error
 	}
-	socks, err := l.pollFiles()
+	// Files' duplicates share the sockets' O_NONBLOCK, so they are in Go's
+	// netpoller (a listener's own SyscallConn cannot be read: EINVAL).
+	socks, err := l.Files()
 	if err != nil {
 		return nil, err
 	}
@@ -187,8 +188,7 @@ func WaitForTraffic(ctx context.Context, fd int, l *Listeners) ([]byte, error) {
 	case <-ctx.Done():
 		ev.err = ctx.Err()
 	}
-	// Wake the other watchers, wait for them, and make the sockets
-	// blocking-as-before for whoever serves them next.
+	// Wake the other watchers (on their duplicates) and wait for them.
 	past := time.Unix(1, 0)
 	tap.SetReadDeadline(past)
 	for _, c := range socks {
@@ -198,40 +198,7 @@ func WaitForTraffic(ctx context.Context, fd int, l *Listeners) ([]byte, error) {
 	if ev.err != nil && ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	if errors.Is(ev.err, os.ErrDeadlineExceeded) {
-		return nil, fmt.Errorf("netstack: waiting for traffic: %w", ev.err)
-	}
 	return ev.frame, ev.err
-}
-
-// pollFiles are duplicates of l's sockets in Go's netpoller, which
-// WaitForTraffic waits on for readability (a listener's own SyscallConn
-// cannot be read: it answers EINVAL); the caller closes them.
-func (l *Listeners) pollFiles() ([]*os.File, error) {
-	if l == nil {
-		return nil, nil
-	}
-	files, err := l.Files()
-	if err != nil {
-		return nil, err
-	}
-	for i, f := range files {
-		// Files' duplicates share the socket's O_NONBLOCK; NewFile of a
-		// non-blocking fd polls it.
-		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-		if err == nil {
-			err = unix.SetNonblock(fd, true)
-		}
-		f.Close()
-		if err != nil {
-			for _, g := range files[:i] {
-				g.Close()
-			}
-			return nil, err
-		}
-		files[i] = os.NewFile(uintptr(fd), "published port")
-	}
-	return files, nil
 }
 
 // Handoff is what the supervisor tells rl-net, as JSON on their control
