@@ -19,16 +19,18 @@ import (
 // handled=false hands the whole command over.
 func fastPath(c *cli.CLI, kctx *kong.Context, fallback func(args ...string) error) (handled bool, err error) {
 	cmd := cli.Command(kctx)
+	switch cmd {
+	case "exec", "attach", "stop", "kill", "wait":
+	default:
+		return false, nil
+	}
 	p, err := c.Globals.Paths()
 	if err != nil {
 		return false, err
 	}
-	switch cmd {
-	case "exec", "attach", "stop", "kill", "wait":
-		// Another store's run dir must not lead to its containers.
-		if err := paths.CheckRunRoot(p); err != nil {
-			return true, err
-		}
+	// Another store's run dir must not lead to its containers.
+	if err := paths.CheckRunRoot(p); err != nil {
+		return true, err
 	}
 	switch cmd {
 	case "exec", "attach":
@@ -47,9 +49,6 @@ func fastPath(c *cli.CLI, kctx *kong.Context, fallback func(args ...string) erro
 			return true, attach(p.RunRoot, ref, id)
 		}
 		return true, execIn(c, p.RunRoot, id)
-	case "stop", "kill", "wait":
-	default:
-		return false, nil
 	}
 	var refs []string
 	var op func(ref, id string) error

@@ -29,6 +29,8 @@ type Paths struct {
 	// runBase is the run dir RunRoot was made in, when ForRoot gave a store
 	// of its own one (EnsureRunRoot checks it too).
 	runBase string
+	// canon is Canonical(Root), as ForRoot found it.
+	canon string
 }
 
 // HostUID is the user's uid on the host. Inside rl's user namespace
@@ -78,9 +80,9 @@ func Default() (Paths, error) {
 // name in one store would reach the other's container). An explicit
 // --runroot replaces RunRoot afterwards (WithRunRoot).
 func (p Paths) ForRoot(root string) Paths {
-	p.Root = root
+	p.Root, p.canon = root, Canonical(root)
 	p.runBase = p.RunRoot
-	sum := sha256.Sum256([]byte(Canonical(root)))
+	sum := sha256.Sum256([]byte(p.canon))
 	p.RunRoot = filepath.Join(p.RunRoot, "root-"+hex.EncodeToString(sum[:6]))
 	p.RunRootReason += "; one per store"
 	return p
@@ -125,11 +127,19 @@ func (p Paths) EnsureRunRoot() error {
 // ownerFile records, in a run dir, the store that uses it.
 func ownerFile(runRoot string) string { return filepath.Join(runRoot, "rl", "store") }
 
+// canonicalRoot is Canonical(p.Root), from ForRoot when it ran.
+func (p Paths) canonicalRoot() string {
+	if p.canon != "" {
+		return p.canon
+	}
+	return Canonical(p.Root)
+}
+
 // ClaimRunRoot records p's store as the run dir's, or checks that it is
 // the one recorded (CheckRunRoot): a run dir given to two stores with
 // --runroot is refused, as podman refuses it.
 func ClaimRunRoot(p Paths) error {
-	if err := CheckRunRoot(p); err != nil || ownerKnown(p.RunRoot) {
+	if claimed, err := checkRunRoot(p); claimed || err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(ownerFile(p.RunRoot)), 0o700); err != nil {
@@ -140,7 +150,7 @@ func ClaimRunRoot(p Paths) error {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	_, err = tmp.WriteString(Canonical(p.Root) + "\n")
+	_, err = tmp.WriteString(p.canonicalRoot() + "\n")
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -155,22 +165,23 @@ func ClaimRunRoot(p Paths) error {
 	return CheckRunRoot(p)
 }
 
-func ownerKnown(runRoot string) bool {
-	_, err := os.Stat(ownerFile(runRoot))
-	return err == nil
-}
-
 // CheckRunRoot fails when the run dir is recorded as another store's.
 func CheckRunRoot(p Paths) error {
+	_, err := checkRunRoot(p)
+	return err
+}
+
+// checkRunRoot is CheckRunRoot, and says whether the run dir is claimed.
+func checkRunRoot(p Paths) (claimed bool, err error) {
 	b, err := os.ReadFile(ownerFile(p.RunRoot))
 	if err != nil {
-		return nil // not claimed yet (or made before rl recorded it)
+		return false, nil // not claimed yet (or made before rl recorded it)
 	}
-	owner, own := strings.TrimSpace(string(b)), Canonical(p.Root)
+	owner, own := strings.TrimSpace(string(b)), p.canonicalRoot()
 	if owner == own {
-		return nil
+		return true, nil
 	}
-	return fmt.Errorf("run dir %s belongs to the store %s, not to %s: give each store its own --runroot (or leave --runroot out: each --root then gets one)", p.RunRoot, owner, own)
+	return true, fmt.Errorf("run dir %s belongs to the store %s, not to %s: give each store its own --runroot (or leave --runroot out: each --root then gets one)", p.RunRoot, owner, own)
 }
 
 // RuntimeDirUsable: after `su` or `sudo -u` XDG_RUNTIME_DIR often still names
