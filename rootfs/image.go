@@ -3,6 +3,7 @@ package rootfs
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"go.podman.io/image/v5/docker/reference"
@@ -21,22 +22,38 @@ func LookupImage(store storage.Store, name string) (*storage.Image, error) {
 	if img, err := store.Image(name); err == nil {
 		return img, nil
 	}
-	sys := &types.SystemContext{}
-	candidates, err := shortnames.ResolveLocally(sys, name)
+	candidates, err := cachedCandidates(filepath.Join(store.RunRoot(), "rl", shortNameCacheFile), name)
 	if err != nil {
 		return nil, fmt.Errorf("invalid image name %q: %w", name, err)
 	}
-	if _, err := sysregistriesv2.UnqualifiedSearchRegistries(sys); err == nil && shortnames.IsShortName(name) {
-		if named, err := reference.ParseNormalizedNamed(name); err == nil {
-			candidates = append(candidates, reference.TagNameOnly(named))
-		}
-	}
 	for _, c := range candidates {
-		if img, err := store.Image(c.String()); err == nil {
+		if img, err := store.Image(c); err == nil {
 			return img, nil
 		}
 	}
 	return nil, fmt.Errorf("%w %q: see rl images", ErrImageUnknown, name)
+}
+
+// localCandidates are the names a short name stands for in the store, in
+// the order a pull tries them: its alias, else localhost/NAME and NAME at
+// each unqualified-search registry; then docker.io's reading of it. A name
+// that is not short stands for itself (with :latest when untagged).
+func localCandidates(name string) ([]string, error) {
+	sys := &types.SystemContext{}
+	named, err := shortnames.ResolveLocally(sys, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := sysregistriesv2.UnqualifiedSearchRegistries(sys); err == nil && shortnames.IsShortName(name) {
+		if n, err := reference.ParseNormalizedNamed(name); err == nil {
+			named = append(named, reference.TagNameOnly(n))
+		}
+	}
+	out := make([]string, len(named))
+	for i, n := range named {
+		out[i] = n.String()
+	}
+	return out, nil
 }
 
 // RemoveImage deletes an image; it refuses while containers use it unless

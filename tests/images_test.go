@@ -206,3 +206,39 @@ func TestPullPolicy(t *testing.T) {
 		}
 	})
 }
+
+// TestShortNameConfigChange: rl keeps what a short name resolved to (the
+// registries configuration is costly to parse), but a change to
+// registries.conf takes effect at the next command: an alias makes a name
+// that was not in the store find busybox, and removing it undoes that.
+func TestShortNameConfigChange(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, "127.0.0.1:1")
+		if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		conf := filepath.Join(v.Home, ".config", "containers", "registries.conf")
+		orig, err := os.ReadFile(conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing := func(when string) {
+			t.Helper()
+			r := rlEnv(t, v, env, "run", "--rm", "--pull=never", "mybox", "true")
+			if r.Code != 125 || !strings.Contains(r.Stderr, "--pull=never") {
+				t.Fatalf("%s: want mybox not in the store (exit 125):\n%v", when, r)
+			}
+		}
+		for i := 0; i < 2; i++ { // the second from what the first kept
+			missing("no alias")
+		}
+		writeUserFile(t, v, conf, string(orig)+"\n[aliases]\n\"mybox\" = \"docker.io/library/busybox\"\n")
+		for i := 0; i < 2; i++ {
+			if r := rlEnv(t, v, env, "run", "--rm", "--pull=never", "mybox", "echo", "aliased"); r.Code != 0 || r.Stdout != "aliased\n" {
+				t.Fatalf("mybox aliased to busybox: %v", r)
+			}
+		}
+		writeUserFile(t, v, conf, string(orig))
+		missing("alias removed")
+	})
+}
