@@ -4,17 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
 
+	"github.com/rlcontainers/rl/internal/runcache"
 	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/storage/pkg/configfile"
 	"go.podman.io/storage/pkg/homedir"
-	"go.podman.io/storage/pkg/ioutils"
 	"go.podman.io/storage/pkg/unshare"
 )
 
@@ -31,31 +30,17 @@ import (
 // shortNameCacheFile is the cache's name in RUNROOT/rl.
 const shortNameCacheFile = "short-names.json"
 
-// shortNameCache is that file: candidates by name, for one configuration.
-type shortNameCache struct {
-	Key   string              `json:"key"`
-	Names map[string][]string `json:"names"`
-}
-
-// maxCachedNames bounds the file: a new name beyond it starts it afresh.
-const maxCachedNames = 64
-
 // cachedCandidates is localCandidates(name) through the cache at path.
 // Without a key (a configuration that cannot be read; the library will say
-// why) it is localCandidates itself. A cache that cannot be written is no
-// failure: the next run resolves again.
+// why) it is localCandidates itself.
 func cachedCandidates(path, name string) ([]string, error) {
 	key, ok := registriesKey()
 	if !ok {
 		return localCandidates(name)
 	}
-	var c shortNameCache
-	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &c) == nil && c.Key == key {
-		if cands, ok := c.Names[name]; ok {
-			return cands, nil
-		}
-	} else {
-		c = shortNameCache{Key: key}
+	var cands []string
+	if runcache.Get(path, key, name, &cands) {
+		return cands, nil
 	}
 	cands, err := localCandidates(name)
 	if err != nil {
@@ -63,13 +48,7 @@ func cachedCandidates(path, name string) ([]string, error) {
 	}
 	// Kept only if the configuration did not change while it was read.
 	if after, ok := registriesKey(); ok && after == key {
-		if c.Names == nil || len(c.Names) >= maxCachedNames {
-			c.Names = map[string][]string{}
-		}
-		c.Names[name] = cands
-		if b, err := json.Marshal(c); err == nil {
-			_ = ioutils.AtomicWriteFile(path, b, 0o600)
-		}
+		runcache.Put(path, key, name, cands)
 	}
 	return cands, nil
 }

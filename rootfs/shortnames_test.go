@@ -55,7 +55,7 @@ func TestShortNameCache(t *testing.T) {
 	}
 	// A hit: what the cache holds is what comes back.
 	b, _ := os.ReadFile(cache)
-	forged := bytes.Replace(b, []byte(`"names":{`), []byte(`"names":{"other":["cached.example/other:latest"],`), 1)
+	forged := bytes.Replace(b, []byte(`"entries":{`), []byte(`"entries":{"other":["cached.example/other:latest"],`), 1)
 	if err := os.WriteFile(cache, forged, 0o600); err != nil {
 		t.Fatal(err)
 	}
