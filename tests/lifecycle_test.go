@@ -577,8 +577,8 @@ func TestLifecycleSupervisorKilled(t *testing.T) {
 			t.Errorf("rl ps -a says exited but the workload (pid %d) still runs", v.State.Pid)
 		}
 		rmr := rl(t, u, "rm", name)
-		if rmr.Code != 0 {
-			t.Errorf("rl rm after the supervisor died:\n%v", rmr)
+		if rmr.Code != 0 || rmr.Stdout != name+"\n" {
+			t.Errorf("rl rm after the supervisor died: want exit 0 and the name as given (as docker and podman print it):\n%v", rmr)
 			rl(t, u, "rm", "-f", name)
 		}
 		if ps := rlOK(t, u, "ps", "-a"); psRow(ps.Stdout, name) != "" {
