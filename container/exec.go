@@ -40,7 +40,12 @@ func (s *supervisor) exec(c *ctl.Conn, e *ctl.Exec, files []*os.File) {
 		c.Send(done(ExitRlError, errors.New("exec: no command")))
 		return
 	}
-	cmd, master, err := s.startExec(e, files)
+	stdio, preserved, err := execFiles(e, files)
+	if err != nil {
+		c.Send(done(ExitRlError, err))
+		return
+	}
+	cmd, master, err := s.startExec(e, stdio, preserved)
 	if err != nil {
 		c.Send(done(0, err))
 		return
@@ -64,12 +69,25 @@ func (s *supervisor) exec(c *ctl.Conn, e *ctl.Exec, files []*os.File) {
 	c.Send(ctl.Response{Done: true, Code: code})
 }
 
+// execFiles splits an exec request's files into its stdio (none with a
+// terminal) and its --preserve-fds files.
+func execFiles(e *ctl.Exec, files []*os.File) (stdio, preserved []*os.File, err error) {
+	n := 3
+	if e.TTY {
+		n = 0
+	}
+	if e.Preserve < 0 || len(files) != n+e.Preserve {
+		return nil, nil, fmt.Errorf("exec: %d files for %d stdio and %d preserved", len(files), n, e.Preserve)
+	}
+	return files[:n], files[n:], nil
+}
+
 // startExec forks the process on a thread of its own that joined the
 // container's namespaces. The thread is never unlocked: Go ends it with
 // its goroutine, so no other goroutine runs in those namespaces.
-func (s *supervisor) startExec(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.File, error) {
+func (s *supervisor) startExec(e *ctl.Exec, files, preserved []*os.File) (*exec.Cmd, *os.File, error) {
 	if s.rec.UserNS == "keep-id" {
-		return s.startExecNested(e, files)
+		return s.startExecNested(e, files, preserved)
 	}
 	type result struct {
 		cmd    *exec.Cmd
@@ -79,14 +97,14 @@ func (s *supervisor) startExec(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.Fi
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		cmd, master, err := s.startExecLocked(e, files)
+		cmd, master, err := s.startExecLocked(e, files, preserved)
 		ch <- result{cmd, master, err}
 	}()
 	r := <-ch
 	return r.cmd, r.master, r.err
 }
 
-func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.File, error) {
+func (s *supervisor) startExecLocked(e *ctl.Exec, files, preserved []*os.File) (*exec.Cmd, *os.File, error) {
 	// setns(CLONE_NEWNS) needs a thread whose fs struct is its own.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return nil, nil, fmt.Errorf("exec: unshare(CLONE_FS): %w", err)
@@ -146,7 +164,7 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	if dir == "" {
 		dir = "/"
 	}
-	cmd := &exec.Cmd{Path: path, Args: e.Args, Env: env, Dir: dir}
+	cmd := &exec.Cmd{Path: path, Args: e.Args, Env: env, Dir: dir, ExtraFiles: preserved}
 	cred := &syscall.Credential{Uid: uint32(eu.Uid), Gid: uint32(eu.Gid)}
 	for _, g := range eu.Sgids {
 		cred.Groups = append(cred.Groups, uint32(g))
@@ -235,7 +253,7 @@ func closeAll(files []*os.File) {
 // it runs, /proc/PID/exe names a root-owned file the container cannot
 // overwrite. The user, environment and pty are found from a thread that
 // joined the container's mount and UTS namespaces.
-func (s *supervisor) startExecNested(e *ctl.Exec, files []*os.File) (*exec.Cmd, *os.File, error) {
+func (s *supervisor) startExecNested(e *ctl.Exec, files, preserved []*os.File) (*exec.Cmd, *os.File, error) {
 	nsenter, err := exec.LookPath("nsenter")
 	if err != nil {
 		return nil, nil, errors.New("exec into a --userns keep-id container needs nsenter (util-linux), which is not installed")
@@ -301,7 +319,8 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files []*os.File) (*exec.Cmd, 
 	pid := fmt.Sprint(s.proc.Pid)
 	args := []string{"nsenter", "--target", pid, "--user", "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup",
 		"--setuid", fmt.Sprint(p.uid), "--setgid", fmt.Sprint(p.gid), "--wd=" + p.dir, "--"}
-	cmd := &exec.Cmd{Path: nsenter, Args: append(args, e.Args...), Env: p.env}
+	// nsenter leaves fds 3 on open for the command it execs.
+	cmd := &exec.Cmd{Path: nsenter, Args: append(args, e.Args...), Env: p.env, ExtraFiles: preserved}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if p.slave != nil {
 		defer p.slave.Close()

@@ -352,3 +352,57 @@ func TestExecNoRLBinary(t *testing.T) {
 		}
 	})
 }
+
+// TestExecPreserveFDs: rl exec --preserve-fds N hands rl's fds 3 to 3+N-1
+// to the process as its 3 to 3+N-1, as podman exec does, straight to the
+// supervisor and through rl-core (from another run dir), with a terminal
+// too; without it nothing past 2 arrives; asking for more than rl got is
+// one line and 125.
+func TestExecPreserveFDs(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		file := filepath.Join(userDir(t, u, "epfd"), "data")
+		writeUserFile(t, u, file, "from-a-file\n")
+		open2 := func() []*os.File {
+			f, err := os.Open(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.WriteString("from-a-pipe\n")
+			w.Close()
+			t.Cleanup(func() { f.Close(); r.Close() })
+			return []*os.File{f, r}
+		}
+		xdg := []string{"XDG_RUNTIME_DIR=" + userDir(t, u, "xdg")}
+		name := "exec-pfd-" + u.Name
+		detach(t, u, xdg, name, "busybox", "sleep", "1000")
+		const script = `cat <&3; cat <&4; ls /proc/self/fd | tr '\n' ' '`
+		for _, env := range [][]string{xdg, nil} { // its supervisor's run dir; another (rl-core)
+			r := runAs(t, u, runOpts{Env: env, ExtraFiles: open2()}, rlBin, "exec", "--preserve-fds", "2", name, "sh", "-c", script)
+			// ls's own directory fd is the one past 4.
+			if r.Code != 0 || r.Stdout != "from-a-file\nfrom-a-pipe\n0 1 2 3 4 5 " {
+				t.Errorf("rl exec --preserve-fds 2 (env %q): want both fds' data and fds 0-4 (5 is ls's own):\n%v", env, r)
+			}
+		}
+		r := runAs(t, u, runOpts{Env: xdg, ExtraFiles: open2()}, rlBin, "exec", name, "sh", "-c", "ls /proc/self/fd | tr '\\n' ' '")
+		if r.Code != 0 || r.Stdout != "0 1 2 3 " {
+			t.Errorf("rl exec with fds 3 and 4 open but no --preserve-fds: want fds 0-2 only (3 is ls's own):\n%v", r)
+		}
+		r = runAs(t, u, runOpts{Env: xdg, ExtraFiles: open2()}, rlBin, "exec", "--preserve-fds", "3", name, "true")
+		if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], "fd 5 is not open") {
+			t.Errorf("rl exec --preserve-fds 3 with fds 3 and 4 open: want exit 125 and one line naming fd 5:\n%v", r)
+		}
+		// With a terminal: stdio is the pty, fd 3 still the caller's.
+		m := tmuxRun(t, u, "/bin/sh", "-c", shellQuote([]string{"env", xdg[0], rlBin, "exec", "-it", "--preserve-fds", "1", name, "sh", "-c", "cat <&3; tty"})+" 3<"+shellQuote([]string{file}))
+		code := m.WaitExit(10 * time.Second)
+		// The whole pane with its history: tmux can scroll the first line
+		// off the visible screen as it sizes the pane.
+		all := m.tmux("capture-pane", "-p", "-J", "-S", "-", "-t", "rl")
+		if code != 0 || !regexp.MustCompile(`(?m)^from-a-file\s*$\s*^/dev/pts/\d+\s*$`).MatchString(all) {
+			t.Errorf("rl exec -it --preserve-fds 1: want exit 0, fd 3's data and a pty:\n%s", all)
+		}
+	})
+}

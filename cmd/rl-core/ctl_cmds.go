@@ -31,10 +31,14 @@ func runExec(all *cli.CLI, s *session.Session) error {
 	if err != nil {
 		return err
 	}
+	preserved, err := preservedFiles(e.PreserveFDs)
+	if err != nil {
+		return err
+	}
 	code, err := ctl.RunExec(ctlRoot(s, st), id, ctl.Exec{
 		Args: e.Args, Env: e.EnvList, User: e.User, Workdir: e.Workdir,
 		TTY: e.TTY, Interactive: e.Interactive, Detach: e.Detach,
-	}, os.Stdin, os.Stdout, os.Stderr)
+	}, os.Stdin, os.Stdout, os.Stderr, preserved)
 	if errors.Is(err, ctl.ErrNotRunning) {
 		return notRunning(e.Container)
 	}

@@ -89,14 +89,15 @@ func pullWithHelper(ctx context.Context, c *cli.CLI, image string) error {
 }
 
 // preservedFiles are the --preserve-fds descriptors the host-side rl passed
-// from userns.ExtraFD on; close-on-exec here, so only the container's init
+// from userns.ExtraFD on (rl run's, or rl exec's when the exec came here);
+// close-on-exec here, so only the container's init or the exec'd process
 // gets them (not a pull helper).
 func preservedFiles(n uint) ([]*os.File, error) {
 	var files []*os.File
 	for i := 0; i < int(n); i++ {
 		fd := userns.ExtraFD + i
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
-			return nil, fmt.Errorf("--preserve-fds %d: the descriptor for the container's fd %d did not arrive (rl-core's fd %d): run rl run, not rl-core", n, 3+i, fd)
+			return nil, fmt.Errorf("--preserve-fds %d: the descriptor for the container's fd %d did not arrive (rl-core's fd %d): run rl, not rl-core", n, 3+i, fd)
 		}
 		unix.CloseOnExec(fd)
 		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("preserved-fd-%d", 3+i)))

@@ -108,10 +108,14 @@ func fastPath(c *cli.CLI, kctx *kong.Context, fallback func(args ...string) erro
 
 func execIn(c *cli.CLI, runRoot, id string) error {
 	e := c.Exec
+	preserved, err := preservedFiles(e.PreserveFDs)
+	if err != nil {
+		return err
+	}
 	code, err := ctl.RunExec(runRoot, id, ctl.Exec{
 		Args: e.Args, Env: e.EnvList, User: e.User, Workdir: e.Workdir,
 		TTY: e.TTY, Interactive: e.Interactive, Detach: e.Detach,
-	}, os.Stdin, os.Stdout, os.Stderr)
+	}, os.Stdin, os.Stdout, os.Stderr, preserved)
 	if errors.Is(err, ctl.ErrNotRunning) {
 		return fmt.Errorf("container %s exited", e.Container)
 	}

@@ -96,10 +96,14 @@ func run(args []string) error {
 		return err
 	}
 	var files []*os.File
-	if cli.Command(kctx) == "run" {
-		if files, err = preservedFiles(c.Run.PreserveFDs); err != nil {
-			return err
-		}
+	switch cli.Command(kctx) {
+	case "run":
+		files, err = preservedFiles(c.Run.PreserveFDs)
+	case "exec":
+		files, err = preservedFiles(c.Exec.PreserveFDs)
+	}
+	if err != nil {
+		return err
 	}
 	return inside(self, libexec, cli.Command(kctx), args, nil, files, cli.EnvParsed+"="+parsed)
 }

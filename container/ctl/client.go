@@ -82,8 +82,9 @@ func Wait(runRoot, id string) (int, error) {
 // and relayed to a pty the supervisor opened in the container; otherwise
 // the caller's own stdin (with Interactive), stdout and stderr are handed
 // to the process, so nothing is copied. Signals the caller gets are
-// forwarded to the process.
-func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, error) {
+// forwarded to the process. preserved become its fds 3, 4, ...
+// (--preserve-fds).
+func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File, preserved []*os.File) (int, error) {
 	c, err := Dial(runRoot, id)
 	if err != nil {
 		return 0, err
@@ -114,6 +115,8 @@ func RunExec(runRoot, id string, e Exec, stdin, stdout, stderr *os.File) (int, e
 			e.Env = append([]string{"TERM=" + t}, e.Env...)
 		}
 	}
+	e.Preserve = len(preserved)
+	files = append(files, preserved...)
 	r, err := stream(c, Request{Op: OpExec, Exec: &e}, files, func(r Response, got []*os.File) func() {
 		if !r.Started || !r.HasFile || len(got) != 1 {
 			return nil

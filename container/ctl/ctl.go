@@ -62,8 +62,9 @@ type SpawnRequest struct {
 }
 
 // Exec is an rl exec: the process to run, and how. Files: with TTY none
-// are sent (the supervisor answers with a pty master); otherwise stdin (or
-// /dev/null), stdout and stderr, in that order.
+// are sent for stdio (the supervisor answers with a pty master); otherwise
+// stdin (or /dev/null), stdout and stderr, in that order; then the Preserve
+// files (--preserve-fds), the process's fds 3 to 3+Preserve-1.
 type Exec struct {
 	Args        []string `json:"args"`
 	Env         []string `json:"env,omitempty"`
@@ -74,6 +75,7 @@ type Exec struct {
 	Detach      bool     `json:"detach,omitempty"`
 	Cols        uint16   `json:"cols,omitempty"`
 	Rows        uint16   `json:"rows,omitempty"`
+	Preserve    int      `json:"preserve,omitempty"`
 }
 
 // Response is what the supervisor answers. Done marks the last one.

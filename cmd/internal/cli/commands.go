@@ -167,6 +167,7 @@ type ExecCmd struct {
 	Env         []string `short:"e" help:"Set an environment variable." sep:"none"`
 	Workdir     string   `short:"w" help:"Working directory inside the container."`
 	User        string   `short:"u" help:"User to run as: name|uid[:group|gid]."`
+	PreserveFDs uint     `name:"preserve-fds" help:"Pass N more open file descriptors to the process, as its fds 3 to 3+N-1." placeholder:"N"`
 	Container   string   `arg:"" help:"Container (name, id or id prefix)."`
 	Cmd         []string `arg:"" passthrough:"" help:"Command and arguments."`
 
