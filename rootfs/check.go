@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"time"
 
@@ -76,6 +77,9 @@ func Check(store storage.Store, o CheckOptions) ([]Problem, error) {
 	return out, nil
 }
 
+// shortIDRe is a container's short id, the name of its control directory.
+var shortIDRe = regexp.MustCompile(`^[0-9a-f]{12}$`)
+
 // checkRunDir finds run-dir entries (control sockets) of containers that
 // do not run, and records left "running" by a supervisor that died.
 func checkRunDir(store storage.Store, o CheckOptions) []Problem {
@@ -83,7 +87,9 @@ func checkRunDir(store storage.Store, o CheckOptions) []Problem {
 	dir := filepath.Join(o.RunRoot, "rl")
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
-		if e.Name() == "names" {
+		// Control directories are named by a container's short id; the
+		// rest is the run dir's own (names/, the store record, caches).
+		if !e.IsDir() || !shortIDRe.MatchString(e.Name()) {
 			continue
 		}
 		// A supervisor that answers runs its container, whichever store

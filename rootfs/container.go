@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -227,11 +229,54 @@ func RemoveContainer(store storage.Store, ref string, force bool) (string, error
 		return "", err
 	}
 	defer lock.Close()
-	if _, err := store.Unmount(c.ID, true); err != nil {
+	_, err = store.Unmount(c.ID, true)
+	if errors.Is(err, unix.ENOTEMPTY) && clearStaleMountpoint(store, c.LayerID) == nil {
+		_, err = store.Unmount(c.ID, true)
+	}
+	if err != nil {
 		return "", fmt.Errorf("unmounting %s: %w", ref, err)
 	}
 	if err := store.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
 		return "", fmt.Errorf("removing %s: %w", ref, err)
 	}
 	return c.ID, nil
+}
+
+// clearStaleMountpoint empties the merged directory of an overlay layer
+// that is not mounted here. Unmounting replaces that directory with an
+// empty one, and the storage library refuses when it is not empty, so a
+// container whose mount point got entries while nothing was mounted on it
+// (they can only be strays: the container's files are in its upper
+// directory) could not be removed at all. A mount point that is mounted in
+// this process's namespace (rl-core's own: a container's rootfs is mounted
+// only in its supervisor's) is left alone.
+func clearStaleMountpoint(store storage.Store, layerID string) error {
+	if store.GraphDriverName() != "overlay" {
+		return errors.New("not overlay")
+	}
+	merged := filepath.Join(store.GraphRoot(), "overlay", layerID, "merged")
+	var st, parent unix.Stat_t
+	if err := unix.Lstat(merged, &st); err != nil {
+		return err
+	}
+	if err := unix.Lstat(filepath.Dir(merged), &parent); err != nil {
+		return err
+	}
+	var fs unix.Statfs_t
+	if err := unix.Statfs(merged, &fs); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Dev != parent.Dev || fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
+		return fmt.Errorf("%s is mounted", merged)
+	}
+	entries, err := os.ReadDir(merged)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(merged, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -634,4 +635,87 @@ func TestFaultNoSpace(t *testing.T) {
 	if left := rlProcs(u.Home); len(left) > 0 {
 		t.Errorf("rl processes left: %v", left)
 	}
+}
+
+// TestSystemCheckRunDir: rl system check finds nothing wrong in a store
+// that was used (its run dir holds the store record and rl's caches beside
+// the containers' control directories), finds a control directory no
+// container owns, and --repair removes that and nothing else.
+func TestSystemCheckRunDir(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, "127.0.0.1:1")
+		if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		if r := rlEnv(t, v, env, "run", "--rm", "busybox", "true"); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		if r := rlEnv(t, v, env, "system", "check"); r.Code != 0 || r.Stdout != "no problems found\n" {
+			t.Fatalf("rl system check of a used, healthy store: want no problems:\n%v", r)
+		}
+		dirs, _ := filepath.Glob(filepath.Join(strings.TrimPrefix(env[0], "XDG_RUNTIME_DIR="), "rl", "root-*", "rl"))
+		if len(dirs) != 1 {
+			t.Fatalf("want one run dir of the store, found %q", dirs)
+		}
+		before, _ := os.ReadDir(dirs[0])
+		stale := filepath.Join(dirs[0], "0123456789ab")
+		if err := os.Mkdir(stale, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if u.credential() != nil {
+			os.Chown(stale, u.UID, u.GID)
+		}
+		if r := rlEnv(t, v, env, "system", "check"); r.Code != 125 || !strings.Contains(r.Stdout, "found run-dir 0123456789ab") || strings.Count(r.Stdout, "\n") != 1 {
+			t.Fatalf("rl system check with a stale control directory: want it found, alone, and exit 125:\n%v", r)
+		}
+		if r := rlEnv(t, v, env, "system", "check", "--repair"); r.Code != 0 || !strings.Contains(r.Stdout, "repaired run-dir 0123456789ab") {
+			t.Fatalf("rl system check --repair: %v", r)
+		}
+		after, _ := os.ReadDir(dirs[0])
+		if names := func(es []os.DirEntry) (n []string) {
+			for _, e := range es {
+				n = append(n, e.Name())
+			}
+			return n
+		}; !slices.Equal(names(before), names(after)) {
+			t.Errorf("--repair changed the run dir's own entries: %q -> %q", names(before), names(after))
+		}
+		if r := rlEnv(t, v, env, "run", "--rm", "busybox", "echo", "still"); r.Code != 0 || r.Stdout != "still\n" {
+			t.Errorf("rl run after the repair: %v", r)
+		}
+	})
+}
+
+// TestRmStrayMountpoint: a container whose rootfs mount point (overlay's
+// merged directory, not mounted) has entries in it is still removed by
+// rl rm: the storage library refuses to unmount over a directory that is
+// not empty, which left such a container for good.
+func TestRmStrayMountpoint(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, "127.0.0.1:1")
+		if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		if r := rlEnv(t, v, env, "run", "--name", "stray", "busybox", "true"); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		// The container's layer is the one with a lower layer.
+		lowers, _ := filepath.Glob(filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower"))
+		if len(lowers) != 1 {
+			t.Skipf("not one overlay container layer (driver: %s)", strings.TrimSpace(rlEnv(t, v, env, "info").Stdout))
+		}
+		merged := filepath.Join(filepath.Dir(lowers[0]), "merged")
+		if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "mkdir -p "+merged+"/proc "+merged+"/etc && touch "+merged+"/etc/hosts"); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		if r := rlEnv(t, v, env, "rm", "stray"); r.Code != 0 || r.Stdout != "stray\n" {
+			t.Fatalf("rl rm of a container with entries in its mount point: %v", r)
+		}
+		if r := rlEnv(t, v, env, "ps", "-aq"); r.Stdout != "" {
+			t.Errorf("rl ps -a after rl rm: %v", r)
+		}
+		if p := checkStore(t, v.Home, "rl rm"); len(p) > 0 {
+			t.Errorf("store after rl rm: %q", p)
+		}
+	})
 }
