@@ -362,20 +362,7 @@ func TestExecPreserveFDs(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		file := filepath.Join(userDir(t, u, "epfd"), "data")
 		writeUserFile(t, u, file, "from-a-file\n")
-		open2 := func() []*os.File {
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.WriteString("from-a-pipe\n")
-			w.Close()
-			t.Cleanup(func() { f.Close(); r.Close() })
-			return []*os.File{f, r}
-		}
+		open2 := func() []*os.File { return fileAndPipe(t, file) }
 		xdg := []string{"XDG_RUNTIME_DIR=" + userDir(t, u, "xdg")}
 		name := "exec-pfd-" + u.Name
 		detach(t, u, xdg, name, "busybox", "sleep", "1000")

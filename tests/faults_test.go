@@ -643,10 +643,7 @@ func TestFaultNoSpace(t *testing.T) {
 // container owns, and --repair removes that and nothing else.
 func TestSystemCheckRunDir(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		v, env := otherHome(t, u, "127.0.0.1:1")
-		if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
-			t.Fatalf("%v", r)
-		}
+		v, env := offlineStore(t, u)
 		if r := rlEnv(t, v, env, "run", "--rm", "busybox", "true"); r.Code != 0 {
 			t.Fatalf("%v", r)
 		}
@@ -692,10 +689,7 @@ func TestSystemCheckRunDir(t *testing.T) {
 // not empty, which left such a container for good.
 func TestRmStrayMountpoint(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		v, env := otherHome(t, u, "127.0.0.1:1")
-		if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
-			t.Fatalf("%v", r)
-		}
+		v, env := offlineStore(t, u)
 		if r := rlEnv(t, v, env, "run", "--name", "stray", "busybox", "true"); r.Code != 0 {
 			t.Fatalf("%v", r)
 		}

@@ -37,6 +37,17 @@ func otherHome(t *testing.T, u User, registry string) (User, []string) {
 	return v, []string{"XDG_RUNTIME_DIR=" + run}
 }
 
+// offlineStore is otherHome with no registry reachable and the busybox
+// image loaded from its archive.
+func offlineStore(t *testing.T, u User) (User, []string) {
+	t.Helper()
+	v, env := otherHome(t, u, "127.0.0.1:1")
+	if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
+		t.Fatalf("%v", r)
+	}
+	return v, env
+}
+
 // rlEnv is rl run as u with env added.
 func rlEnv(t *testing.T, u User, env []string, args ...string) Result {
 	t.Helper()
@@ -213,10 +224,7 @@ func TestPullPolicy(t *testing.T) {
 // that was not in the store find busybox, and removing it undoes that.
 func TestShortNameConfigChange(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		v, env := otherHome(t, u, "127.0.0.1:1")
-		if r := rlEnv(t, v, env, "load", "-q", "-i", dockerArchive); r.Code != 0 {
-			t.Fatalf("%v", r)
-		}
+		v, env := offlineStore(t, u)
 		conf := filepath.Join(v.Home, ".config", "containers", "registries.conf")
 		orig, err := os.ReadFile(conf)
 		if err != nil {

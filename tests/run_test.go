@@ -679,20 +679,7 @@ func TestRunPreserveFDs(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		file := filepath.Join(userDir(t, u, "pfd"), "data")
 		writeUserFile(t, u, file, "from-a-file\n")
-		open3 := func() []*os.File {
-			f, err := os.Open(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			w.WriteString("from-a-pipe\n")
-			w.Close()
-			t.Cleanup(func() { f.Close(); r.Close() })
-			return []*os.File{f, r}
-		}
+		open3 := func() []*os.File { return fileAndPipe(t, file) }
 		const script = `cat <&3; cat <&4; ls /proc/self/fd | tr '\n' ' '`
 		for _, extra := range [][]string{nil, {"--init"}} {
 			args := append(append([]string{"run", "--rm", "--preserve-fds", "2"}, extra...), "busybox", "sh", "-c", script)
@@ -731,4 +718,22 @@ func TestRunPreserveFDs(t *testing.T) {
 			t.Errorf("a refused --preserve-fds changed rl ps -a:\nbefore:\n%s\nafter:\n%s", before, after)
 		}
 	})
+}
+
+// fileAndPipe opens file and a pipe holding "from-a-pipe\n", for a
+// command's fds 3 and 4 (--preserve-fds); both close when the test ends.
+func fileAndPipe(t *testing.T, file string) []*os.File {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString("from-a-pipe\n")
+	w.Close()
+	t.Cleanup(func() { f.Close(); r.Close() })
+	return []*os.File{f, r}
 }
