@@ -229,6 +229,12 @@ func checkStore(t *testing.T, home, what string) []string {
 			if !ids[e.Name()] {
 				problems = append(problems, fmt.Sprintf("orphan layer directory %s (%d kB)", filepath.Join(driver, e.Name()), dirSize(filepath.Join(layerDir, e.Name()))>>10))
 			}
+			// A layer's mount point, as the host sees it (rootfs mounts
+			// live in rl's own mount namespaces), is empty: entries there
+			// block its unmount (TestRmStrayMountpoint).
+			if in, _ := os.ReadDir(filepath.Join(layerDir, e.Name(), "merged")); len(in) > 0 {
+				problems = append(problems, fmt.Sprintf("layer %s: %d entries in its mount point", e.Name()[:12], len(in)))
+			}
 		}
 		for id := range ids {
 			if !dirs[id] {
