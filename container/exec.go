@@ -77,7 +77,7 @@ func execFiles(e *ctl.Exec, files []*os.File) (stdio, preserved []*os.File, err 
 		n = 0
 	}
 	if e.Preserve < 0 || len(files) != n+e.Preserve {
-		return nil, nil, fmt.Errorf("exec: %d files for %d stdio and %d preserved", len(files), n, e.Preserve)
+		return nil, nil, fmt.Errorf("exec: the request carries %d descriptors, not %d for stdio and %d preserved: rl and the container's supervisor come from different builds; restart the container with this rl", len(files), n, e.Preserve)
 	}
 	return files[:n], files[n:], nil
 }

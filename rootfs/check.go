@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"go.podman.io/storage"
@@ -77,8 +77,11 @@ func Check(store storage.Store, o CheckOptions) ([]Problem, error) {
 	return out, nil
 }
 
-// shortIDRe is a container's short id, the name of its control directory.
-var shortIDRe = regexp.MustCompile(`^[0-9a-f]{12}$`)
+// isShortID says whether name is a container's short id (12 lowercase hex
+// digits), the name of its control directory.
+func isShortID(name string) bool {
+	return len(name) == 12 && strings.Trim(name, "0123456789abcdef") == ""
+}
 
 // checkRunDir finds run-dir entries (control sockets) of containers that
 // do not run, and records left "running" by a supervisor that died.
@@ -89,7 +92,7 @@ func checkRunDir(store storage.Store, o CheckOptions) []Problem {
 	for _, e := range entries {
 		// Control directories are named by a container's short id; the
 		// rest is the run dir's own (names/, the store record, caches).
-		if !e.IsDir() || !shortIDRe.MatchString(e.Name()) {
+		if !e.IsDir() || !isShortID(e.Name()) {
 			continue
 		}
 		// A supervisor that answers runs its container, whichever store

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/image/v5/manifest"
@@ -255,19 +256,8 @@ func clearStaleMountpoint(store storage.Store, layerID string) error {
 		return errors.New("not overlay")
 	}
 	merged := filepath.Join(store.GraphRoot(), "overlay", layerID, "merged")
-	var st, parent unix.Stat_t
-	if err := unix.Lstat(merged, &st); err != nil {
-		return err
-	}
-	if err := unix.Lstat(filepath.Dir(merged), &parent); err != nil {
-		return err
-	}
-	var fs unix.Statfs_t
-	if err := unix.Statfs(merged, &fs); err != nil {
-		return err
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFDIR || st.Dev != parent.Dev || fs.Type == unix.OVERLAYFS_SUPER_MAGIC {
-		return fmt.Errorf("%s is mounted", merged)
+	if mounted, err := mountinfo.Mounted(merged); err != nil || mounted {
+		return fmt.Errorf("%s is mounted (or cannot be told): %v", merged, err)
 	}
 	entries, err := os.ReadDir(merged)
 	if err != nil {

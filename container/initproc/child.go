@@ -150,9 +150,8 @@ func initContainer(spec *Spec, tree int) (int, error) {
 // longer waits for the mounts). The filter allows what the thread does
 // after it (execWorkload: setresuid, capset, prctl, close_range, execve).
 type execThread struct {
-	ready chan error
-	run   chan func() (int, error)
-	done  chan execResult
+	run  chan func() (int, error)
+	done chan execResult
 }
 
 type execResult struct {
@@ -161,7 +160,7 @@ type execResult struct {
 }
 
 func startExecThread(spec *Spec) *execThread {
-	t := &execThread{ready: make(chan error, 1), run: make(chan func() (int, error)), done: make(chan execResult, 1)}
+	t := &execThread{run: make(chan func() (int, error)), done: make(chan execResult, 1)}
 	go func() {
 		// Never unlocked: the workload is exec'd from this thread, or
 		// the thread ends with its goroutine (Go does not reuse it).
@@ -177,11 +176,11 @@ func startExecThread(spec *Spec) *execThread {
 		if err == nil {
 			err = InstallSeccomp(spec.Seccomp)
 		}
-		t.ready <- err
+		f := <-t.run
 		if err != nil {
+			t.done <- execResult{ExitRlError, err}
 			return
 		}
-		f := <-t.run
 		code, err := f()
 		t.done <- execResult{code, err}
 	}()
@@ -189,11 +188,8 @@ func startExecThread(spec *Spec) *execThread {
 }
 
 // exec runs f, which execs the workload, on the thread: it returns only
-// when that failed.
+// when that (or the thread's set-up) failed.
 func (t *execThread) exec(f func() (int, error)) (int, error) {
-	if err := <-t.ready; err != nil {
-		return ExitRlError, err
-	}
 	t.run <- f
 	r := <-t.done
 	return r.code, r.err
