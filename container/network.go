@@ -137,15 +137,25 @@ func publishAllSpec(exposed string) string {
 	return "0:" + port + "/" + proto
 }
 
-// configure tells the init what to set up in the container's namespace.
-func (n *network) configure(spec *initproc.Spec) {
-	switch n.mode {
-	case NetHost, NetContainer:
-		spec.SharedNetwork = true
-	case NetSlirp:
-		l := n.cfg.Link()
-		spec.Network = &l
+// guestNetwork is what the init of a container with proto's namespaces
+// sets up in its network namespace (sent at the clone: Start).
+func guestNetwork(proto rootfs.Record) (initproc.NetworkSpec, error) {
+	mode, opts, err := ParseNetwork(proto.Namespaces["net"])
+	if err != nil {
+		return initproc.NetworkSpec{}, err
 	}
+	switch mode {
+	case NetHost, NetContainer:
+		return initproc.NetworkSpec{Shared: true}, nil
+	case NetSlirp:
+		cfg, err := netconf.ParseOptions(opts)
+		if err != nil {
+			return initproc.NetworkSpec{}, err
+		}
+		l := cfg.Link()
+		return initproc.NetworkSpec{Link: &l}, nil
+	}
+	return initproc.NetworkSpec{}, nil
 }
 
 // start takes the container's TAP (user-mode networking) and waits, on a

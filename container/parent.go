@@ -52,6 +52,9 @@ type Process struct {
 // init's pid as soon as the init sends the TAP, while it still sets the
 // container up; the TAP is the callee's.
 //
+// netSpec goes to the init at once after the clone: it sets up its network
+// namespace while specFn runs.
+//
 // specFn is called once the init is cloned and gives the spec and the
 // rootfs as a detached mount tree (open_tree(2)), sent together: the init
 // starts (exec, Go's start-up: ~2.5 ms) while the caller still creates and
@@ -60,7 +63,7 @@ type Process struct {
 // the tree is how the rootfs gets there. A nil tree means the rootfs was
 // mounted before this clone. terminal says whether the spec will ask for
 // one (the init's stdio is set at the clone).
-func Start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.File, error), ns *nsPlan, user *userNS, stdio Stdio, onTap func(*os.File, int), extra ...*os.File) (*Process, error) {
+func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), ns *nsPlan, user *userNS, stdio Stdio, onTap func(*os.File, int), extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -75,7 +78,7 @@ func Start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.Fi
 			ch <- started{nil, err}
 			return
 		}
-		p, err := start(initPath, terminal, specFn, ns.flags, user, stdio, onTap, extra)
+		p, err := start(initPath, terminal, netSpec, specFn, ns.flags, user, stdio, onTap, extra)
 		ch <- started{p, err}
 		if err != nil {
 			return
@@ -88,7 +91,7 @@ func Start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.Fi
 	return s.p, s.err
 }
 
-func start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.File, error), flags uintptr, user *userNS, stdio Stdio, onTap func(*os.File, int), extra []*os.File) (*Process, error) {
+func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), flags uintptr, user *userNS, stdio Stdio, onTap func(*os.File, int), extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -137,6 +140,16 @@ func start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.Fi
 	}
 	theirs.Close()
 	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), waited: make(chan error, 1)}
+	msg, err := json.Marshal(netSpec)
+	if err == nil {
+		err = unix.Sendmsg(ours, msg, nil, nil, 0)
+	}
+	if err != nil {
+		if _, tree, _ := specFn(); tree != nil { // the caller's side of the handshake
+			tree.Close()
+		}
+		return nil, p.abort(fmt.Errorf("sending the network spec to the container init: %w", err))
+	}
 
 	spec, tree, err := specFn()
 	if err != nil {
@@ -146,15 +159,16 @@ func start(initPath string, terminal bool, specFn func() (*initproc.Spec, *os.Fi
 	if spec.Terminal != terminal {
 		return nil, p.abort(fmt.Errorf("container init: the spec's terminal (%v) is not the one it was started for", spec.Terminal))
 	}
-	msg, err := json.Marshal(spec)
-	if err != nil {
+	if msg, err = json.Marshal(spec); err != nil {
 		return nil, p.abort(err)
 	}
 	var rights []byte
 	if tree != nil {
 		rights = unix.UnixRights(int(tree.Fd()))
 	}
-	if err := unix.Sendmsg(ours, msg, rights, nil, 0); err != nil {
+	// EPIPE: the init failed setting up its network, and its report waits
+	// below.
+	if err := unix.Sendmsg(ours, msg, rights, nil, 0); err != nil && !errors.Is(err, unix.EPIPE) {
 		return nil, p.abort(fmt.Errorf("sending the spec to the container init: %w", err))
 	}
 	var master *os.File

@@ -104,7 +104,6 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	if spec.Seccomp, err = seccompFilter(rec); err != nil {
 		return nil, err
 	}
-	net.configure(spec)
 	return spec, nil
 }
 

@@ -96,9 +96,15 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		user = keepID(rt.Plan)
 	}
 
-	// The init sends its TAP (user-mode networking) while it sets up; the
-	// network takes it once the init is ready (net.start only arms it:
-	// rl-net starts on the container's first traffic).
+	// The init sets up its network namespace as it starts, and sends its
+	// TAP (user-mode networking); the network takes it once the init is
+	// ready (net.start only arms it: rl-net starts on the container's
+	// first traffic).
+	netSpec, err := guestNetwork(proto)
+	if err != nil {
+		logs.close()
+		return nil, 0, false, err
+	}
 	var net *network
 	var tap *os.File
 	var tapPid int
@@ -116,7 +122,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	starts := make(chan startMsg, 1)
 	startInit := func() {
 		go func() {
-			p, err := Start(rt.InitPath, proto.TTY, func() (*initproc.Spec, *os.File, error) {
+			p, err := Start(rt.InitPath, proto.TTY, netSpec, func() (*initproc.Spec, *os.File, error) {
 				m := <-specs
 				return m.spec, m.tree, m.err
 			}, ns, user, stdio, onTap, extra...)

@@ -1,14 +1,27 @@
 // Package initproc is the container's init: executed in the container's new
 // namespaces, it sets up the mounts, pivots into the rootfs and execs the
-// workload, so no rl process is left inside the container. It is built into
-// the small rl-init binary (cmd/rl-init) so that it starts in about a
-// millisecond; it must not import storage or the image library.
+// workload, so no rl process is left inside the container. It runs in the
+// small rl binary (rl __rl-container-init), which must start in about a
+// millisecond: it must not import storage or the image library.
 package initproc
 
 import (
 	"github.com/rlcontainers/rl/netstack/link"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 )
+
+// NetworkSpec is the first message the supervisor sends the init, at once
+// after the clone: what its network namespace needs. The init sets that up
+// while it waits for the Spec, which comes once the container is created
+// and mounted.
+type NetworkSpec struct {
+	// Link, when set, is the TAP to create for user-mode networking; nil
+	// leaves the new network namespace with lo only.
+	Link *link.Config `json:"link,omitempty"`
+	// Shared: the container joined a network namespace that is not its
+	// own (--network host, container:NAME): configure nothing.
+	Shared bool `json:"shared,omitempty"`
+}
 
 // Spec is what the supervisor sends the container's init: everything it
 // needs, decided on the supervisor's side.
@@ -30,12 +43,6 @@ type Spec struct {
 	// fds 3, 4, ... (--preserve-fds).
 	Preserve     int `json:"preserve,omitempty"`
 	PreserveFrom int `json:"preserve_from,omitempty"`
-	// Network, when set, is the TAP to create for user-mode networking;
-	// nil leaves the new network namespace with lo only.
-	Network *link.Config `json:"network,omitempty"`
-	// SharedNetwork: the container joined a network namespace that is not
-	// its own (--network host): configure nothing.
-	SharedNetwork bool `json:"sharedNetwork,omitempty"`
 	// Caps are the capabilities the workload keeps (container/caps).
 	Caps []string `json:"caps"`
 	// NoNewPrivs sets no_new_privs: setuid binaries and file capabilities
