@@ -599,6 +599,37 @@ func TestNetNone(t *testing.T) {
 	})
 }
 
+// TestNetPing: ping works without CAP_NET_RAW, which the default
+// capabilities leave out, as in podman and docker: a container's own network
+// namespace lets its groups open ICMP echo sockets (ping_group_range). The
+// stack answers for the gateway; lo answers with --network none; and with
+// subordinate ids a user other than root pings too.
+func TestNetPing(t *testing.T) {
+	nh := netNeedHelper(t)
+	vol := filepath.Dir(nh) + ":/nh:ro"
+	forEachUser(t, func(t *testing.T, u User) {
+		cases := []struct {
+			flags []string
+			addr  string
+		}{
+			{nil, "10.0.2.2"},
+			{[]string{"--network", "none"}, "127.0.0.1"},
+		}
+		if u.Name == full.Name {
+			cases = append(cases, struct {
+				flags []string
+				addr  string
+			}{[]string{"-u", "1000:1000"}, "10.0.2.2"})
+		}
+		for _, c := range cases {
+			args := append(append([]string{"run", "--rm", "-v", vol}, c.flags...), "busybox", "/nh/nethelper", "ping", c.addr)
+			if r := rl(t, u, args...); r.Code != 0 || r.Stdout != "reply from "+c.addr+"\n" {
+				t.Errorf("rl %s: want an echo reply from %s\n%v", strings.Join(args, " "), c.addr, r)
+			}
+		}
+	})
+}
+
 // TestNetHost: --network host shares the host's interfaces (the test
 // host's veth end is there), and a server the container starts on
 // 127.0.0.1 is reachable from the host.

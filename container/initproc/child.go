@@ -211,6 +211,7 @@ func setupNetwork(ns NetworkSpec) error {
 	if ns.Shared {
 		return nil
 	}
+	link.AllowPing()
 	if ns.Link == nil {
 		return link.LoopbackUp()
 	}

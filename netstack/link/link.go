@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -244,4 +245,47 @@ func setSysctls(cfg Config) {
 	for _, s := range []string{"accept_dad", "accept_ra", "autoconf"} {
 		_ = os.WriteFile(dir+s, []byte("0"), 0)
 	}
+}
+
+// AllowPing lets every group of the container open ICMP echo sockets
+// (net.ipv4.ping_group_range), so ping works without CAP_NET_RAW, which
+// the default capabilities leave out: podman and docker set it for a
+// container's own network namespace too. The range is the groups the user
+// namespace maps from 0 up (the kernel refuses an unmapped end). Best
+// effort, like setSysctls: a masked /proc must not cost the container its
+// network.
+func AllowPing() {
+	data, err := os.ReadFile("/proc/self/gid_map")
+	if err != nil {
+		return
+	}
+	if top, ok := mappedFromZero(string(data)); ok {
+		_ = os.WriteFile("/proc/sys/net/ipv4/ping_group_range", []byte(fmt.Sprintf("0 %d", top)), 0)
+	}
+}
+
+// mappedFromZero is the highest ID of the run of IDs that a uid_map or
+// gid_map maps contiguously from 0 ("inside outside count" lines).
+func mappedFromZero(idMap string) (uint64, bool) {
+	type extent struct{ start, count uint64 }
+	var extents []extent
+	for _, line := range strings.Split(idMap, "\n") {
+		var in, out, count uint64
+		if n, _ := fmt.Sscan(line, &in, &out, &count); n == 3 && count > 0 {
+			extents = append(extents, extent{in, count})
+		}
+	}
+	next, found := uint64(0), false
+	for grew := true; grew; {
+		grew = false
+		for _, e := range extents {
+			if e.start <= next && next < e.start+e.count {
+				next, found, grew = e.start+e.count, true, true
+			}
+		}
+	}
+	if !found {
+		return 0, false
+	}
+	return next - 1, true
 }

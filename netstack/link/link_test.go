@@ -252,3 +252,23 @@ func guestChild() error {
 	check("accept_dad", read("/proc/sys/net/ipv6/conf/tap0/accept_dad"), "0")
 	return errors.Join(errs...)
 }
+
+func TestMappedFromZero(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		top  uint64
+		some bool
+	}{
+		{"         0       1002          1\n", 0, true},
+		{"         0       1002          1\n         1     100000      65536\n", 65536, true},
+		// Out of order, and a gap after which nothing counts.
+		{"1 100000 999\n0 1000 1\n2000 300000 10\n", 999, true},
+		{"1 100000 65536\n", 0, false},
+		{"", 0, false},
+	} {
+		top, ok := mappedFromZero(c.in)
+		if top != c.top || ok != c.some {
+			t.Errorf("mappedFromZero(%q) = %d, %v; want %d, %v", c.in, top, ok, c.top, c.some)
+		}
+	}
+}

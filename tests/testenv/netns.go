@@ -216,6 +216,9 @@ func (b *lockedBuffer) String() string {
 //	nethelper tcp-client ADDR MSG  connect, send MSG, half-close, print the reply;
 //	                               on failure print "error: ERR" and exit 1; stderr: "elapsed=MSms"
 //	nethelper udp-client ADDR MSG  send MSG, print the reply (3 tries of 2 s)
+//	nethelper ping IPV4            ICMP echo from an unprivileged ICMP socket (no
+//	                               CAP_NET_RAW: net.ipv4.ping_group_range must allow
+//	                               the caller's group); print "reply from IP" (3 tries of 2 s)
 //
 // Servers print "listening ADDR" on stdout once bound.
 func BuildNetHelper(dir string) (string, error) {
@@ -249,12 +252,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"syscall"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: nethelper tcp-echo|udp-echo|dns|tcp-client|udp-client ADDR [ARG]")
+		fmt.Fprintln(os.Stderr, "usage: nethelper tcp-echo|udp-echo|dns|tcp-client|udp-client|ping ADDR [ARG]")
 		os.Exit(2)
 	}
 	mode, addr := os.Args[1], os.Args[2]
@@ -273,6 +277,8 @@ func main() {
 		tcpClient(addr, arg)
 	case "udp-client":
 		udpClient(addr, arg)
+	case "ping":
+		ping(addr)
 	default:
 		fmt.Fprintln(os.Stderr, "unknown mode", mode)
 		os.Exit(2)
@@ -410,6 +416,42 @@ func udpClient(addr, msg string) {
 		if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 			fmt.Printf("error: %v\n", err)
 			os.Exit(1)
+		}
+	}
+	fmt.Println("error: no reply after 3 tries")
+	os.Exit(1)
+}
+
+func ping(addr string) {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil || !ip.Is4() {
+		fail(fmt.Errorf("ping: %q is not an IPv4 address", addr))
+	}
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_DGRAM, syscall.IPPROTO_ICMP)
+	if err != nil {
+		fmt.Printf("error: ICMP socket: %v\n", err)
+		os.Exit(1)
+	}
+	tv := syscall.Timeval{Sec: 2}
+	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
+		fail(err)
+	}
+	to := &syscall.SockaddrInet4{Addr: ip.As4()}
+	// An echo request; the kernel sets its identifier and checksum.
+	req := []byte{8, 0, 0, 0, 0, 0, 0, 1, 'r', 'l'}
+	buf := make([]byte, 1500)
+	for try := 0; try < 3; try++ {
+		if err := syscall.Sendto(fd, req, 0, to); err != nil {
+			fmt.Printf("error: sendto: %v\n", err)
+			os.Exit(1)
+		}
+		n, from, err := syscall.Recvfrom(fd, buf, 0)
+		if err != nil {
+			continue
+		}
+		if f, ok := from.(*syscall.SockaddrInet4); ok && n >= 8 && buf[0] == 0 {
+			fmt.Printf("reply from %v\n", netip.AddrFrom4(f.Addr))
+			return
 		}
 	}
 	fmt.Println("error: no reply after 3 tries")
