@@ -229,14 +229,43 @@ func openInRoot(rootf *os.File, path string) (*os.File, error) {
 }
 
 // mkdirAllInRoot opens the directory path inside root, creating what is
-// missing: an existing one (most mount points) takes one openat2; anything
-// else (missing, or not a directory: its error) is pathrs-lite's
-// MkdirAllHandle.
+// missing: an existing one (most mount points) takes one openat2, one whose
+// parent exists (/dev/pts, /dev/shm, /dev/mqueue in the fresh /dev) an
+// mkdirat in the parent opened so and a second openat2; anything else
+// (deeper, or not a directory: its error) is pathrs-lite's MkdirAllHandle,
+// whose first use mounts a private procfs (~0.2 ms of the init's path).
 func mkdirAllInRoot(rootf *os.File, path string) (*os.File, error) {
-	if fd, err := resolveInRoot(rootf, path, unix.O_DIRECTORY); err == nil {
+	fd, err := resolveInRoot(rootf, path, unix.O_DIRECTORY)
+	if err == nil {
 		return os.NewFile(uintptr(fd), path), nil
 	}
+	if errors.Is(err, unix.ENOENT) {
+		if fd, err := mkdirInParent(rootf, path); err == nil {
+			return os.NewFile(uintptr(fd), path), nil
+		}
+	}
 	return pathrs.MkdirAllHandle(rootf, path, 0o755)
+}
+
+// mkdirInParent creates the last element of path in its parent, resolved
+// inside root (mkdirat follows no symlink in its last element: one there
+// is EEXIST), and opens it inside root again.
+func mkdirInParent(rootf *os.File, p string) (int, error) {
+	p = path.Clean("/" + p)
+	parent, base := path.Split(p)
+	if base == "" || base == "." || base == ".." {
+		return -1, unix.EINVAL
+	}
+	dir, err := resolveInRoot(rootf, parent, unix.O_DIRECTORY)
+	if err != nil {
+		return -1, err
+	}
+	err = unix.Mkdirat(dir, base, 0o755)
+	unix.Close(dir)
+	if err != nil {
+		return -1, err
+	}
+	return resolveInRoot(rootf, p, unix.O_DIRECTORY)
 }
 
 // resolveInRoot is openat2(O_PATH|flags) of path with root as its /.
