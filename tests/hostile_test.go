@@ -355,10 +355,14 @@ func TestHostileLayers(t *testing.T) {
 				os.RemoveAll(storage)
 				defer os.RemoveAll(storage)
 				for p, body := range c.victims {
-					if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-						t.Fatal(err)
+					// Only a directory made here becomes the user's: a
+					// victim in /tmp must not hand /tmp over to them.
+					if _, err := os.Stat(filepath.Dir(p)); os.IsNotExist(err) {
+						if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+							t.Fatal(err)
+						}
+						os.Chown(filepath.Dir(p), u.UID, u.GID)
 					}
-					os.Chown(filepath.Dir(p), u.UID, u.GID)
 					userFile(t, u, p, body)
 				}
 				ref := h.image(t, "hostile/"+c.name, c.layers, testenv.HostileConfig{Cmd: []string{"sh"}}, testenv.FaultNone)

@@ -62,10 +62,31 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "rl integration tests: set-up failed:", err)
 	} else {
+		tmp, _ := os.Stat(os.TempDir())
 		code = m.Run()
+		if err := sameOwnerAndMode(tmp, os.TempDir()); err != nil {
+			fmt.Fprintln(os.Stderr, "rl integration tests:", err)
+			code = 1
+		}
 	}
 	env.tearDown()
 	os.Exit(code)
+}
+
+// sameOwnerAndMode says whether the shared directory dir (/tmp) still has
+// the owner and mode it had before the tests (before: its FileInfo then):
+// a test that handed /tmp to a test user would let it delete everyone's
+// files there.
+func sameOwnerAndMode(before os.FileInfo, dir string) error {
+	after, err := os.Stat(dir)
+	if before == nil || err != nil {
+		return nil
+	}
+	b, a := before.Sys().(*syscall.Stat_t), after.Sys().(*syscall.Stat_t)
+	if b.Uid != a.Uid || b.Gid != a.Gid || before.Mode() != after.Mode() {
+		return fmt.Errorf("%s changed from %d:%d %v to %d:%d %v during the tests", dir, b.Uid, b.Gid, before.Mode(), a.Uid, a.Gid, after.Mode())
+	}
+	return nil
 }
 
 // testEnv is what tearDown undoes.
