@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -200,13 +199,9 @@ const helperTimeout = 10 * time.Second
 // libexec/rl in an install). A missing one fails rl run at once rather than
 // leave a container without its network.
 func netHelperPath() (string, error) {
-	self, err := os.Executable()
+	p, err := helperBeside(netHelper)
 	if err != nil {
-		return "", err
-	}
-	p := filepath.Join(filepath.Dir(self), netHelper)
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("%s, which runs the container's network, is not beside %s (%v): reinstall rl (make install), or use --network none or host", netHelper, self, err)
+		return "", fmt.Errorf("%s, which runs the container's network, is not beside rl-core (%v): reinstall rl (make install), or use --network none or host", netHelper, err)
 	}
 	return p, nil
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/rlcontainers/rl/container/caps"
 	"github.com/rlcontainers/rl/container/initproc"
-	"github.com/rlcontainers/rl/container/seccomp"
 	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/mounts"
@@ -101,7 +100,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	if !ownUTS {
 		spec.Hostname = "" // not ours to set
 	}
-	if spec.Seccomp, err = seccompFilter(rec); err != nil {
+	if spec.Seccomp, err = seccompFilter(rt, rec); err != nil {
 		return nil, err
 	}
 	return spec, nil
@@ -160,15 +159,6 @@ func recordCaps(rec rootfs.Record) []string {
 		return caps.Default
 	}
 	return rec.Caps
-}
-
-// seccompFilter is the container's filter: moby's default profile for its
-// capabilities unless --privileged or seccomp=unconfined, or its own file.
-func seccompFilter(rec rootfs.Record) ([]initproc.BPF, error) {
-	if rec.Privileged || rec.Seccomp == "unconfined" {
-		return nil, nil
-	}
-	return seccomp.Compile(rec.Seccomp, recordCaps(rec))
 }
 
 // privilegedDevices are, for --privileged, the host's devices the user can

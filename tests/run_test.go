@@ -737,3 +737,41 @@ func fileAndPipe(t *testing.T, file string) []*os.File {
 	t.Cleanup(func() { f.Close(); r.Close() })
 	return []*os.File{f, r}
 }
+
+// TestRunSeccomp: the workload runs under a seccomp filter: moby's default
+// profile for its capabilities, or a profile file. Filters are compiled
+// once and kept in the run dir, so this checks that what is kept follows
+// what it was made from: a profile file whose content changes, and the
+// capabilities (moby's profile allows unshare with CAP_SYS_ADMIN only).
+func TestRunSeccomp(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		r := rlOK(t, u, "run", "--rm", "busybox", "grep", "^Seccomp:", "/proc/self/status")
+		if strings.Fields(r.Stdout)[1] != "2" {
+			t.Errorf("default: want seccomp mode 2 (filter)\n%v", r)
+		}
+		for i, want := range []int{1, 0, 1} {
+			r = rl(t, u, "run", "--rm", "busybox", "unshare", "-u", "true")
+			if i == 1 {
+				r = rl(t, u, "run", "--rm", "--cap-add", "SYS_ADMIN", "busybox", "unshare", "-u", "true")
+			}
+			if r.Code != want {
+				t.Errorf("unshare -u (run %d: --cap-add SYS_ADMIN %v): want exit %d (moby's profile allows unshare with CAP_SYS_ADMIN only)\n%v", i+1, i == 1, want, r)
+			}
+		}
+		dir := userDir(t, u, "seccomp")
+		profile := filepath.Join(dir, "profile.json")
+		deny := func(syscalls string) {
+			writeUserFile(t, u, profile, `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [`+syscalls+`], "action": "SCMP_ACT_ERRNO"}]}`)
+		}
+		for _, c := range []struct {
+			deny string
+			want int
+		}{{`"mkdir", "mkdirat"`, 1}, {`"chroot"`, 0}, {`"mkdir", "mkdirat"`, 1}} {
+			deny(c.deny)
+			r := rl(t, u, "run", "--rm", "--security-opt", "seccomp="+profile, "busybox", "mkdir", "/made")
+			if r.Code != c.want {
+				t.Errorf("a profile denying %s: mkdir: want exit %d\n%v", c.deny, c.want, r)
+			}
+		}
+	})
+}

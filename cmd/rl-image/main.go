@@ -9,12 +9,16 @@ import (
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
+	"github.com/rlcontainers/rl/container/initproc"
 	"go.podman.io/storage/pkg/reexec"
 )
 
 func main() {
 	if reexec.Init() {
 		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == initproc.CompileSeccompArg {
+		os.Exit(compileSeccomp(os.Args[2:]))
 	}
 	os.Exit(session.Main(cli.Image, map[string]session.Command{
 		"pull": runPull,

@@ -25,6 +25,11 @@ type BPF struct {
 // critical path.
 type Program []BPF
 
+// CompileSeccompArg is rl-image's hidden command that compiles a filter
+// for a supervisor (container/seccompcache.go), which the init then gets
+// in its spec.
+const CompileSeccompArg = "__seccomp"
+
 // MarshalJSON encodes p as base64 of its instructions.
 func (p Program) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 8*len(p))

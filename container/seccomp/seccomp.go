@@ -2,9 +2,11 @@
 // profile (github.com/moby/profiles/seccomp, the one docker and podman
 // ship), adjusted to the container's capabilities, or a profile file
 // (--security-opt seccomp=FILE), assembled into classic BPF with
-// github.com/elastic/go-seccomp-bpf. It runs in the supervisor; the init
-// only installs the instructions (initproc.InstallSeccomp), so the small
-// init binary links neither library.
+// github.com/elastic/go-seccomp-bpf. It runs in rl-image (`rl-image
+// __seccomp`, for the supervisor, which keeps what it gets in its run dir:
+// container/seccompcache.go) so that neither rl-core nor the init links
+// these libraries, whose package set-up alone cost every rl run ~0.4 ms;
+// the init only installs the instructions (initproc.InstallSeccomp).
 package seccomp
 
 import (
@@ -23,18 +25,27 @@ import (
 // Compile builds the filter for a container with caps. profile is "" for
 // the default, or the path of a docker/OCI seccomp JSON profile.
 func Compile(profile string, caps []string) ([]initproc.BPF, error) {
+	var body []byte
+	if profile != "" {
+		var err error
+		if body, err = os.ReadFile(profile); err != nil {
+			return nil, fmt.Errorf("--security-opt seccomp=%s: %w", profile, err)
+		}
+	}
+	return CompileProfile(body, caps)
+}
+
+// CompileProfile builds the filter for a container with caps from a
+// profile's JSON, or moby's default profile for a nil body.
+func CompileProfile(body []byte, caps []string) ([]initproc.BPF, error) {
 	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{
 		Bounding: caps, Effective: caps, Permitted: caps,
 	}}}
 	var sc *specs.LinuxSeccomp
 	var err error
-	if profile == "" {
+	if body == nil {
 		sc, err = profiles.GetDefaultProfile(spec)
 	} else {
-		var body []byte
-		if body, err = os.ReadFile(profile); err != nil {
-			return nil, fmt.Errorf("--security-opt seccomp=%s: %w", profile, err)
-		}
 		sc, err = profiles.LoadProfile(string(body), spec)
 	}
 	if err != nil {

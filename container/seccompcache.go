@@ -1,0 +1,148 @@
+package container
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/internal/runcache"
+	"github.com/rlcontainers/rl/rootfs"
+	"golang.org/x/sys/unix"
+)
+
+// The container's seccomp filter is compiled by rl-image (`rl-image
+// __seccomp`, container/seccomp), not here: the compiler's libraries cost
+// every process that links them ~0.4 ms of package set-up, on rl run's
+// critical path, and the compiling itself ~0.3 ms more. The programs are
+// kept in the run dir (RUNDIR/rl/seccomp.json, internal/runcache) under a
+// key of the kernel release (moby's profile has rules for minimum kernels)
+// and the architecture; each entry is named by a digest of the rest they
+// depend on: the compiler (rl-image's file: a new rl brings a new one), a
+// profile's bytes (or moby's default) and the capabilities. A miss costs
+// one rl-image start (~10 ms).
+
+// seccompCacheFile is the cache's name in RUNROOT/rl.
+const seccompCacheFile = "seccomp.json"
+
+// imageHelper is rl-image's name, beside rl-core.
+const imageHelper = "rl-image"
+
+// seccompFilter is the container's filter: moby's default profile for its
+// capabilities unless --privileged or seccomp=unconfined, or its own file.
+func seccompFilter(rt *Runtime, rec rootfs.Record) (initproc.Program, error) {
+	if rec.Privileged || rec.Seccomp == "unconfined" {
+		return nil, nil
+	}
+	var body []byte
+	if rec.Seccomp != "" {
+		var err error
+		if body, err = os.ReadFile(rec.Seccomp); err != nil {
+			return nil, fmt.Errorf("--security-opt seccomp=%s: %w", rec.Seccomp, err)
+		}
+	}
+	helper, err := helperBeside(imageHelper)
+	if err != nil {
+		return nil, fmt.Errorf("%s, which compiles the container's seccomp filter, is not beside rl-core (%v): reinstall rl (make install), or use --security-opt seccomp=unconfined", imageHelper, err)
+	}
+	caps := recordCaps(rec)
+	path := filepath.Join(rt.Store.RunRoot(), "rl", seccompCacheFile)
+	key, keyed := kernelKey()
+	compiler, known := compilerID(helper)
+	keyed = keyed && known
+	name := seccompEntry(compiler, body, caps)
+	var prog initproc.Program
+	if keyed && runcache.Get(path, key, name, &prog) && len(prog) > 0 {
+		return prog, nil
+	}
+	if prog, err = compileSeccomp(helper, body, caps); err != nil {
+		return nil, err
+	}
+	if keyed {
+		runcache.Put(path, key, name, prog)
+	}
+	return prog, nil
+}
+
+// kernelKey names what every program depends on: the kernel's release
+// and the architecture.
+func kernelKey() (string, bool) {
+	var uts unix.Utsname
+	if unix.Uname(&uts) != nil {
+		return "", false
+	}
+	return fmt.Sprintf("rl seccomp 1 %s %s", unix.ByteSliceToString(uts.Release[:]), runtime.GOARCH), true
+}
+
+// compilerID names the compiler's file (path, size, modification time,
+// inode): another rl (a new install, another build) is another entry.
+func compilerID(helper string) (string, bool) {
+	var st unix.Stat_t
+	if unix.Stat(helper, &st) != nil {
+		return "", false
+	}
+	return fmt.Sprintf("%q %d %d.%09d %d:%d", helper, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Dev, st.Ino), true
+}
+
+// seccompEntry is a digest of the compiler, the profile's bytes (nil:
+// moby's default) and the capabilities, in their order.
+func seccompEntry(compiler string, body []byte, caps []string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", compiler)
+	if body == nil {
+		h.Write([]byte("default\n"))
+	} else {
+		fmt.Fprintf(h, "profile %d\n", len(body))
+		h.Write(body)
+	}
+	fmt.Fprintf(h, "\n%q", caps)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// compileSeccomp has rl-image compile the filter.
+func compileSeccomp(helper string, body []byte, caps []string) (initproc.Program, error) {
+	args := []string{initproc.CompileSeccompArg}
+	if body != nil {
+		args = append(args, "--profile")
+	}
+	cmd := exec.Command(helper, append(args, caps...)...)
+	cmd.Args[0] = imageHelper
+	if body != nil {
+		cmd.Stdin = bytes.NewReader(body)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "rl: "); msg != "" {
+			return nil, errors.New(msg)
+		}
+		return nil, fmt.Errorf("compiling the seccomp filter (%s): %w", helper, err)
+	}
+	var prog initproc.Program
+	if err := json.Unmarshal(stdout.Bytes(), &prog); err != nil || len(prog) == 0 {
+		return nil, fmt.Errorf("compiling the seccomp filter (%s): no program came back (%v)", helper, err)
+	}
+	return prog, nil
+}
+
+// helperBeside is the path of one of rl's helpers beside this binary (a
+// build tree, or libexec/rl in an install).
+func helperBeside(name string) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(filepath.Dir(self), name)
+	if _, err := os.Stat(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
