@@ -15,8 +15,6 @@ import (
 	"github.com/moby/sys/mountinfo"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rlcontainers/rl/rootfs/mounts"
-	"go.podman.io/image/v5/manifest"
-	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
 )
@@ -67,21 +65,18 @@ func ImageConfig(ctx context.Context, store storage.Store, img *storage.Image) (
 	if cfg, ok := storedConfig(store, img); ok {
 		return cfg, nil
 	}
-	ref, err := istorage.Transport.NewStoreReference(store, nil, img.ID)
-	if err != nil {
-		return nil, err
+	if Lib.Config == nil {
+		return nil, errNoLibrary
 	}
-	image, err := ref.NewImage(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("reading image %s: %w", img.ID[:12], err)
-	}
-	defer image.Close()
-	cfg, err := image.OCIConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the config of image %s: %w", img.ID[:12], err)
-	}
-	return cfg, nil
+	return Lib.Config(ctx, store, img)
 }
+
+// Manifest media types storedConfig reads (the image library's
+// manifest.DockerV2Schema2MediaType and imgspecv1's).
+const (
+	dockerSchema2Manifest = "application/vnd.docker.distribution.manifest.v2+json"
+	dockerSchema2Config   = "application/vnd.docker.container.image.v1+json"
+)
 
 // storedConfig reads the config of an OCI or docker schema2 image straight
 // from the store: the manifest the image was committed with
@@ -89,27 +84,35 @@ func ImageConfig(ctx context.Context, store storage.Store, img *storage.Image) (
 // digest. For these two formats that is all the image library's OCIConfig
 // does (one json.Unmarshal of the config blob), without opening an image
 // source, which also sums its layers' sizes (~0.6 ms of rl run's start).
-// Anything else (schema1, an artifact, a digest that does not match) is
-// left to the library (false).
+// Only a manifest that says which of the two it is (its mediaType, and its
+// config's) is read here; anything else (schema1, an artifact, a manifest
+// without its media type, a digest that does not match) is the library's
+// (false).
 func storedConfig(store storage.Store, img *storage.Image) (*imgspecv1.Image, bool) {
 	mb, err := store.ImageBigData(img.ID, storage.ImageDigestBigDataKey)
 	if err != nil {
 		return nil, false
 	}
-	mt := manifest.GuessMIMEType(mb)
-	if mt != imgspecv1.MediaTypeImageManifest && mt != manifest.DockerV2Schema2MediaType {
+	var m struct {
+		SchemaVersion int                  `json:"schemaVersion"`
+		MediaType     string               `json:"mediaType"`
+		Config        imgspecv1.Descriptor `json:"config"`
+	}
+	if err := json.Unmarshal(mb, &m); err != nil || m.SchemaVersion != 2 {
 		return nil, false
 	}
-	m, err := manifest.FromBlob(mb, mt)
-	if err != nil {
+	switch {
+	case m.MediaType == imgspecv1.MediaTypeImageManifest && m.Config.MediaType == imgspecv1.MediaTypeImageConfig:
+	case m.MediaType == dockerSchema2Manifest && m.Config.MediaType == dockerSchema2Config:
+	default:
 		return nil, false
 	}
-	ci := m.ConfigInfo()
-	if mt == imgspecv1.MediaTypeImageManifest && ci.MediaType != imgspecv1.MediaTypeImageConfig {
+	d := m.Config.Digest
+	if d.Validate() != nil {
 		return nil, false
 	}
-	cb, err := store.ImageBigData(img.ID, ci.Digest.String())
-	if err != nil || ci.Digest.Validate() != nil || ci.Digest.Algorithm().FromBytes(cb) != ci.Digest {
+	cb, err := store.ImageBigData(img.ID, d.String())
+	if err != nil || d.Algorithm().FromBytes(cb) != d {
 		return nil, false
 	}
 	var cfg imgspecv1.Image

@@ -1,17 +1,34 @@
 package rootfs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
 
-	"go.podman.io/image/v5/docker/reference"
-	"go.podman.io/image/v5/pkg/shortnames"
-	"go.podman.io/image/v5/pkg/sysregistriesv2"
-	"go.podman.io/image/v5/types"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/storage"
 )
+
+// Library is what rootfs needs from the image library, which rl-core does
+// not link (rootfs/imagelib, in rl-image): rl-image sets it to the library
+// itself, rl-core to asking rl-image. Both are needed only when rootfs
+// cannot answer alone: a short name not in its cache, an image whose
+// manifest is neither OCI's nor docker's schema 2 with its media type.
+type Library struct {
+	// Candidates are the names name stands for in the store, in the
+	// order a pull tries them; cacheable says whether the answer may be
+	// kept (see imagelib.Candidates).
+	Candidates func(name string) (cands []string, cacheable bool, err error)
+	// Config reads an image's OCI config from any manifest format.
+	Config func(ctx context.Context, store storage.Store, img *storage.Image) (*imgspecv1.Image, error)
+}
+
+// Lib is the process's Library (set by its main).
+var Lib Library
+
+var errNoLibrary = errors.New("this binary has no image library (rootfs.Lib is not set)")
 
 // ErrImageUnknown is returned when no local image matches a name.
 var ErrImageUnknown = errors.New("no such image")
@@ -32,28 +49,6 @@ func LookupImage(store storage.Store, name string) (*storage.Image, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w %q: see rl images", ErrImageUnknown, name)
-}
-
-// localCandidates are the names a short name stands for in the store, in
-// the order a pull tries them: its alias, else localhost/NAME and NAME at
-// each unqualified-search registry; then docker.io's reading of it. A name
-// that is not short stands for itself (with :latest when untagged).
-func localCandidates(name string) ([]string, error) {
-	sys := &types.SystemContext{}
-	named, err := shortnames.ResolveLocally(sys, name)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := sysregistriesv2.UnqualifiedSearchRegistries(sys); err == nil && shortnames.IsShortName(name) {
-		if n, err := reference.ParseNormalizedNamed(name); err == nil {
-			named = append(named, reference.TagNameOnly(n))
-		}
-	}
-	out := make([]string, len(named))
-	for i, n := range named {
-		out[i] = n.String()
-	}
-	return out, nil
 }
 
 // RemoveImage deletes an image; it refuses while containers use it unless

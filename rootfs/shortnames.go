@@ -8,16 +8,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"github.com/rlcontainers/rl/internal/runcache"
-	"go.podman.io/image/v5/pkg/sysregistriesv2"
 	"go.podman.io/storage/pkg/configfile"
 	"go.podman.io/storage/pkg/homedir"
 	"go.podman.io/storage/pkg/unshare"
 )
 
-// A short image name's candidates (localCandidates) come from the
+// A short image name's candidates (Lib.Candidates) come from the
 // registries configuration: registries.conf, its drop-ins and the aliases
 // in them (each parsed with the reference grammar's regular expressions),
 // and the user's short-name alias cache. The image library reads and
@@ -30,33 +28,35 @@ import (
 // shortNameCacheFile is the cache's name in RUNROOT/rl.
 const shortNameCacheFile = "short-names.json"
 
-// cachedCandidates is localCandidates(name) through the cache at path.
+// cachedCandidates is Lib.Candidates(name) through the cache at path.
 // Without a key (a configuration that cannot be read; the library will say
-// why) it is localCandidates itself.
+// why) it is Lib.Candidates itself.
 func cachedCandidates(path, name string) ([]string, error) {
 	key, ok := registriesKey()
-	if !ok {
-		return localCandidates(name)
-	}
 	var cands []string
-	if runcache.Get(path, key, name, &cands) {
+	if ok && runcache.Get(path, key, name, &cands) {
 		return cands, nil
 	}
-	cands, err := localCandidates(name)
+	if Lib.Candidates == nil {
+		return nil, errNoLibrary
+	}
+	cands, cacheable, err := Lib.Candidates(name)
 	if err != nil {
 		return nil, err
 	}
-	// Kept only if the configuration did not change while it was read.
-	if after, ok := registriesKey(); ok && after == key {
+	// Kept only if the library read what the key covers, and the
+	// configuration did not change while it did.
+	if after, same := registriesKey(); ok && cacheable && same && after == key {
 		runcache.Put(path, key, name, cands)
 	}
 	return cands, nil
 }
 
-// registriesConfig is the image library's registries.conf search
+// RegistriesConfig is the image library's registries.conf search
 // (sysregistriesv2), which registriesKey reads the same way; its paths are
-// checked against the library's own account of them.
-func registriesConfig() *configfile.File {
+// checked against the library's own account of them when the library
+// answers (imagelib.Candidates).
+func RegistriesConfig() *configfile.File {
 	return &configfile.File{
 		Name: "registries", Extension: "conf", EnvironmentName: "CONTAINERS_REGISTRIES_CONF",
 		UserId: unshare.GetRootlessUID(),
@@ -66,15 +66,9 @@ func registriesConfig() *configfile.File {
 // registriesKey digests everything the image library reads to resolve a
 // short name: each registries file it reads (main file, drop-ins, override),
 // name and content, in its order, and the short-name alias cache in both
-// places the library may keep it. ok is false when the search paths differ
-// from the library's (a library that changed its search) or a file cannot
-// be read.
+// places the library may keep it. ok is false when a file cannot be read.
 func registriesKey() (key string, ok bool) {
-	conf := registriesConfig()
-	paths, err := configfile.GetSearchPaths(conf)
-	if err != nil || fmt.Sprintf("%q", slices.Concat(paths.MainFiles, paths.DropInDirectories)) != sysregistriesv2.ConfigurationSourceDescription(nil) {
-		return "", false
-	}
+	conf := RegistriesConfig()
 	h := sha256.New()
 	fmt.Fprintf(h, "rl short names 1\n")
 	var buf bytes.Buffer

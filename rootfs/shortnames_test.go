@@ -1,4 +1,4 @@
-package rootfs
+package rootfs_test
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/imagelib"
 	"go.podman.io/image/v5/pkg/sysregistriesv2"
 )
 
@@ -39,10 +41,11 @@ func write(t *testing.T, path, body string) {
 // registries.conf or the alias cache changes.
 func TestShortNameCache(t *testing.T) {
 	conf, aliases := shortNameEnv(t)
-	cache := filepath.Join(t.TempDir(), shortNameCacheFile)
+	rootfs.Lib = imagelib.Library
+	cache := filepath.Join(t.TempDir(), rootfs.ShortNameCacheFile)
 	want := func(name string, w ...string) {
 		t.Helper()
-		got, err := cachedCandidates(cache, name)
+		got, err := rootfs.CachedCandidates(cache, name)
 		if err != nil || !reflect.DeepEqual(got, w) {
 			t.Fatalf("candidates of %s: got %q, %v; want %q", name, got, err, w)
 		}

@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rlcontainers/rl/tests/testenv"
 )
@@ -180,6 +183,35 @@ func TestLoadOCIArchive(t *testing.T) {
 		r = rlEnv(t, v, env, "run", "--rm", "--pull=never", busyboxShortID(), "echo", "by id")
 		if r.Code != 0 || r.Stdout != "by id\n" {
 			t.Fatalf("run the loaded image by its short id:\n%v", r)
+		}
+		wantImageConfig(t, v, env, busyboxShortID())
+	})
+}
+
+// TestLoadManifestWithoutMediaType: an OCI manifest without its
+// "mediaType" (the spec only recommends it) is one rl-core does not read
+// itself: the image library reads the config (rl-image, asked by rl-core),
+// and the image runs with its PATH and Cmd all the same.
+func TestLoadManifestWithoutMediaType(t *testing.T) {
+	dir := filepath.Join(baseDir, "images", "no-media-type")
+	archive := filepath.Join(baseDir, "images", "busybox-oci-no-media-type.tar")
+	if err := testenv.StripManifestMediaType(busyboxLayout, dir); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := testenv.SaveArchive(ctx, dir, "oci-archive:"+archive); err != nil {
+		t.Fatal(err)
+	}
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, "127.0.0.1:1")
+		rlOKEnv(t, v, env, "load", "-i", archive)
+		manifests, _ := filepath.Glob(filepath.Join(v.Home, ".local/share/rl/storage/*-images/*/manifest"))
+		if len(manifests) != 1 {
+			t.Fatalf("one image's manifest in the store: found %v", manifests)
+		}
+		if b, err := os.ReadFile(manifests[0]); err != nil || bytes.Contains(b, []byte(`"mediaType":"application/vnd.oci.image.manifest`)) {
+			t.Fatalf("the stored manifest must have no media type of its own (%v):\n%s", err, b)
 		}
 		wantImageConfig(t, v, env, busyboxShortID())
 	})

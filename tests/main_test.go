@@ -47,6 +47,8 @@ var (
 	// a docker-archive tagged docker.io/library/busybox:latest and an
 	// oci-archive; both readable by every user.
 	dockerArchive, ociArchive string
+	// busyboxLayout is the OCI layout the busybox image was built in.
+	busyboxLayout string
 	// baseDir holds everything the run creates.
 	baseDir string
 )
@@ -127,6 +129,7 @@ func setUp() (*testEnv, error) {
 	if err != nil {
 		return env, err
 	}
+	busyboxLayout = layout
 	if busyboxManifest, busyboxID, err = testenv.Digests(layout); err != nil {
 		return env, err
 	}

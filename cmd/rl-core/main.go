@@ -12,6 +12,7 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/internal/trace"
+	"github.com/rlcontainers/rl/rootfs"
 	"go.podman.io/storage/pkg/reexec"
 )
 
@@ -22,6 +23,7 @@ func main() {
 		return
 	}
 	tuneGC()
+	rootfs.Lib = imageLibrary()
 	os.Exit(session.Main(cli.Core, map[string]session.Command{
 		"run":     runRun,
 		"start":   runStart,
@@ -34,7 +36,6 @@ func main() {
 		"inspect": runInspect,
 		"ps":      runPs,
 		"rm":      runRm,
-		"images":  runImages,
 		"rmi":     runRmi,
 		"info":    runInfo,
 		"system":  runSystem,

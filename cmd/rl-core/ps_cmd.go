@@ -82,7 +82,7 @@ func runPs(all *cli.CLI, s *session.Session) error {
 		}
 		rows = append(rows, psRow{
 			ID: id, Image: rec.Image, ImageID: rec.ImageID, Command: cmd,
-			Created: ctr.Created, CreatedAt: ago(ctr.Created), Status: status(st), State: st.Status,
+			Created: ctr.Created, CreatedAt: cli.Ago(ctr.Created), Status: status(st), State: st.Status,
 			ExitCode: st.ExitCode, Pid: st.Pid, Names: rec.Name, Ports: strings.Join(st.Ports, ", "),
 			fullCommand: rec.Command,
 		})
@@ -150,12 +150,12 @@ func printTemplate[T any](format string, items []T, jsonNames bool) error {
 func status(st rootfs.State) string {
 	switch st.Status {
 	case "running":
-		return "Up " + strings.TrimSuffix(ago(st.StartedAt), " ago")
+		return "Up " + strings.TrimSuffix(cli.Ago(st.StartedAt), " ago")
 	case "exited":
 		if st.ExitCode < 0 {
 			return "Exited (unknown)"
 		}
-		return fmt.Sprintf("Exited (%d) %s", st.ExitCode, ago(st.FinishedAt))
+		return fmt.Sprintf("Exited (%d) %s", st.ExitCode, cli.Ago(st.FinishedAt))
 	}
 	return "Created"
 }

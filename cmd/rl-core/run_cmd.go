@@ -13,12 +13,14 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/container"
+	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/sys/unix"
 )
 
 func runRun(c *cli.CLI, s *session.Session) error {
 	r := &c.Run
+	rootfs.Lib = withImageConfig(rootfs.Lib, c)
 	rt := runtime(c, s)
 	mode := container.Mode{Attach: !r.Detach, Detached: s.Detach}
 	preserved, err := preservedFiles(r.PreserveFDs)

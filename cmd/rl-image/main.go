@@ -10,6 +10,8 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/rootfs/imagelib"
 	"go.podman.io/storage/pkg/reexec"
 )
 
@@ -17,11 +19,19 @@ func main() {
 	if reexec.Init() {
 		return
 	}
-	if len(os.Args) > 1 && os.Args[1] == initproc.CompileSeccompArg {
-		os.Exit(compileSeccomp(os.Args[2:]))
+	rootfs.Lib = imagelib.Library
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case initproc.CompileSeccompArg:
+			os.Exit(compileSeccomp(os.Args[2:]))
+		case cli.ResolveArg:
+			os.Exit(resolve(os.Args[2:]))
+		}
 	}
 	os.Exit(session.Main(cli.Image, map[string]session.Command{
-		"pull": runPull,
-		"load": runLoad,
+		"pull":                 runPull,
+		"load":                 runLoad,
+		"images":               runImages,
+		cli.ImageConfigCommand: runImageConfig,
 	}))
 }

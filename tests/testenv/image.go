@@ -361,3 +361,68 @@ func readJSON(path string, v any) error {
 	}
 	return nil
 }
+
+// StripManifestMediaType writes to dst a copy of the OCI layout src whose
+// manifest has no "mediaType" (which the OCI spec only recommends, and
+// which some tools leave out): a reader must tell it from its config's
+// media type. src's other blobs are shared by hard link.
+func StripManifestMediaType(src, dst string) error {
+	if err := os.RemoveAll(dst); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dst, "blobs", "sha256"), 0o755); err != nil {
+		return err
+	}
+	blobs, err := os.ReadDir(filepath.Join(src, "blobs", "sha256"))
+	if err != nil {
+		return err
+	}
+	for _, b := range blobs {
+		if err := os.Link(filepath.Join(src, "blobs", "sha256", b.Name()), filepath.Join(dst, "blobs", "sha256", b.Name())); err != nil {
+			return err
+		}
+	}
+	for _, f := range []string{"index.json", "oci-layout"} {
+		b, err := os.ReadFile(filepath.Join(src, f))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(dst, f), b, 0o644)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	var index struct {
+		SchemaVersion int          `json:"schemaVersion"`
+		MediaType     string       `json:"mediaType"`
+		Manifests     []descriptor `json:"manifests"`
+	}
+	ib, err := os.ReadFile(filepath.Join(dst, "index.json"))
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(ib, &index); err != nil || len(index.Manifests) != 1 {
+		return fmt.Errorf("the layout's index: %d manifests, %v", len(index.Manifests), err)
+	}
+	mb, err := os.ReadFile(filepath.Join(dst, "blobs", "sha256", strings.TrimPrefix(index.Manifests[0].Digest, "sha256:")))
+	if err != nil {
+		return err
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(mb, &m); err != nil {
+		return err
+	}
+	delete(m, "mediaType")
+	if mb, err = json.Marshal(m); err != nil {
+		return err
+	}
+	d, err := writeBlob(dst, "application/vnd.oci.image.manifest.v1+json", mb)
+	if err != nil {
+		return err
+	}
+	d.Annotations = index.Manifests[0].Annotations
+	index.Manifests[0] = d
+	if ib, err = json.Marshal(index); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dst, "index.json"), ib, 0o644)
+}

@@ -46,6 +46,8 @@ type CLI struct {
 	System  SystemCmd  `cmd:"" help:"Manage the store."`
 	Doctor  DoctorCmd  `cmd:"" help:"Try what rl needs on this machine; name the cause and the fix of each problem."`
 
+	ImageConfig ImageConfigCmd `cmd:"" name:"__image-config" hidden:""`
+
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -283,10 +285,23 @@ func Command(kctx *kong.Context) string {
 	return strings.Fields(kctx.Command())[0]
 }
 
+// ImageConfigCommand is ImageConfigCmd's name.
+const ImageConfigCommand = "__image-config"
+
+// ResolveArg is rl-image's hidden command that tells rl-core what a short
+// name stands for (rootfs.Library.Candidates); Resolved is its answer.
+const ResolveArg = "__resolve"
+
+// Resolved is what `rl-image __resolve NAME` writes on stdout, as JSON.
+type Resolved struct {
+	Candidates []string `json:"candidates"`
+	Cacheable  bool     `json:"cacheable"`
+}
+
 // BinaryFor names the binary that runs a command.
 func BinaryFor(command string) string {
 	switch command {
-	case "pull", "load":
+	case "pull", "load", "images", ImageConfigCommand:
 		return Image
 	}
 	return Core

@@ -273,6 +273,13 @@ type RmiCmd struct {
 	Images []string `arg:"" help:"Images to remove."`
 }
 
+// ImageConfigCmd is rl-core's question to rl-image for the OCI config of
+// an image whose manifest rl-core does not read itself (rootfs.Library):
+// not a user's command.
+type ImageConfigCmd struct {
+	ID string `arg:"" help:"Image id."`
+}
+
 // PsCmd is `rl ps`.
 type PsCmd struct {
 	All     bool   `short:"a" help:"Show all containers, not only running ones."`

@@ -87,8 +87,8 @@ func TestHostname(t *testing.T) {
 }
 
 func TestBinaryFor(t *testing.T) {
-	if BinaryFor("pull") != Image || BinaryFor("load") != Image || BinaryFor("run") != Core || BinaryFor("ps") != Core {
-		t.Error("pull and load run in rl-image, the rest in rl-core")
+	if BinaryFor("pull") != Image || BinaryFor("load") != Image || BinaryFor("images") != Image || BinaryFor("run") != Core || BinaryFor("ps") != Core || BinaryFor("rmi") != Core {
+		t.Error("pull, load and images run in rl-image, the rest in rl-core")
 	}
 }
 

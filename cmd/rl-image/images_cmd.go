@@ -5,7 +5,6 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
@@ -42,32 +41,10 @@ func runImages(all *cli.CLI, s *session.Session) error {
 			} else if i := strings.LastIndex(n, ":"); i > 0 {
 				repo, tag = n[:i], n[i+1:]
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", repo, tag, img.ID[:12], ago(img.Created), humanSize(size))
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", repo, tag, img.ID[:12], cli.Ago(img.Created), humanSize(size))
 		}
 	}
 	return w.Flush()
-}
-
-func ago(t time.Time) string {
-	if t.IsZero() {
-		return "unknown"
-	}
-	d := time.Since(t)
-	switch {
-	case d < 2*time.Second:
-		return "1 second ago"
-	case d < time.Minute:
-		return fmt.Sprintf("%d seconds ago", int(d.Seconds()))
-	case d < 2*time.Minute:
-		return "1 minute ago"
-	case d < time.Hour:
-		return fmt.Sprintf("%d minutes ago", int(d.Minutes()))
-	case d < 2*time.Hour:
-		return "1 hour ago"
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%d hours ago", int(d.Hours()))
-	}
-	return fmt.Sprintf("%d days ago", int(d.Hours()/24))
 }
 
 func humanSize(n int64) string {
