@@ -299,7 +299,7 @@ func (s *supervisor) release(lock *os.File, started bool) {
 	defer lock.Close()
 	if s.rec.AutoRm {
 		// Deleting unmounts first (one pass over the store, not two).
-		err := s.rt.Store.DeleteContainer(s.id)
+		err := rootfs.DeleteContainer(s.rt.Store, s.id)
 		trace.Mark("core: container deleted")
 		if err == nil || errors.Is(err, storage.ErrContainerUnknown) {
 			return

@@ -246,6 +246,19 @@ func RemoveContainer(store storage.Store, ref string, force bool) (string, error
 	return c.ID, nil
 }
 
+// DeleteContainer deletes the container id and its layer, as the store
+// does, clearing its mount point of strays if that is what stops it (see
+// clearStaleMountpoint): an --rm container's supervisor deletes it so.
+func DeleteContainer(store storage.Store, id string) error {
+	err := store.DeleteContainer(id)
+	if errors.Is(err, unix.ENOTEMPTY) {
+		if c, cerr := store.Container(id); cerr == nil && clearStaleMountpoint(store, c.LayerID) == nil {
+			err = store.DeleteContainer(id)
+		}
+	}
+	return err
+}
+
 // clearStaleMountpoint empties the merged directory of an overlay layer
 // that is not mounted here. Unmounting replaces that directory with an
 // empty one, and the storage library refuses when it is not empty, so a

@@ -694,8 +694,9 @@ func TestSystemCheckRunDir(t *testing.T) {
 
 // TestRmStrayMountpoint: a container whose rootfs mount point (overlay's
 // merged directory, not mounted) has entries in it is still removed by
-// rl rm: the storage library refuses to unmount over a directory that is
-// not empty, which left such a container for good.
+// rl rm, and an --rm one by its supervisor: the storage library refuses to
+// unmount over a directory that is not empty, which left such a container
+// for good.
 func TestRmStrayMountpoint(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		v, env := offlineStore(t, u)
@@ -719,6 +720,34 @@ func TestRmStrayMountpoint(t *testing.T) {
 		}
 		if p := checkStore(t, v.Home, "rl rm"); len(p) > 0 {
 			t.Errorf("store after rl rm: %q", p)
+		}
+
+		// The same for an --rm container, whose supervisor deletes it: an
+		// entry made in its mount point as the host sees it (the rootfs
+		// is mounted over it only in the supervisor's namespace) while it
+		// runs.
+		b := startBG(t, v, env, "run", "--rm", "--name", "stray-rm", "busybox", "sleep", "2")
+		var merged2 string
+		for deadline := time.Now().Add(10 * time.Second); merged2 == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if l, _ := filepath.Glob(filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower")); len(l) == 1 {
+				merged2 = filepath.Join(filepath.Dir(l[0]), "merged")
+			}
+		}
+		if merged2 == "" {
+			t.Fatalf("no container layer appeared:\n%s", b.output())
+		}
+		if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "touch "+merged2+"/stray"); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		<-b.done
+		if code := b.cmd.ProcessState.ExitCode(); code != 0 || strings.Contains(b.output(), "warning") {
+			t.Errorf("rl run --rm with an entry in its mount point: want exit 0 and no warning, got %d:\n%s", code, b.output())
+		}
+		if r := rlEnv(t, v, env, "ps", "-aq"); r.Stdout != "" {
+			t.Errorf("rl ps -a after rl run --rm: want no container (--rm removes it): %v", r)
+		}
+		if p := checkStore(t, v.Home, "rl run --rm"); len(p) > 0 {
+			t.Errorf("store after rl run --rm: %q", p)
 		}
 	})
 }
