@@ -306,7 +306,7 @@ func (s *supervisor) release(lock *os.File, started bool) {
 		}
 		s.rt.warn("removing container %s: %v", s.id[:12], err)
 	}
-	if _, err := s.rt.Store.Unmount(s.id, true); err != nil && !errors.Is(err, storage.ErrLayerUnknown) && !errors.Is(err, storage.ErrContainerUnknown) {
+	if err := rootfs.UnmountContainer(s.rt.Store, s.id); err != nil && !errors.Is(err, storage.ErrLayerUnknown) && !errors.Is(err, storage.ErrContainerUnknown) {
 		s.rt.warn("unmounting container %s: %v", s.id[:12], err)
 	}
 	trace.Mark("core: unmounted")

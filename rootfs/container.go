@@ -250,10 +250,26 @@ func RemoveContainer(store storage.Store, ref string, force bool) (string, error
 // does, clearing its mount point of strays if that is what stops it (see
 // clearStaleMountpoint): an --rm container's supervisor deletes it so.
 func DeleteContainer(store storage.Store, id string) error {
-	err := store.DeleteContainer(id)
+	return clearingStrays(store, id, func() error { return store.DeleteContainer(id) })
+}
+
+// UnmountContainer unmounts the container id's rootfs, as the store does,
+// clearing its mount point of strays if that is what stops it: a kept
+// container's supervisor unmounts it so when the workload exits.
+func UnmountContainer(store storage.Store, id string) error {
+	return clearingStrays(store, id, func() error {
+		_, err := store.Unmount(id, true)
+		return err
+	})
+}
+
+// clearingStrays runs op, and once more after clearStaleMountpoint when it
+// failed on a mount point that is not empty.
+func clearingStrays(store storage.Store, id string, op func() error) error {
+	err := op()
 	if errors.Is(err, unix.ENOTEMPTY) {
 		if c, cerr := store.Container(id); cerr == nil && clearStaleMountpoint(store, c.LayerID) == nil {
-			err = store.DeleteContainer(id)
+			err = op()
 		}
 	}
 	return err

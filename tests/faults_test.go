@@ -722,32 +722,42 @@ func TestRmStrayMountpoint(t *testing.T) {
 			t.Errorf("store after rl rm: %q", p)
 		}
 
-		// The same for an --rm container, whose supervisor deletes it: an
-		// entry made in its mount point as the host sees it (the rootfs
-		// is mounted over it only in the supervisor's namespace) while it
-		// runs.
-		b := startBG(t, v, env, "run", "--rm", "--name", "stray-rm", "busybox", "sleep", "2")
-		var merged2 string
-		for deadline := time.Now().Add(10 * time.Second); merged2 == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if l, _ := filepath.Glob(filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower")); len(l) == 1 {
-				merged2 = filepath.Join(filepath.Dir(l[0]), "merged")
+		// The same while the container runs, for an --rm one (its
+		// supervisor deletes it) and a kept one (its supervisor unmounts
+		// it): an entry made in its mount point as the host sees it (the
+		// rootfs is mounted over it only in the supervisor's namespace).
+		for _, rm := range []bool{true, false} {
+			args := []string{"run", "--name", "stray-run", "busybox", "sleep", "2"}
+			if rm {
+				args = append([]string{"run", "--rm"}, args[1:]...)
 			}
-		}
-		if merged2 == "" {
-			t.Fatalf("no container layer appeared:\n%s", b.output())
-		}
-		if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "touch "+merged2+"/stray"); r.Code != 0 {
-			t.Fatalf("%v", r)
-		}
-		<-b.done
-		if code := b.cmd.ProcessState.ExitCode(); code != 0 || strings.Contains(b.output(), "warning") {
-			t.Errorf("rl run --rm with an entry in its mount point: want exit 0 and no warning, got %d:\n%s", code, b.output())
-		}
-		if r := rlEnv(t, v, env, "ps", "-aq"); r.Stdout != "" {
-			t.Errorf("rl ps -a after rl run --rm: want no container (--rm removes it): %v", r)
-		}
-		if p := checkStore(t, v.Home, "rl run --rm"); len(p) > 0 {
-			t.Errorf("store after rl run --rm: %q", p)
+			what := "rl " + strings.Join(args, " ")
+			b := startBG(t, v, env, args...)
+			var merged2 string
+			for deadline := time.Now().Add(10 * time.Second); merged2 == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if l, _ := filepath.Glob(filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower")); len(l) == 1 {
+					merged2 = filepath.Join(filepath.Dir(l[0]), "merged")
+				}
+			}
+			if merged2 == "" {
+				t.Fatalf("%s: no container layer appeared:\n%s", what, b.output())
+			}
+			if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "touch "+merged2+"/stray"); r.Code != 0 {
+				t.Fatalf("%v", r)
+			}
+			<-b.done
+			if code := b.cmd.ProcessState.ExitCode(); code != 0 || strings.Contains(b.output(), "warning") {
+				t.Errorf("%s with an entry in its mount point: want exit 0 and no warning, got %d:\n%s", what, code, b.output())
+			}
+			if !rm {
+				rlOKEnv(t, v, env, "rm", "stray-run")
+			}
+			if r := rlEnv(t, v, env, "ps", "-aq"); r.Stdout != "" {
+				t.Errorf("%s: want no container left: %v", what, r)
+			}
+			if p := checkStore(t, v.Home, what); len(p) > 0 {
+				t.Errorf("store after %s: %q", what, p)
+			}
 		}
 	})
 }
