@@ -199,7 +199,7 @@ const helperTimeout = 10 * time.Second
 // libexec/rl in an install). A missing one fails rl run at once rather than
 // leave a container without its network.
 func netHelperPath() (string, error) {
-	p, err := helperBeside(netHelper)
+	p, _, err := helperBeside(netHelper)
 	if err != nil {
 		return "", fmt.Errorf("%s, which runs the container's network, is not beside rl-core (%v): reinstall rl (make install), or use --network none or host", netHelper, err)
 	}

@@ -1,19 +1,18 @@
 package container
 
 import (
-	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strings"
+	"syscall"
 
 	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/internal/helper"
 	"github.com/rlcontainers/rl/internal/runcache"
 	"github.com/rlcontainers/rl/rootfs"
 	"golang.org/x/sys/unix"
@@ -49,21 +48,19 @@ func seccompFilter(rt *Runtime, rec rootfs.Record) (initproc.Program, error) {
 			return nil, fmt.Errorf("--security-opt seccomp=%s: %w", rec.Seccomp, err)
 		}
 	}
-	helper, err := helperBeside(imageHelper)
+	compiler, fi, err := helperBeside(imageHelper)
 	if err != nil {
 		return nil, fmt.Errorf("%s, which compiles the container's seccomp filter, is not beside rl-core (%v): reinstall rl (make install), or use --security-opt seccomp=unconfined", imageHelper, err)
 	}
 	caps := recordCaps(rec)
 	path := filepath.Join(rt.Store.RunRoot(), "rl", seccompCacheFile)
 	key, keyed := kernelKey()
-	compiler, known := compilerID(helper)
-	keyed = keyed && known
-	name := seccompEntry(compiler, body, caps)
+	name := seccompEntry(compilerID(compiler, fi), body, caps)
 	var prog initproc.Program
 	if keyed && runcache.Get(path, key, name, &prog) && len(prog) > 0 {
 		return prog, nil
 	}
-	if prog, err = compileSeccomp(helper, body, caps); err != nil {
+	if prog, err = compileSeccomp(compiler, body, caps); err != nil {
 		return nil, err
 	}
 	if keyed {
@@ -84,12 +81,12 @@ func kernelKey() (string, bool) {
 
 // compilerID names the compiler's file (path, size, modification time,
 // inode): another rl (a new install, another build) is another entry.
-func compilerID(helper string) (string, bool) {
-	var st unix.Stat_t
-	if unix.Stat(helper, &st) != nil {
-		return "", false
+func compilerID(path string, fi os.FileInfo) string {
+	id := fmt.Sprintf("%q %d %d", path, fi.Size(), fi.ModTime().UnixNano())
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id += fmt.Sprintf(" %d:%d", st.Dev, st.Ino)
 	}
-	return fmt.Sprintf("%q %d %d.%09d %d:%d", helper, st.Size, st.Mtim.Sec, st.Mtim.Nsec, st.Dev, st.Ino), true
+	return id
 }
 
 // seccompEntry is a digest of the compiler, the profile's bytes (nil:
@@ -108,41 +105,33 @@ func seccompEntry(compiler string, body []byte, caps []string) string {
 }
 
 // compileSeccomp has rl-image compile the filter.
-func compileSeccomp(helper string, body []byte, caps []string) (initproc.Program, error) {
+func compileSeccomp(path string, body []byte, caps []string) (initproc.Program, error) {
 	args := []string{initproc.CompileSeccompArg}
 	if body != nil {
 		args = append(args, "--profile")
 	}
-	cmd := exec.Command(helper, append(args, caps...)...)
-	cmd.Args[0] = imageHelper
-	if body != nil {
-		cmd.Stdin = bytes.NewReader(body)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if msg := strings.TrimPrefix(strings.TrimSpace(stderr.String()), "rl: "); msg != "" {
-			return nil, errors.New(msg)
-		}
-		return nil, fmt.Errorf("compiling the seccomp filter (%s): %w", helper, err)
+	out, err := helper.Output(context.Background(), path, append(args, caps...), body)
+	if err != nil {
+		return nil, err
 	}
 	var prog initproc.Program
-	if err := json.Unmarshal(stdout.Bytes(), &prog); err != nil || len(prog) == 0 {
-		return nil, fmt.Errorf("compiling the seccomp filter (%s): no program came back (%v)", helper, err)
+	if err := json.Unmarshal(out, &prog); err != nil || len(prog) == 0 {
+		return nil, fmt.Errorf("compiling the seccomp filter (%s): no program came back (%v): reinstall rl (make install), or use --security-opt seccomp=unconfined", path, err)
 	}
 	return prog, nil
 }
 
 // helperBeside is the path of one of rl's helpers beside this binary (a
-// build tree, or libexec/rl in an install).
-func helperBeside(name string) (string, error) {
+// build tree, or libexec/rl in an install), and the file's stat.
+func helperBeside(name string) (string, os.FileInfo, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	p := filepath.Join(filepath.Dir(self), name)
-	if _, err := os.Stat(p); err != nil {
-		return "", err
+	fi, err := os.Stat(p)
+	if err != nil {
+		return "", nil, err
 	}
-	return p, nil
+	return p, fi, nil
 }

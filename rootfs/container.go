@@ -233,11 +233,7 @@ func RemoveContainer(store storage.Store, ref string, force bool) (string, error
 		return "", err
 	}
 	defer lock.Close()
-	_, err = store.Unmount(c.ID, true)
-	if errors.Is(err, unix.ENOTEMPTY) && clearStaleMountpoint(store, c.LayerID) == nil {
-		_, err = store.Unmount(c.ID, true)
-	}
-	if err != nil {
+	if err := UnmountContainer(store, c.ID); err != nil {
 		return "", fmt.Errorf("unmounting %s: %w", ref, err)
 	}
 	if err := store.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
