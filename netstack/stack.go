@@ -112,6 +112,10 @@ func New(cfg Config, ep stack.LinkEndpoint, l *Listeners) (*Stack, error) {
 			n.publish(pl)
 		}
 	}
+	// Only now does the TAP's reader deliver what the guest sent (tapLink.ready).
+	if st, ok := ep.(interface{ start() }); ok {
+		st.start()
+	}
 	return n, nil
 }
 

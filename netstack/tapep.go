@@ -52,6 +52,14 @@ type tapLink struct {
 	// vnet header included: the reader delivers it before reading more.
 	first []byte
 
+	// ready is closed by start, once the stack is set up (New): the reader
+	// delivers nothing before, since gVisor attaches the link when it
+	// creates the NIC, before the NIC has its addresses, and a frame
+	// delivered then (the guest's ARP request for the gateway) would be
+	// dropped.
+	ready     chan struct{}
+	startOnce sync.Once
+
 	mu         sync.Mutex
 	dispatcher stack.NetworkDispatcher
 	onClose    func()
@@ -84,8 +92,11 @@ func newTAPLink(fd int, mtu uint32) (*tapLink, error) {
 		return nil, err
 	}
 	unix.Close(fd)
-	return &tapLink{mtu: mtu, addr: GatewayMAC, vnet: vnet, f: f, rc: rc}, nil
+	return &tapLink{mtu: mtu, addr: GatewayMAC, vnet: vnet, f: f, rc: rc, ready: make(chan struct{})}, nil
 }
+
+// start lets the reader deliver frames (see ready).
+func (e *tapLink) start() { e.startOnce.Do(func() { close(e.ready) }) }
 
 func (e *tapLink) MTU() uint32                             { return e.mtu }
 func (e *tapLink) SetMTU(mtu uint32)                       { e.mtu = mtu }
@@ -131,6 +142,7 @@ func (e *tapLink) Attach(d stack.NetworkDispatcher) {
 			e.f.SetReadDeadline(time.Unix(1, 0)) // wakes and ends the reader
 		}
 		e.mu.Unlock()
+		e.start() // a reader still waiting for it sees it was stopped
 		return
 	}
 	defer e.mu.Unlock()
@@ -194,11 +206,12 @@ func (e *tapLink) ParseHeader(pkt *stack.PacketBuffer) bool {
 	return ok
 }
 
-// readLoop reads frames until Attach(nil) and delivers each in this
-// goroutine. A frame lands in a 64 KiB pooled view (plus a small tail for a
-// GSO frame a little over 64 KiB) that the packet then owns; a small frame
-// (an ACK) is copied out instead, so its 64 KiB view serves the next read
-// rather than being cleared and reallocated for 60 bytes.
+// readLoop waits for start, then reads frames until Attach(nil) and
+// delivers each in this goroutine. A frame lands in a 64 KiB pooled view
+// (plus a small tail for a GSO frame a little over 64 KiB) that the packet
+// then owns; a small frame (an ACK) is copied out instead, so its 64 KiB
+// view serves the next read rather than being cleared and reallocated for
+// 60 bytes.
 func (e *tapLink) readLoop(d stack.NetworkDispatcher) {
 	var vh [vnetHdrSize]byte
 	var big, tail *buffer.View
@@ -206,6 +219,13 @@ func (e *tapLink) readLoop(d stack.NetworkDispatcher) {
 	skip := 0
 	if e.vnet {
 		skip = vnetHdrSize
+	}
+	<-e.ready
+	e.mu.Lock()
+	stopped := e.dispatcher != d
+	e.mu.Unlock()
+	if stopped {
+		return
 	}
 	if len(e.first) >= skip+header.EthernetMinimumSize {
 		e.dispatch(d, buffer.MakeWithData(e.first[skip:]))
