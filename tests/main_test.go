@@ -303,7 +303,8 @@ func (env *testEnv) tearDown() {
 
 // killLeftovers kills u's processes that belong to this run. Other runs may
 // use the same users at the same time, so it matches on HOME, not on uid
-// alone; a container's processes die with their PID namespace's init.
+// alone (but for rl's keepers: another run's starts another); a
+// container's processes die with their PID namespace's init.
 func killLeftovers(u User) {
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	home := []byte("HOME=" + u.Home + "\x00")
@@ -312,8 +313,10 @@ func killLeftovers(u User) {
 		if err != nil || st.Sys().(*syscall.Stat_t).Uid != uint32(u.UID) {
 			continue
 		}
+		// rl's keepers (userns/keeper.go) have no environment: by argv.
+		cmdline, _ := os.ReadFile(filepath.Join(p, "cmdline"))
 		environ, err := os.ReadFile(filepath.Join(p, "environ"))
-		if err != nil || !strings.Contains(string(environ), string(home)) {
+		if !strings.Contains(string(cmdline), "\x00__rl-keeper\x00") && (err != nil || !strings.Contains(string(environ), string(home))) {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(p)); err == nil && pid != os.Getpid() {

@@ -44,6 +44,11 @@ type Options struct {
 	// before the release. When it fails the child exits quietly and Run
 	// returns its error as is, with exit code -1.
 	Payload func() ([]byte, error)
+	// KeeperDir, when set, is the user's run dir (private to the user,
+	// made by the caller), where Run finds (or starts) the keeper whose
+	// user namespace the child enters instead of a new one (keeper.go);
+	// Keeper is the rl binary to start as one.
+	KeeperDir, Keeper string
 }
 
 // Run executes o.Path (default /proc/self/exe) in a new user and mount namespace, maps it
@@ -77,15 +82,19 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	if mark == nil {
 		mark = func(string) {}
 	}
+	// The keeper's namespace, when there is one for this plan (or one can
+	// be started): the child enters it, and no map is written.
+	joinFD := -1
+	var joinPlan Plan
+	if newNS && !plan.Direct && o.KeeperDir != "" && o.Keeper != "" {
+		if fd, p, err := keeperNS(o.KeeperDir, o.Keeper, plan, mark); err == nil {
+			joinFD, joinPlan = fd, p
+			defer unix.Close(joinFD)
+		}
+	}
 	planJSON, err := json.Marshal(plan)
 	if err != nil {
 		return -1, fmt.Errorf("userns: encoding the plan: %w", err)
-	}
-	var caps []uintptr
-	if newNS && !plan.Direct {
-		if caps, err = AllCaps(); err != nil {
-			return -1, err
-		}
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -104,18 +113,11 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		path = "/proc/self/exe"
 	}
 	cmd := &exec.Cmd{
-		Path:       path,
-		Args:       o.Args,
-		Env:        childEnv(o.Env, string(planJSON), plan),
-		ExtraFiles: append([]*os.File{r, statusW}, o.ExtraFiles...), // fd 3 == childFD, fd 4 == childStatusFD
-		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags: cloneFlags(newNS),
-			// The child execs before its map exists; the kernel computes the
-			// capabilities of an exec by a non-root uid from the ambient set only,
-			// so without this the child would start with none
-			// (capabilities(7), "Transformation of capabilities during execve").
-			AmbientCaps: caps,
-		},
+		Path:        path,
+		Args:        o.Args,
+		Env:         childEnv(o.Env, string(planJSON), plan),
+		ExtraFiles:  append([]*os.File{r, statusW}, o.ExtraFiles...), // fd 3 == childFD, fd 4 == childStatusFD
+		SysProcAttr: &syscall.SysProcAttr{Cloneflags: cloneFlags(newNS)},
 	}
 	if newNS && plan.Direct {
 		// Root of the parent namespace writes the maps itself, and Go
@@ -147,8 +149,43 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		sigc = own
 	}
 
-	mark("host: clone+exec child")
-	err = cmd.Start()
+	var proc *os.Process
+	wait := func() (*os.ProcessState, error) {
+		err := cmd.Wait()
+		return cmd.ProcessState, err
+	}
+	joined := false
+	if joinFD >= 0 {
+		mark("host: fork+join+exec child")
+		b, err := json.Marshal(joinPlan)
+		if err == nil {
+			files := append([]*os.File{o.Stdin, o.Stdout, o.Stderr}, cmd.ExtraFiles...)
+			proc, err = startJoined(path, cmd.Args, childEnv(o.Env, string(b), joinPlan), files, joinFD)
+		}
+		// A failure (a seccomp filter refusing setns, as Docker's default
+		// profile does) leaves the way without a keeper, which names what
+		// stops it.
+		if joined = err == nil; joined {
+			plan, wait = joinPlan, proc.Wait
+		}
+	}
+	if !joined {
+		if newNS && !plan.Direct {
+			// The child execs before its map exists; the kernel computes the
+			// capabilities of an exec by a non-root uid from the ambient set
+			// only, so without this the child would start with none
+			// (capabilities(7), "Transformation of capabilities during execve").
+			if cmd.SysProcAttr.AmbientCaps, err = AllCaps(); err != nil {
+				r.Close()
+				statusW.Close()
+				return -1, err
+			}
+		}
+		mark("host: clone+exec child")
+		if err = cmd.Start(); err == nil {
+			proc = cmd.Process
+		}
+	}
 	mark("host: child started")
 	r.Close()
 	statusW.Close()
@@ -161,8 +198,8 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	mapsDone := make(chan struct{})
 	go func() {
 		defer close(mapsDone)
-		if newNS && !plan.Direct {
-			changed, mapErr = writeMaps(cmd.Process.Pid, &plan)
+		if newNS && !plan.Direct && !joined {
+			changed, mapErr = writeMaps(proc.Pid, &plan)
 		}
 	}()
 	var payload []byte
@@ -177,7 +214,7 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	if payErr != nil {
 		w.Write([]byte{msgFail})
 		w.Close()
-		cmd.Wait()
+		wait()
 		return -1, payErr
 	}
 	if mapErr != nil {
@@ -185,10 +222,12 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		msg := append([]byte{msgFail}, mapErr.Error()...)
 		w.Write(msg)
 		w.Close()
-		cmd.Wait()
+		wait()
 		return 125, mapErr
 	}
-	mark("host: maps written")
+	if !joined {
+		mark("host: maps written")
+	}
 	var release []byte
 	if o.Payload != nil {
 		release = appendSized(release, msgPayload, payload)
@@ -196,8 +235,8 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	if changed {
 		b, err := json.Marshal(plan)
 		if err != nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			proc.Kill()
+			wait()
 			return -1, fmt.Errorf("userns: encoding the plan: %w", err)
 		}
 		release = appendSized(release, msgGoPlan, b)
@@ -205,13 +244,20 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		release = append(release, msgGo)
 	}
 	if _, err := w.Write(release); err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
+		proc.Kill()
+		wait()
 		return -1, &Error{Op: "releasing the child", Err: err}
 	}
 
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	type exit struct {
+		st  *os.ProcessState
+		err error
+	}
+	done := make(chan exit, 1)
+	go func() {
+		st, err := wait()
+		done <- exit{st, err}
+	}()
 	detached := make(chan struct{})
 	go func() {
 		var b [1]byte
@@ -228,13 +274,13 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 			}
 			// A write error means the child is exiting; Wait reports that.
 			w.Write([]byte{byte(s.(syscall.Signal))})
-		case err := <-done:
+		case e := <-done:
 			mark("host: child exited")
-			return exitStatus(cmd, err)
+			return exitStatus(e.st, e.err)
 		case <-detached:
 			// The child lives on without us (rl run -d); it was reparented
 			// or will be when we exit.
-			cmd.Process.Release()
+			proc.Release()
 			return 0, nil
 		}
 	}
@@ -382,14 +428,14 @@ func writeSingle(pid int, uid, gid Mapping, doUID, doGID bool) error {
 }
 
 // exitStatus turns the result of Wait into an exit code, 128+N for signal N.
-func exitStatus(cmd *exec.Cmd, err error) (int, error) {
-	if cmd.ProcessState == nil {
+func exitStatus(st *os.ProcessState, err error) (int, error) {
+	if st == nil {
 		return -1, fmt.Errorf("userns: waiting for the child: %w", err)
 	}
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+	if ws, ok := st.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		return 128 + int(ws.Signal()), nil
 	}
-	return cmd.ProcessState.ExitCode(), nil
+	return st.ExitCode(), nil
 }
 
 func sysMaps(maps []Mapping) []syscall.SysProcIDMap {

@@ -19,6 +19,9 @@ import (
 const envTestMode = "_RL_USERNS_TEST_MODE"
 
 func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == KeeperArg {
+		os.Exit(Keep(os.Args[2]))
+	}
 	if Inside() {
 		os.Exit(childMain())
 	}
@@ -42,6 +45,11 @@ func childMain() int {
 	if c.Payload != nil {
 		fmt.Printf("payload=%q\n", c.Payload)
 	}
+	if os.Getenv(envTestMode) == "ns" {
+		ns, _ := os.Readlink("/proc/self/ns/user")
+		mnt, _ := os.Readlink("/proc/self/ns/mnt")
+		fmt.Printf("userns=%s\nmntns=%s\n", ns, mnt)
+	}
 	if os.Getenv(envTestMode) != "signal" {
 		return 0
 	}
@@ -59,6 +67,12 @@ func childMain() int {
 // runChild calls Run with plan and returns the exit code and the child's
 // stdout and stderr; it skips the test when the kernel refuses the namespace.
 func runChild(t *testing.T, plan Plan, mode string, whileRunning func(stdout *bufio.Reader), payload ...func() ([]byte, error)) (int, string, string, error) {
+	return runChildIn(t, Options{Plan: plan}, mode, whileRunning, payload...)
+}
+
+// runChildIn is runChild with more of the options (o's Plan, KeeperDir,
+// Keeper).
+func runChildIn(t *testing.T, base Options, mode string, whileRunning func(stdout *bufio.Reader), payload ...func() ([]byte, error)) (int, string, string, error) {
 	t.Helper()
 	outR, outW, err := os.Pipe()
 	if err != nil {
@@ -74,13 +88,10 @@ func runChild(t *testing.T, plan Plan, mode string, whileRunning func(stdout *bu
 	}
 	done := make(chan result, 1)
 	go func() {
-		o := Options{
-			Plan:   plan,
-			Args:   []string{os.Args[0]},
-			Env:    append(os.Environ(), envTestMode+"="+mode),
-			Stdout: outW,
-			Stderr: errW,
-		}
+		o := base
+		o.Args = []string{os.Args[0]}
+		o.Env = append(os.Environ(), envTestMode+"="+mode)
+		o.Stdout, o.Stderr = outW, errW
 		if len(payload) > 0 {
 			o.Payload = payload[0]
 		}

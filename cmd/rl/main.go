@@ -29,6 +29,9 @@ func main() {
 		trace.Mark("init: main")
 		os.Exit(initproc.Init())
 	}
+	if len(os.Args) == 3 && os.Args[1] == userns.KeeperArg {
+		os.Exit(userns.Keep(os.Args[2]))
+	}
 	if initproc.IsReaper() {
 		code, err := initproc.Reap()
 		if err != nil {
@@ -70,6 +73,9 @@ func run(args []string) error {
 		if self, libexec, err = helpers(); err != nil {
 			return err
 		}
+	}
+	if kctx.Command() == "system migrate" {
+		return stopKeeper()
 	}
 	fallback := func(args ...string) error { return runInside(self, libexec, cli.Command(kctx), args) }
 	if handled, err := fastPath(c, kctx, fallback); handled {
@@ -175,11 +181,37 @@ func inside(self, libexec, command string, args []string, payload func() ([]byte
 		Mark:       trace.Mark,
 		Payload:    payload,
 		ExtraFiles: files,
+		KeeperDir:  keeperDir(),
+		Keeper:     self,
 	})
 	if err != nil || code == 0 {
 		return err
 	}
 	return cli.ExitCode(code)
+}
+
+// keeperDir is where the user's keeper is recorded (userns.Options): the
+// user's run dir, whatever --root or --runroot say, since the user
+// namespace is the user's, not a store's. Empty (no keeper) when there is
+// none, or it is not the user's own.
+func keeperDir() string {
+	p, err := paths.Default()
+	if err != nil || paths.EnsurePrivateDir(p.RunRoot) != nil {
+		return ""
+	}
+	return p.RunRoot
+}
+
+// stopKeeper is rl system migrate.
+func stopKeeper() error {
+	dir := keeperDir()
+	if dir == "" {
+		return nil
+	}
+	if err := userns.StopKeeper(dir); err != nil {
+		return fmt.Errorf("stopping rl's keeper process (recorded in %s): %w", dir, err)
+	}
+	return nil
 }
 
 // helperDir finds rl-core and rl-image: beside rl (a build tree), or in

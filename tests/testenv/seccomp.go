@@ -16,7 +16,7 @@ import (
 //
 //   - docker-userns: the part of Docker's default seccomp profile that stops
 //     rootless containers inside containers: without CAP_SYS_ADMIN, unshare
-//     and clone with CLONE_NEWUSER are refused with EPERM, and clone3 (whose
+//     and clone with CLONE_NEWUSER, and setns, are refused with EPERM, and clone3 (whose
 //     flags a classic BPF filter cannot read) fails with ENOSYS so that
 //     callers fall back to clone.
 //   - linux-4.18: the system calls of Linux 4.18 (RHEL 8) only: every call
@@ -57,6 +57,8 @@ func auditArch() (uint32, error) {
 
 // DenyUserNSFilter is the classic BPF program: clone3 -> ENOSYS;
 // unshare(flags) and clone(flags, ...) with CLONE_NEWUSER in flags -> EPERM;
+// setns -> EPERM (Docker's profile allows it only with CAP_SYS_ADMIN: a
+// user namespace made outside, rl's keeper, cannot be entered either);
 // everything else (and other architectures' calls) allowed.
 func DenyUserNSFilter() ([]unix.SockFilter, error) {
 	arch, err := auditArch()
@@ -69,17 +71,18 @@ func DenyUserNSFilter() ([]unix.SockFilter, error) {
 	}
 	return []unix.SockFilter{
 		/* 0 */ stmt(bpfLdAbsW, seccompDataArch),
-		/* 1 */ jump(bpfJeqK, arch, 0, 9), // other arch: 11 (allow)
+		/* 1 */ jump(bpfJeqK, arch, 0, 10), // other arch: 12 (allow)
 		/* 2 */ stmt(bpfLdAbsW, seccompDataNR),
 		/* 3 */ jump(bpfJeqK, unix.SYS_CLONE3, 0, 1),
 		/* 4 */ stmt(bpfRetK, seccompRetErrno|uint32(unix.ENOSYS)),
-		/* 5 */ jump(bpfJeqK, unix.SYS_UNSHARE, 1, 0), // to 7
-		/* 6 */ jump(bpfJeqK, unix.SYS_CLONE, 0, 4), // not clone: 11 (allow)
-		/* 7 */ stmt(bpfLdAbsW, seccompDataArg0),
-		/* 8 */ jump(bpfJsetK, unix.CLONE_NEWUSER, 0, 2), // no NEWUSER: 11
-		/* 9 */ stmt(bpfRetK, seccompRetErrno|uint32(unix.EPERM)),
-		/* 10 */ stmt(bpfRetK, seccompRetAllow), // (unused padding target)
-		/* 11 */ stmt(bpfRetK, seccompRetAllow),
+		/* 5 */ jump(bpfJeqK, unix.SYS_SETNS, 4, 0), // to 10 (EPERM)
+		/* 6 */ jump(bpfJeqK, unix.SYS_UNSHARE, 1, 0), // to 8
+		/* 7 */ jump(bpfJeqK, unix.SYS_CLONE, 0, 4), // not clone: 12 (allow)
+		/* 8 */ stmt(bpfLdAbsW, seccompDataArg0),
+		/* 9 */ jump(bpfJsetK, unix.CLONE_NEWUSER, 0, 2), // no NEWUSER: 12
+		/* 10 */ stmt(bpfRetK, seccompRetErrno|uint32(unix.EPERM)),
+		/* 11 */ stmt(bpfRetK, seccompRetAllow), // (unused padding target)
+		/* 12 */ stmt(bpfRetK, seccompRetAllow),
 	}, nil
 }
 

@@ -306,8 +306,13 @@ type DoctorCmd struct {
 
 // SystemCmd is `rl system`.
 type SystemCmd struct {
-	Check SystemCheckCmd `cmd:"" help:"Check the store for damage (and repair it)."`
+	Check   SystemCheckCmd   `cmd:"" help:"Check the store for damage (and repair it)."`
+	Migrate SystemMigrateCmd `cmd:"" help:"Stop rl's keeper process: the next command maps the user namespace anew (after a change to /etc/subuid or /etc/subgid)."`
 }
+
+// SystemMigrateCmd is `rl system migrate`: as podman's restarts its pause
+// process, it stops rl's keeper (userns.StopKeeper).
+type SystemMigrateCmd struct{}
 
 // SystemCheckCmd is `rl system check`, as podman's.
 type SystemCheckCmd struct {
