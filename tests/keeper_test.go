@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,11 +9,6 @@ import (
 	"testing"
 	"time"
 )
-
-// keeperRecord is what rl records of the user's keeper (userns/keeper.go).
-type keeperRecord struct {
-	Pid int `json:"pid"`
-}
 
 // TestKeeper: the first command starts the user's keeper, which holds the
 // user namespace (mapped by newuidmap/newgidmap, or the single ID); later
@@ -31,18 +25,19 @@ func TestKeeper(t *testing.T) {
 		}
 		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1"}
 		t.Cleanup(func() { rlEnv(t, u, env, "system", "migrate") })
-		record := filepath.Join(xdg, "rl", "keeper.json")
+		record := filepath.Join(xdg, "rl", "keeper")
 		keeper := func() int {
 			t.Helper()
 			b, err := os.ReadFile(record)
 			if err != nil {
 				t.Fatalf("no keeper record: %v", err)
 			}
-			var rec keeperRecord
-			if err := json.Unmarshal(b, &rec); err != nil || rec.Pid <= 0 {
+			// "PID START", the plan's key, the plan (userns/keeper.go).
+			var pid, start int
+			if _, err := fmt.Sscanf(string(b), "%d %d\n", &pid, &start); err != nil || pid <= 0 || strings.Count(string(b), "\n") != 3 {
 				t.Fatalf("keeper record %q: %v", b, err)
 			}
-			return rec.Pid
+			return pid
 		}
 		uidMap := "0 " + fmt.Sprint(u.UID) + " 1"
 		run := func(wantStart bool) string {

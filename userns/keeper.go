@@ -21,9 +21,12 @@ import (
 // of making and mapping one each: newuidmap and newgidmap, two setuid
 // execs, ran on every command's critical path before.
 //
-// Its record, DIR/keeper.json (DIR the user's run dir), names it (pid and
+// Its record, DIR/keeper (DIR the user's run dir), names it (pid and
 // start time, so a reused pid is not taken for it) and the plan it was
-// made for. A record for another plan (/etc/subuid changed), or a keeper
+// made for; three lines, "PID START", planKey of that plan, and the JSON
+// of the plan its maps follow, for the child (_RL_USERNS_PLAN): reading it
+// decodes no JSON, which in the host rl would be the first use of
+// encoding/json's decoder (~0.2 ms). A record for another plan (/etc/subuid changed), or a keeper
 // that is gone, makes the next command start a new one (and stop the old
 // one, whose namespace lives on while containers are in it). A keeper that
 // got the single-ID fallback (a helper failed) is not reused: the next
@@ -31,52 +34,89 @@ import (
 // when its record was not used for keeperIdle, or names another keeper.
 const (
 	KeeperArg    = "__rl-keeper"
-	keeperRecord = "keeper.json"
+	keeperRecord = "keeper"
 	keeperLock   = "keeper.lock"
 	keeperIdle   = 15 * time.Minute
 	keeperCheck  = time.Minute
 )
 
 type keeperRec struct {
-	Pid   int    `json:"pid"`
-	Start uint64 `json:"start"` // /proc/PID/stat's starttime
-	Asked Plan   `json:"asked"` // the plan it was made for
-	Plan  Plan   `json:"plan"`  // the maps it got
+	Pid   int
+	Start uint64 // /proc/PID/stat's starttime
+	Key   string // planKey of the plan it was made for; fallbackKey when it got the single-ID fallback
+	Plan  []byte // JSON of the plan its maps follow
+}
+
+// fallbackKey is the key of a keeper that got the single-ID fallback: no
+// plan's, so that it is not reused.
+const fallbackKey = "fallback"
+
+func (r keeperRec) format() []byte {
+	b := strconv.AppendInt(nil, int64(r.Pid), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, r.Start, 10)
+	b = append(append(append(b, '\n'), r.Key...), '\n')
+	return append(append(b, r.Plan...), '\n')
+}
+
+func parseRecord(b []byte) (keeperRec, error) {
+	var r keeperRec
+	lines := strings.SplitN(strings.TrimSuffix(string(b), "\n"), "\n", 3)
+	if len(lines) != 3 {
+		return r, errNoKeeper
+	}
+	pid, start, ok := strings.Cut(lines[0], " ")
+	var err1, err2 error
+	r.Pid, err1 = strconv.Atoi(pid)
+	r.Start, err2 = strconv.ParseUint(start, 10, 64)
+	if !ok || err1 != nil || err2 != nil || r.Pid <= 0 {
+		return r, errNoKeeper
+	}
+	r.Key, r.Plan = lines[1], []byte(lines[2])
+	return r, nil
+}
+
+// planKey says what a keeper made for p maps, with which helpers.
+func planKey(p Plan) string {
+	b := append([]byte(p.Mode), ' ')
+	b = append(append(b, p.NewUIDMap...), ' ')
+	b = append(append(b, p.NewGIDMap...), ' ')
+	for _, maps := range [][]Mapping{p.UIDs, p.GIDs} {
+		for _, m := range maps {
+			b = strconv.AppendUint(b, uint64(m.ContainerID), 10)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, uint64(m.HostID), 10)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, uint64(m.Size), 10)
+			b = append(b, ',')
+		}
+		b = append(b, ';')
+	}
+	return string(b)
 }
 
 // errNoKeeper: no keeper can be used; the caller makes a namespace of its
 // own, the way that reports its failures.
 var errNoKeeper = errors.New("no keeper")
 
-// samePlan: a and b map the same ids with the same helpers.
-func samePlan(a, b Plan) bool {
-	key := func(p Plan) string {
-		b, _ := json.Marshal(struct {
-			Mode, NewUIDMap, NewGIDMap string
-			UIDs, GIDs                 []Mapping
-		}{p.Mode, p.NewUIDMap, p.NewGIDMap, p.UIDs, p.GIDs})
-		return string(b)
-	}
-	return key(a) == key(b)
-}
-
 // keeperNS opens the user namespace of the keeper in dir for plan
 // (starting one when needed, as keeper, the rl binary) and returns it
-// with the plan its maps follow.
-func keeperNS(dir, keeper string, plan Plan, mark func(string)) (int, Plan, error) {
-	if fd, p, err := openKeeper(dir, plan, true); err == nil {
+// with the JSON of the plan its maps follow.
+func keeperNS(dir, keeper string, plan Plan, mark func(string)) (int, []byte, error) {
+	key := planKey(plan)
+	if fd, p, err := openKeeper(dir, key, true); err == nil {
 		return fd, p, nil
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, keeperLock), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
 	// Another command may have started one while we waited.
-	if fd, p, err := openKeeper(dir, plan, false); err == nil {
+	if fd, p, err := openKeeper(dir, key, false); err == nil {
 		return fd, p, nil
 	}
 	stopKeeper(dir)
@@ -86,32 +126,32 @@ func keeperNS(dir, keeper string, plan Plan, mark func(string)) (int, Plan, erro
 }
 
 // openKeeper opens the namespace of the keeper dir's record names, if that
-// keeper is alive and was made for plan (and got it). touch marks the
-// record used (the keeper leaves when it is not).
-func openKeeper(dir string, plan Plan, touch bool) (int, Plan, error) {
+// keeper is alive and was made for the plan of key (and got it). touch
+// marks the record used (the keeper leaves when it is not).
+func openKeeper(dir, key string, touch bool) (int, []byte, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(dir, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Getuid() {
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
 	path := filepath.Join(dir, keeperRecord)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
-	var rec keeperRec
-	if json.Unmarshal(b, &rec) != nil || rec.Pid <= 0 || !samePlan(rec.Asked, plan) || rec.Plan.Mode != rec.Asked.Mode {
-		return -1, Plan{}, errNoKeeper
+	rec, err := parseRecord(b)
+	if err != nil || rec.Key != key {
+		return -1, nil, errNoKeeper
 	}
 	fd, err := unix.Open("/proc/"+strconv.Itoa(rec.Pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
 	// Opened first, checked after: the namespace is that keeper's if the
 	// process is still it (not a reused pid, not a zombie whose parent, the
 	// rl that started it, still runs) now.
 	if !isKeeper(rec) {
 		unix.Close(fd)
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
 	if touch {
 		now := time.Now()
@@ -153,8 +193,7 @@ func stopKeeper(dir string) {
 	if err != nil {
 		return
 	}
-	var rec keeperRec
-	if json.Unmarshal(b, &rec) == nil && rec.Pid > 0 {
+	if rec, err := parseRecord(b); err == nil {
 		if isKeeper(rec) {
 			unix.Kill(rec.Pid, unix.SIGKILL)
 		}
@@ -183,7 +222,7 @@ func StopKeeper(dir string) error {
 
 // startKeeper starts a keeper, maps its namespace, records it and opens
 // its namespace. Called with the lock held.
-func startKeeper(dir, keeper string, plan Plan) (int, Plan, error) {
+func startKeeper(dir, keeper string, plan Plan) (int, []byte, error) {
 	cmd := &exec.Cmd{
 		Path: keeper,
 		Args: []string{"rl-keeper", KeeperArg, dir},
@@ -195,31 +234,33 @@ func startKeeper(dir, keeper string, plan Plan) (int, Plan, error) {
 		},
 	}
 	if err := cmd.Start(); err != nil {
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
 	pid := cmd.Process.Pid
-	fail := func() (int, Plan, error) {
+	fail := func() (int, []byte, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return -1, Plan{}, errNoKeeper
+		return -1, nil, errNoKeeper
 	}
 	got := plan
-	if _, err := writeMaps(pid, &got); err != nil {
+	changed, err := writeMaps(pid, &got)
+	if err != nil {
+		return fail()
+	}
+	rec := keeperRec{Pid: pid, Key: planKey(plan)}
+	if changed {
+		rec.Key = fallbackKey
+	}
+	if rec.Plan, err = json.Marshal(got); err != nil {
 		return fail()
 	}
 	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fail()
 	}
-	_, start, err := procStart(pid)
-	if err != nil {
-		unix.Close(fd)
-		return fail()
-	}
-	b, err := json.Marshal(keeperRec{Pid: pid, Start: start, Asked: plan, Plan: got})
-	if err == nil {
+	if _, rec.Start, err = procStart(pid); err == nil {
 		tmp := filepath.Join(dir, keeperRecord+".tmp")
-		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+		if err = os.WriteFile(tmp, rec.format(), 0o600); err == nil {
 			err = os.Rename(tmp, filepath.Join(dir, keeperRecord))
 		}
 	}
@@ -229,7 +270,7 @@ func startKeeper(dir, keeper string, plan Plan) (int, Plan, error) {
 	}
 	// Not waited for: it outlives us (reparented to init or a subreaper).
 	cmd.Process.Release()
-	return fd, got, nil
+	return fd, rec.Plan, nil
 }
 
 // Keep is the keeper's main (rl __rl-keeper DIR): it holds its namespace
@@ -252,8 +293,7 @@ func keeperDone(path string, me int, now time.Time) bool {
 	if err != nil {
 		return true
 	}
-	var rec keeperRec
-	if json.Unmarshal(b, &rec) != nil || rec.Pid != me {
+	if rec, err := parseRecord(b); err != nil || rec.Pid != me {
 		return true
 	}
 	st, err := os.Stat(path)

@@ -33,9 +33,9 @@ func readRecord(t *testing.T, dir string) keeperRec {
 	if err != nil {
 		t.Fatalf("no keeper record: %v", err)
 	}
-	var rec keeperRec
-	if err := json.Unmarshal(b, &rec); err != nil {
-		t.Fatal(err)
+	rec, err := parseRecord(b)
+	if err != nil {
+		t.Fatalf("keeper record %q: %v", b, err)
 	}
 	return rec
 }
@@ -99,13 +99,17 @@ func TestRunKeeper(t *testing.T) {
 	// Recorded for another plan (/etc/subuid changed): replaced, and the
 	// old one stopped.
 	rec := readRecord(t, dir)
-	rec.Asked.UIDs = append(rec.Asked.UIDs, Mapping{1, 100000, 65536})
-	b, _ := json.Marshal(rec)
-	if err := os.WriteFile(filepath.Join(dir, keeperRecord), b, 0o600); err != nil {
+	other := plan
+	other.UIDs = append(other.UIDs, Mapping{1, 100000, 65536})
+	if rec.Key != planKey(plan) || rec.Key == planKey(other) {
+		t.Fatalf("record's key %q: want %q (and not another plan's)", rec.Key, planKey(plan))
+	}
+	rec.Key = planKey(other)
+	if err := os.WriteFile(filepath.Join(dir, keeperRecord), rec.format(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, other := run()
-	if other.Pid == next.Pid {
+	_, replaced := run()
+	if replaced.Pid == next.Pid {
 		t.Fatal("a keeper made for another plan was reused")
 	}
 	for i := 0; i < 100 && alive(next.Pid); i++ {
@@ -122,8 +126,9 @@ func TestRunKeeper(t *testing.T) {
 	full.NewUIDMap, full.NewGIDMap = "/bin/false", "/bin/false"
 	o.Plan = full
 	_, fb := run()
-	if fb.Plan.Mode != ModeSingle || fb.Asked.Mode != ModeFull {
-		t.Fatalf("record after the fallback: asked %s, got %s", fb.Asked.Mode, fb.Plan.Mode)
+	var got Plan
+	if err := json.Unmarshal(fb.Plan, &got); err != nil || got.Mode != ModeSingle || fb.Key != fallbackKey {
+		t.Fatalf("record after the fallback: key %q, plan %s (%v)", fb.Key, fb.Plan, err)
 	}
 	_, fb2 := run()
 	if fb2.Pid == fb.Pid {
@@ -144,6 +149,21 @@ func TestRunKeeper(t *testing.T) {
 	}
 }
 
+// TestKeeperRecord: a record reads back as written; a damaged one does not
+// read.
+func TestKeeperRecord(t *testing.T) {
+	rec := keeperRec{Pid: 42, Start: 12345, Key: planKey(singlePlan(t)), Plan: []byte(`{"Mode":"single"}`)}
+	got, err := parseRecord(rec.format())
+	if err != nil || got.Pid != rec.Pid || got.Start != rec.Start || got.Key != rec.Key || string(got.Plan) != string(rec.Plan) {
+		t.Fatalf("read back %+v (%v), wrote %+v", got, err, rec)
+	}
+	for _, bad := range []string{"", "42 1\nk\n", "x 1\nk\n{}\n", "42\nk\n{}\n", "0 1\nk\n{}\n"} {
+		if _, err := parseRecord([]byte(bad)); err == nil {
+			t.Errorf("%q read as a record", bad)
+		}
+	}
+}
+
 // TestKeeperDone: a keeper leaves when its record is gone, names another
 // process, or went unused for keeperIdle.
 func TestKeeperDone(t *testing.T) {
@@ -152,8 +172,7 @@ func TestKeeperDone(t *testing.T) {
 	if !keeperDone(path, 42, now) {
 		t.Error("no record: want done")
 	}
-	b, _ := json.Marshal(keeperRec{Pid: 42})
-	os.WriteFile(path, b, 0o600)
+	os.WriteFile(path, keeperRec{Pid: 42, Start: 7, Key: "k", Plan: []byte("{}")}.format(), 0o600)
 	if keeperDone(path, 42, now) {
 		t.Error("its own fresh record: want not done")
 	}

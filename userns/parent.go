@@ -85,16 +85,12 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	// The keeper's namespace, when there is one for this plan (or one can
 	// be started): the child enters it, and no map is written.
 	joinFD := -1
-	var joinPlan Plan
+	var joinPlan []byte
 	if newNS && !plan.Direct && o.KeeperDir != "" && o.Keeper != "" {
 		if fd, p, err := keeperNS(o.KeeperDir, o.Keeper, plan, mark); err == nil {
 			joinFD, joinPlan = fd, p
 			defer unix.Close(joinFD)
 		}
-	}
-	planJSON, err := json.Marshal(plan)
-	if err != nil {
-		return -1, fmt.Errorf("userns: encoding the plan: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -115,7 +111,6 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	cmd := &exec.Cmd{
 		Path:        path,
 		Args:        o.Args,
-		Env:         childEnv(o.Env, string(planJSON), plan),
 		ExtraFiles:  append([]*os.File{r, statusW}, o.ExtraFiles...), // fd 3 == childFD, fd 4 == childStatusFD
 		SysProcAttr: &syscall.SysProcAttr{Cloneflags: cloneFlags(newNS)},
 	}
@@ -157,19 +152,25 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	joined := false
 	if joinFD >= 0 {
 		mark("host: fork+join+exec child")
-		b, err := json.Marshal(joinPlan)
-		if err == nil {
-			files := append([]*os.File{o.Stdin, o.Stdout, o.Stderr}, cmd.ExtraFiles...)
-			proc, err = startJoined(path, cmd.Args, childEnv(o.Env, string(b), joinPlan), files, joinFD)
-		}
+		// The child learns the plan the keeper's maps follow from the
+		// environment; it has the user's own ids (the env's) of plan.
+		files := append([]*os.File{o.Stdin, o.Stdout, o.Stderr}, cmd.ExtraFiles...)
+		proc, err = startJoined(path, cmd.Args, childEnv(o.Env, string(joinPlan), plan), files, joinFD)
 		// A failure (a seccomp filter refusing setns, as Docker's default
 		// profile does) leaves the way without a keeper, which names what
 		// stops it.
 		if joined = err == nil; joined {
-			plan, wait = joinPlan, proc.Wait
+			wait = proc.Wait
 		}
 	}
 	if !joined {
+		planJSON, err := json.Marshal(plan)
+		if err != nil {
+			r.Close()
+			statusW.Close()
+			return -1, fmt.Errorf("userns: encoding the plan: %w", err)
+		}
+		cmd.Env = childEnv(o.Env, string(planJSON), plan)
 		if newNS && !plan.Direct {
 			// The child execs before its map exists; the kernel computes the
 			// capabilities of an exec by a non-root uid from the ambient set
