@@ -23,11 +23,14 @@ import (
 // every process that links them ~0.4 ms of package set-up, on rl run's
 // critical path, and the compiling itself ~0.3 ms more. The programs are
 // kept in the run dir (RUNDIR/rl/seccomp.json, internal/runcache) under a
-// key of the kernel release (moby's profile has rules for minimum kernels)
-// and the architecture; each entry is named by a digest of the rest they
-// depend on: the compiler (rl-image's file: a new rl brings a new one), a
-// profile's bytes (or moby's default) and the capabilities. A miss costs
-// one rl-image start (~10 ms).
+// key of the kernel release (moby's profile has rules for minimum kernels),
+// the architecture and the compiler (rl-image's file: a new rl brings a
+// new one, and starts the file afresh); each entry is named by a digest of
+// the rest they depend on: a profile's bytes (or moby's default) and the
+// capabilities. A miss costs one rl-image start (~10 ms). (With the
+// compiler in each entry's name instead, every rebuild or install added an
+// entry that was never used again, and every run parsed them all: 21 of
+// them, 105 kB, on a machine that had seen a few builds.)
 
 // seccompCacheFile is the cache's name in RUNROOT/rl.
 const seccompCacheFile = "seccomp.json"
@@ -55,7 +58,8 @@ func seccompFilter(rt *Runtime, rec rootfs.Record) (initproc.Program, error) {
 	caps := recordCaps(rec)
 	path := filepath.Join(rt.Store.RunRoot(), "rl", seccompCacheFile)
 	key, keyed := kernelKey()
-	name := seccompEntry(compilerID(compiler, fi), body, caps)
+	key += " " + compilerID(compiler, fi)
+	name := seccompEntry(body, caps)
 	var prog initproc.Program
 	if keyed && runcache.Get(path, key, name, &prog) && len(prog) > 0 {
 		return prog, nil
@@ -69,8 +73,8 @@ func seccompFilter(rt *Runtime, rec rootfs.Record) (initproc.Program, error) {
 	return prog, nil
 }
 
-// kernelKey names what every program depends on: the kernel's release
-// and the architecture.
+// kernelKey names what every program depends on but the compiler: the
+// kernel's release and the architecture.
 func kernelKey() (string, bool) {
 	var uts unix.Utsname
 	if unix.Uname(&uts) != nil {
@@ -89,11 +93,10 @@ func compilerID(path string, fi os.FileInfo) string {
 	return id
 }
 
-// seccompEntry is a digest of the compiler, the profile's bytes (nil:
-// moby's default) and the capabilities, in their order.
-func seccompEntry(compiler string, body []byte, caps []string) string {
+// seccompEntry is a digest of the profile's bytes (nil: moby's default)
+// and the capabilities, in their order.
+func seccompEntry(body []byte, caps []string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n", compiler)
 	if body == nil {
 		h.Write([]byte("default\n"))
 	} else {

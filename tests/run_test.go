@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -771,6 +772,50 @@ func TestRunSeccomp(t *testing.T) {
 			r := rl(t, u, "run", "--rm", "--security-opt", "seccomp="+profile, "busybox", "mkdir", "/made")
 			if r.Code != c.want {
 				t.Errorf("a profile denying %s: mkdir: want exit %d\n%v", c.deny, c.want, r)
+			}
+		}
+	})
+}
+
+// TestRunSeccompCacheOneBuild: the run dir's cache of compiled filters
+// keeps one rl build's programs: a run of another build (another
+// rl-image: an install, a rebuild) replaces them rather than adding to
+// them, so the file every run reads stays small.
+func TestRunSeccompCacheOneBuild(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		xdg := userDir(t, u, "xdg")
+		if err := os.Chmod(xdg, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{"XDG_RUNTIME_DIR=" + xdg}
+		other := userDir(t, u, "rl-copy")
+		for _, name := range rlBinaries {
+			if err := copyExecutable(filepath.Join(filepath.Dir(rlBin), name), filepath.Join(other, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		entries := func() int {
+			t.Helper()
+			files, _ := filepath.Glob(filepath.Join(xdg, "rl", "root-*", "rl", "seccomp.json"))
+			if len(files) != 1 {
+				t.Fatalf("seccomp caches: %v, want one", files)
+			}
+			b, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var f struct{ Entries map[string]json.RawMessage }
+			if err := json.Unmarshal(b, &f); err != nil {
+				t.Fatal(err)
+			}
+			return len(f.Entries)
+		}
+		for i, bin := range []string{rlBin, filepath.Join(other, "rl"), rlBin} {
+			if r := runAs(t, u, runOpts{Env: env}, bin, "run", "--rm", "busybox", "true"); r.Code != 0 {
+				t.Fatalf("%v", r)
+			}
+			if n := entries(); n != 1 {
+				t.Fatalf("after run %d (builds alternating): %d entries in the seccomp cache, want 1", i+1, n)
 			}
 		}
 	})
