@@ -65,6 +65,9 @@ func seccompFilter(rt *Runtime, rec rootfs.Record) (initproc.Program, error) {
 		return prog, nil
 	}
 	if prog, err = compileSeccomp(compiler, body, caps); err != nil {
+		if body != nil {
+			return nil, fmt.Errorf("--security-opt seccomp=%s: %w", rec.Seccomp, err)
+		}
 		return nil, err
 	}
 	if keyed {

@@ -130,6 +130,10 @@ func TestBadInput(t *testing.T) {
 		junk := make([]byte, 64<<10)
 		rand.Read(junk)
 		writeUserFile(t, u, random, string(junk))
+		profileJunk := filepath.Join(dir, "profile-junk.json")
+		writeUserFile(t, u, profileJunk, "{not json")
+		profileAction := filepath.Join(dir, "profile-action.json")
+		writeUserFile(t, u, profileAction, `{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_FOO"}]}`)
 
 		for _, c := range []struct {
 			name  string
@@ -152,6 +156,9 @@ func TestBadInput(t *testing.T) {
 			{"workdir not makeable", []string{"/etc/passwd/sub"}, []string{"run", "--rm", "-w", "/etc/passwd/sub", "busybox", "true"}},
 			{"unknown flag", []string{"--nosuchflag"}, []string{"run", "--nosuchflag", "busybox", "true"}},
 			{"bad pull policy", []string{"sometimes"}, []string{"run", "--rm", "--pull=sometimes", "busybox", "true"}},
+			{"seccomp profile not JSON", []string{profileJunk, "correct the profile"}, []string{"run", "--rm", "--security-opt", "seccomp=" + profileJunk, "busybox", "true"}},
+			{"seccomp profile bad action", []string{profileAction, "SCMP_ACT_FOO", "correct the profile"}, []string{"run", "--rm", "--security-opt", "seccomp=" + profileAction, "busybox", "true"}},
+			{"missing seccomp profile", []string{"/nonexistent.json"}, []string{"run", "--rm", "--security-opt", "seccomp=/nonexistent.json", "busybox", "true"}},
 			// The same without --rm: no container may stay behind.
 			{"unknown user, kept container", []string{"nosuchuser"}, []string{"run", "--user", "nosuchuser", "busybox", "true"}},
 			{"workdir, kept container", []string{"/etc/passwd/sub"}, []string{"run", "-w", "/etc/passwd/sub", "busybox", "true"}},

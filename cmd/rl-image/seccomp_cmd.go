@@ -25,6 +25,10 @@ func compileSeccomp(args []string) int {
 		body, args = b, args[1:]
 	}
 	prog, err := seccomp.CompileProfile(body, args)
+	if err != nil && body != nil {
+		// The user's file: what to do about it (rl-core names the file).
+		err = fmt.Errorf("%w: correct the profile (docker's seccomp JSON), or use --security-opt seccomp=unconfined", err)
+	}
 	if err == nil {
 		err = json.NewEncoder(os.Stdout).Encode(initproc.Program(prog))
 	}
