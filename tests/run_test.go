@@ -820,3 +820,46 @@ func TestRunSeccompCacheOneBuild(t *testing.T) {
 		}
 	})
 }
+
+// TestRunParseCache: a command line whose flags depend on nothing else is
+// parsed once (RL_TRACE says "parsed (cached)" the second time) and runs
+// the same; one with --env-file (whose file may change) or -e is parsed
+// every time, and sees the file as it is now.
+func TestRunParseCache(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		xdg := userDir(t, u, "xdg")
+		if err := os.Chmod(xdg, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1"}
+		run := func(args ...string) (string, bool) {
+			t.Helper()
+			r := rlEnv(t, u, env, append([]string{"run", "--rm"}, args...)...)
+			if r.Code != 0 {
+				t.Fatalf("%v", r)
+			}
+			return strings.TrimSpace(r.Stdout), strings.Contains(r.Stderr, "host: parsed (cached)")
+		}
+		for i, wantCached := range []bool{false, true, true} {
+			out, cached := run("--hostname", "parsed-once", "busybox", "hostname")
+			if out != "parsed-once" || cached != wantCached {
+				t.Fatalf("run %d: hostname %q, cached %v; want parsed-once, cached %v", i+1, out, cached, wantCached)
+			}
+		}
+		if out, cached := run("--hostname", "other", "busybox", "hostname"); out != "other" || cached {
+			t.Fatalf("another command line: hostname %q, cached %v", out, cached)
+		}
+		envFile := filepath.Join(userDir(t, u, "envfile"), "env")
+		for _, v := range []string{"one", "two"} {
+			writeUserFile(t, u, envFile, "V="+v+"\n")
+			if out, cached := run("--env-file", envFile, "busybox", "sh", "-c", "echo $V"); out != v || cached {
+				t.Fatalf("--env-file holding V=%s: got %q, cached %v", v, out, cached)
+			}
+		}
+		for i := 0; i < 2; i++ {
+			if _, cached := run("-e", "A=1", "busybox", "true"); cached {
+				t.Fatal("a command line with -e was cached")
+			}
+		}
+	})
+}

@@ -125,6 +125,13 @@ var errNotEarly = errors.New("not an early start")
 // the usual way with the parse made here.
 func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kctx *kong.Context, err error) {
 	parse := func() ([]byte, error) {
+		// A command line parsed before, whose flags depend on nothing
+		// else, is not parsed again (cli.ParseCache).
+		cache := cli.NewParseCache(keeperDir(), self, args)
+		if p, ok := cache.Get(); ok {
+			trace.Mark("host: parsed (cached)")
+			return p, nil
+		}
 		var err error
 		c, kctx, err = cli.ParseRun(args, os.Exit)
 		trace.Mark("host: parsed")
@@ -134,7 +141,11 @@ func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kc
 		if cli.Command(kctx) != "run" || c.Run.JoinTarget() != "" || c.Run.PreserveFDs > 0 {
 			return nil, errNotEarly
 		}
-		p, err := cli.Parsed{Command: "run", Given: cli.Given(kctx), CLI: c}.Encode()
+		given := cli.Given(kctx)
+		p, err := cli.Parsed{Command: "run", Given: given, CLI: c}.Encode()
+		if err == nil {
+			cache.Put([]byte(p), given)
+		}
 		return []byte(p), err
 	}
 	err = inside(self, libexec, "run", args, parse, nil)
