@@ -275,3 +275,24 @@ func TestStartJoinedErrors(t *testing.T) {
 		t.Errorf("a missing binary: err %v, want execve's ENOENT", err)
 	}
 }
+
+// TestRunKeeperUnusable: a keeper whose namespace cannot be entered (here
+// our own, which setns refuses: EINVAL, as a seccomp filter refuses it with
+// EPERM) leaves the way without a keeper, and the child runs.
+func TestRunKeeperUnusable(t *testing.T) {
+	dir := t.TempDir()
+	plan := singlePlan(t)
+	_, start, err := procStart(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	planJSON, _ := json.Marshal(plan)
+	rec := keeperRec{Pid: os.Getpid(), Start: start, Key: planKey(plan), Plan: planJSON}
+	if err := os.WriteFile(filepath.Join(dir, keeperRecord), rec.format(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr, err := runChildIn(t, Options{Plan: plan, KeeperDir: dir, Keeper: os.Args[0]}, "", nil)
+	if err != nil || code != 0 || !strings.HasPrefix(out, "mode=single\neuid=0\n") {
+		t.Fatalf("Run with an unusable keeper: code %d, err %v, output %q, stderr %q", code, err, out, stderr)
+	}
+}

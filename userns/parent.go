@@ -164,8 +164,8 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		}
 	}
 	if !joined {
-		planJSON, err := json.Marshal(plan)
-		if err != nil {
+		var planJSON []byte
+		if planJSON, err = json.Marshal(plan); err != nil {
 			r.Close()
 			statusW.Close()
 			return -1, fmt.Errorf("userns: encoding the plan: %w", err)
