@@ -166,44 +166,29 @@ func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 	if tree != nil {
 		rights = unix.UnixRights(int(tree.Fd()))
 	}
-	// EPIPE: the init failed setting up its network, and its report waits
-	// below.
+	// EPIPE: the init failed setting up its network and left, and its
+	// report waits below (ECONNRESET there if it left just after this).
 	if err := unix.Sendmsg(ours, msg, rights, nil, 0); err != nil && !errors.Is(err, unix.EPIPE) {
 		return nil, p.abort(fmt.Errorf("sending the spec to the container init: %w", err))
 	}
 	var master *os.File
-	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4))
-	for {
-		n, oobn, _, _, err := unix.Recvmsg(ours, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
+	ie, err := readInit(ours, func(kind string, f *os.File) {
+		switch kind {
+		case initproc.MsgPty:
+			master = f
+		case initproc.MsgTap:
+			onTap(f, p.Pid)
+		default:
+			f.Close()
 		}
-		if err != nil {
-			return nil, p.abort(fmt.Errorf("reading from the container init: %w", err))
+	})
+	if err != nil {
+		if master != nil {
+			master.Close()
 		}
-		if n == 0 && oobn == 0 {
-			break // close-on-exec: the workload is running
-		}
-		if oobn > 0 {
-			f, err := receivedFile(oob[:oobn])
-			if err != nil {
-				return nil, p.abort(err)
-			}
-			switch string(buf[:n]) {
-			case initproc.MsgPty:
-				master = f
-			case initproc.MsgTap:
-				onTap(f, p.Pid)
-			default:
-				f.Close()
-			}
-			continue
-		}
-		var ie initproc.InitError
-		if err := json.Unmarshal(buf[:n], &ie); err != nil {
-			return nil, p.abort(fmt.Errorf("container init sent %q", buf[:n]))
-		}
+		return nil, p.abort(err)
+	}
+	if ie != nil {
 		_ = cmd.Wait()
 		if master != nil {
 			master.Close()
@@ -214,6 +199,50 @@ func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 		p.relay = tty.Start(master, stdio.Stdin, stdio.Stdout)
 	}
 	return p, nil
+}
+
+// readInit reads the init's messages on fd until its exec closes the
+// socket (EOF): the files it sends (the TAP, the pty master) go to onFile
+// with their kind; a failure report ends it, returned as ie.
+func readInit(fd int, onFile func(kind string, f *os.File)) (ie *initproc.InitError, err error) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4))
+	reset := false
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.ECONNRESET && !reset {
+			// The init left with the spec unread (it failed before it
+			// read it: its network), and the kernel says so first, once;
+			// its report is still queued behind that.
+			reset = true
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading from the container init: %w", err)
+		}
+		if n == 0 && oobn == 0 {
+			if reset {
+				return nil, errors.New("the container init exited before it started the workload, without saying why")
+			}
+			return nil, nil // close-on-exec: the workload is running
+		}
+		if oobn > 0 {
+			f, err := receivedFile(oob[:oobn])
+			if err != nil {
+				return nil, err
+			}
+			onFile(string(buf[:n]), f)
+			continue
+		}
+		var report initproc.InitError
+		if err := json.Unmarshal(buf[:n], &report); err != nil {
+			return nil, fmt.Errorf("container init sent %q", buf[:n])
+		}
+		return &report, nil
+	}
 }
 
 // ExitError is a failure with the exit code rl must leave with.
