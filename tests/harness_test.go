@@ -304,6 +304,17 @@ func userDir(t *testing.T, u User, name string) string {
 	return dir
 }
 
+// runtimeDir is a fresh XDG_RUNTIME_DIR for u (0700, as logind makes it):
+// a run dir, a keeper and caches of its own.
+func runtimeDir(t *testing.T, u User) string {
+	t.Helper()
+	dir := userDir(t, u, "xdg")
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // writeUserFile writes body to path (mode 0644) and gives it to u.
 func writeUserFile(t *testing.T, u User, path, body string) {
 	t.Helper()

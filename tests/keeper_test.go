@@ -19,10 +19,7 @@ import (
 // namespace goes on.
 func TestKeeper(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		xdg := userDir(t, u, "xdg")
-		if err := os.Chmod(xdg, 0o700); err != nil {
-			t.Fatal(err)
-		}
+		xdg := runtimeDir(t, u)
 		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1"}
 		t.Cleanup(func() { rlEnv(t, u, env, "system", "migrate") })
 		record := filepath.Join(xdg, "rl", "keeper")

@@ -783,10 +783,7 @@ func TestRunSeccomp(t *testing.T) {
 // them, so the file every run reads stays small.
 func TestRunSeccompCacheOneBuild(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		xdg := userDir(t, u, "xdg")
-		if err := os.Chmod(xdg, 0o700); err != nil {
-			t.Fatal(err)
-		}
+		xdg := runtimeDir(t, u)
 		env := []string{"XDG_RUNTIME_DIR=" + xdg}
 		other := userDir(t, u, "rl-copy")
 		for _, name := range rlBinaries {
@@ -827,10 +824,7 @@ func TestRunSeccompCacheOneBuild(t *testing.T) {
 // every time, and sees the file as it is now.
 func TestRunParseCache(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		xdg := userDir(t, u, "xdg")
-		if err := os.Chmod(xdg, 0o700); err != nil {
-			t.Fatal(err)
-		}
+		xdg := runtimeDir(t, u)
 		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1"}
 		run := func(args ...string) (string, bool) {
 			t.Helper()
