@@ -66,6 +66,9 @@ func TestKeeper(t *testing.T) {
 			t.Fatalf("second run: user namespace %s, keeper %d; first: %s, %d", again, keeper(), ns, pid)
 		}
 		checkKeeperBare(t, u, pid)
+		if r := rlEnv(t, u, env, "info"); !strings.Contains(r.Stdout, fmt.Sprintf("keeper: pid %d holds this user namespace", pid)) {
+			t.Errorf("rl info: want the keeper's pid %d\n%v", pid, r)
+		}
 
 		// Killed: the next command starts another.
 		syscall.Kill(pid, syscall.SIGKILL)

@@ -201,6 +201,25 @@ func stopKeeper(dir string) {
 	os.Remove(path)
 }
 
+// KeeperPid is the pid of the keeper dir's record names, when it runs and
+// this process is in its user namespace (rl info).
+func KeeperPid(dir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, keeperRecord))
+	if err != nil {
+		return 0, false
+	}
+	rec, err := parseRecord(b)
+	if err != nil || !isKeeper(rec) {
+		return 0, false
+	}
+	theirs, err1 := os.Readlink("/proc/" + strconv.Itoa(rec.Pid) + "/ns/user")
+	ours, err2 := os.Readlink("/proc/self/ns/user")
+	if err1 != nil || err2 != nil || theirs != ours {
+		return 0, false
+	}
+	return rec.Pid, true
+}
+
 // StopKeeper ends the user's keeper, if any (rl system migrate): the next
 // command starts a new one, with the maps /etc/subuid and /etc/subgid
 // give then.

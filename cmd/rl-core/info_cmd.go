@@ -40,6 +40,9 @@ type infoIDMappings struct {
 	Warnings  []string         `json:"warnings,omitempty"`
 	NewUIDMap hostcheck.Helper `json:"newuidmap"`
 	NewGIDMap hostcheck.Helper `json:"newgidmap"`
+	// KeeperPid is the keeper whose user namespace this command is in
+	// (userns/keeper.go), 0 when it made one of its own.
+	KeeperPid int `json:"keeperPid"`
 }
 
 // infoMapping is one line of uid_map or gid_map.
@@ -105,6 +108,9 @@ func gatherInfo(c *cli.CLI, s *session.Session) infoReport {
 		UIDMap: infoMappings(p.UIDs), GIDMap: infoMappings(p.GIDs), Warnings: p.Warnings,
 		NewUIDMap: hostcheck.CheckHelper("newuidmap", p.NewUIDMap),
 		NewGIDMap: hostcheck.CheckHelper("newgidmap", p.NewGIDMap)}
+	if d, err := paths.Default(); err == nil {
+		r.IDMappings.KeeperPid, _ = userns.KeeperPid(d.RunRoot)
+	}
 
 	st := infoStore{Driver: s.Driver.Name, DriverReason: s.Driver.Reason, DriverOptions: s.Driver.Options,
 		Root: s.Paths.Root, RunRoot: s.Paths.RunRoot, RunRootReason: s.Paths.RunRootReason, RunDir: s.Paths.RunRoot}
@@ -200,6 +206,11 @@ func printInfo(w io.Writer, r infoReport) {
 	}
 	for _, x := range m.Warnings {
 		fmt.Fprintf(w, "  warning: %s\n", x)
+	}
+	if m.KeeperPid > 0 {
+		fmt.Fprintf(w, "  keeper: pid %d holds this user namespace between commands (rl system migrate stops it)\n", m.KeeperPid)
+	} else {
+		fmt.Fprintf(w, "  keeper: none (this command made a user namespace of its own)\n")
 	}
 	for _, hp := range []hostcheck.Helper{m.NewUIDMap, m.NewGIDMap} {
 		switch {
