@@ -14,6 +14,7 @@ import (
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/rootfs"
+	"github.com/rlcontainers/rl/userns"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -221,7 +222,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	trace.Mark("core: network armed")
 	started = true
 	s.proc = p
-	self, _ := rootfs.StartTime(os.Getpid())
+	self, _ := userns.StartTime(os.Getpid())
 	st := rootfs.State{
 		Status: "running", Pid: p.Pid, StartedAt: time.Now().UTC(),
 		Supervisor: os.Getpid(), SupervisorStart: self, Detached: !m.Attach,

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
+	"github.com/rlcontainers/rl/userns"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/ioutils"
 	"golang.org/x/sys/unix"
@@ -73,57 +72,13 @@ func ReadState(store storage.Store, id string) State {
 	if b, err := os.ReadFile(p); err == nil {
 		_ = json.Unmarshal(b, &st)
 	}
-	if st.Status == "running" && !ProcessAlive(st.Supervisor, st.SupervisorStart) {
+	if st.Status == "running" && !userns.ProcessAlive(st.Supervisor, st.SupervisorStart) {
 		st.Status = "exited"
 		st.ExitCode = -1
 		st.Pid = 0
 		st.Namespaces = nil
 	}
 	return st
-}
-
-// ProcessAlive reports whether pid still is the process that started at
-// start (clock ticks since boot): pids are reused.
-func ProcessAlive(pid int, start uint64) bool {
-	if pid <= 0 {
-		return false
-	}
-	// A zombie waiting for its parent to reap it has exited.
-	f, err := statFields(pid)
-	if err != nil || f[0] == "Z" || f[0] == "X" {
-		return false
-	}
-	got, err := strconv.ParseUint(f[19], 10, 64)
-	return err == nil && got == start
-}
-
-// StartTime is field 22 of /proc/PID/stat: when the process started, in
-// clock ticks since boot.
-func StartTime(pid int) (uint64, error) {
-	f, err := statFields(pid)
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseUint(f[19], 10, 64)
-}
-
-// statFields are the fields of /proc/PID/stat from the third (state) on.
-func statFields(pid int) ([]string, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return nil, err
-	}
-	// The command (field 2) may hold spaces and parentheses: count the
-	// fields after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return nil, fmt.Errorf("/proc/%d/stat: no command field", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return nil, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	return f, nil
 }
 
 // ErrLocked means another rl process holds the container (it is running,

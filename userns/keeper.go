@@ -26,9 +26,10 @@ import (
 // made for; three lines, "PID START", planKey of that plan, and the JSON
 // of the plan its maps follow, for the child (_RL_USERNS_PLAN): reading it
 // decodes no JSON, which in the host rl would be the first use of
-// encoding/json's decoder (~0.2 ms). A record for another plan (/etc/subuid changed), or a keeper
-// that is gone, makes the next command start a new one (and stop the old
-// one, whose namespace lives on while containers are in it). A keeper that
+// encoding/json's decoder (~0.2 ms). A record for another plan
+// (/etc/subuid changed), or a keeper that is gone, makes the next command
+// start a new one (and stop the old one, whose namespace lives on while
+// containers are in it). A keeper that
 // got the single-ID fallback (a helper failed) is not reused: the next
 // command tries the helpers again, as without a keeper. A keeper leaves
 // when its record was not used for keeperIdle, or names another keeper.
@@ -57,6 +58,15 @@ func (r keeperRec) format() []byte {
 	b = strconv.AppendUint(b, r.Start, 10)
 	b = append(append(append(b, '\n'), r.Key...), '\n')
 	return append(append(b, r.Plan...), '\n')
+}
+
+// readRecord reads and parses the record at path.
+func readRecord(path string) (keeperRec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return keeperRec{}, err
+	}
+	return parseRecord(b)
 }
 
 func parseRecord(b []byte) (keeperRec, error) {
@@ -134,11 +144,7 @@ func openKeeper(dir, key string, touch bool) (int, []byte, error) {
 		return -1, nil, errNoKeeper
 	}
 	path := filepath.Join(dir, keeperRecord)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return -1, nil, errNoKeeper
-	}
-	rec, err := parseRecord(b)
+	rec, err := readRecord(path)
 	if err != nil || rec.Key != key {
 		return -1, nil, errNoKeeper
 	}
@@ -149,7 +155,7 @@ func openKeeper(dir, key string, touch bool) (int, []byte, error) {
 	// Opened first, checked after: the namespace is that keeper's if the
 	// process is still it (not a reused pid, not a zombie whose parent, the
 	// rl that started it, still runs) now.
-	if !isKeeper(rec) {
+	if !ProcessAlive(rec.Pid, rec.Start) {
 		unix.Close(fd)
 		return -1, nil, errNoKeeper
 	}
@@ -160,43 +166,13 @@ func openKeeper(dir, key string, touch bool) (int, []byte, error) {
 	return fd, rec.Plan, nil
 }
 
-// isKeeper: the process rec names runs (not a zombie) and started when
-// recorded.
-func isKeeper(rec keeperRec) bool {
-	state, start, err := procStart(rec.Pid)
-	return err == nil && state != "Z" && state != "X" && start == rec.Start
-}
-
-// procStart is the state and the start time (clock ticks since boot) of
-// process pid: fields 3 and 22 of /proc/PID/stat, counted after the
-// command name, which may hold spaces and parentheses.
-func procStart(pid int) (state string, start uint64, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", 0, err
-	}
-	i := strings.LastIndexByte(string(b), ')')
-	f := strings.Fields(string(b[i+1:]))
-	if i < 0 || len(f) < 20 {
-		return "", 0, errors.New("/proc/" + strconv.Itoa(pid) + "/stat: unexpected format")
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64)
-	return f[0], start, err
-}
-
 // stopKeeper ends the keeper dir's record names (if it is still that
 // process) and removes the record. Its namespace lives on as long as
 // processes are in it.
 func stopKeeper(dir string) {
 	path := filepath.Join(dir, keeperRecord)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return
-	}
-	if rec, err := parseRecord(b); err == nil {
-		if isKeeper(rec) {
-			unix.Kill(rec.Pid, unix.SIGKILL)
-		}
+	if rec, err := readRecord(path); err == nil && ProcessAlive(rec.Pid, rec.Start) {
+		unix.Kill(rec.Pid, unix.SIGKILL)
 	}
 	os.Remove(path)
 }
@@ -204,12 +180,8 @@ func stopKeeper(dir string) {
 // KeeperPid is the pid of the keeper dir's record names, when it runs and
 // this process is in its user namespace (rl info).
 func KeeperPid(dir string) (int, bool) {
-	b, err := os.ReadFile(filepath.Join(dir, keeperRecord))
-	if err != nil {
-		return 0, false
-	}
-	rec, err := parseRecord(b)
-	if err != nil || !isKeeper(rec) {
+	rec, err := readRecord(filepath.Join(dir, keeperRecord))
+	if err != nil || !ProcessAlive(rec.Pid, rec.Start) {
 		return 0, false
 	}
 	theirs, err1 := os.Readlink("/proc/" + strconv.Itoa(rec.Pid) + "/ns/user")
@@ -277,7 +249,7 @@ func startKeeper(dir, keeper string, plan Plan) (int, []byte, error) {
 	if err != nil {
 		return fail()
 	}
-	if _, rec.Start, err = procStart(pid); err == nil {
+	if rec.Start, err = StartTime(pid); err == nil {
 		tmp := filepath.Join(dir, keeperRecord+".tmp")
 		if err = os.WriteFile(tmp, rec.format(), 0o600); err == nil {
 			err = os.Rename(tmp, filepath.Join(dir, keeperRecord))
@@ -308,11 +280,7 @@ func Keep(dir string) int {
 // now: its record is gone, names another process, or was not used for
 // keeperIdle.
 func keeperDone(path string, me int, now time.Time) bool {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return true
-	}
-	if rec, err := parseRecord(b); err != nil || rec.Pid != me {
+	if rec, err := readRecord(path); err != nil || rec.Pid != me {
 		return true
 	}
 	st, err := os.Stat(path)

@@ -27,15 +27,12 @@ func field(out, name string) string {
 	return ""
 }
 
-func readRecord(t *testing.T, dir string) keeperRec {
+// recordIn is the keeper record in dir; the test fails without one.
+func recordIn(t *testing.T, dir string) keeperRec {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, keeperRecord))
+	rec, err := readRecord(filepath.Join(dir, keeperRecord))
 	if err != nil {
-		t.Fatalf("no keeper record: %v", err)
-	}
-	rec, err := parseRecord(b)
-	if err != nil {
-		t.Fatalf("keeper record %q: %v", b, err)
+		t.Fatalf("keeper record: %v", err)
 	}
 	return rec
 }
@@ -67,7 +64,7 @@ func TestRunKeeper(t *testing.T) {
 		if !strings.HasPrefix(out, "mode=single\neuid=0\n") {
 			t.Fatalf("child output\n%s\nwant mode single, euid 0", out)
 		}
-		rec := readRecord(t, dir)
+		rec := recordIn(t, dir)
 		keeperNS, err := os.Readlink("/proc/" + itoa(rec.Pid) + "/ns/user")
 		if err != nil {
 			t.Fatalf("the recorded keeper %d: %v", rec.Pid, err)
@@ -98,7 +95,7 @@ func TestRunKeeper(t *testing.T) {
 
 	// Recorded for another plan (/etc/subuid changed): replaced, and the
 	// old one stopped.
-	rec := readRecord(t, dir)
+	rec := recordIn(t, dir)
 	other := plan
 	other.UIDs = append(other.UIDs, Mapping{1, 100000, 65536})
 	if rec.Key != planKey(plan) || rec.Key == planKey(other) {
@@ -282,7 +279,7 @@ func TestStartJoinedErrors(t *testing.T) {
 func TestRunKeeperUnusable(t *testing.T) {
 	dir := t.TempDir()
 	plan := singlePlan(t)
-	_, start, err := procStart(os.Getpid())
+	start, err := StartTime(os.Getpid())
 	if err != nil {
 		t.Fatal(err)
 	}
