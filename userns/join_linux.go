@@ -3,6 +3,7 @@ package userns
 import (
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"syscall"
@@ -51,8 +52,11 @@ func startJoined(path string, argv, env []string, files []*os.File, nsFD int) (*
 	unix.Close(c.errW)
 	c.errW = -1
 
+	reports := os.NewFile(uintptr(c.errR), "join-report")
+	c.errR = -1
+	defer reports.Close()
 	var report [16]byte
-	n, _ := readFull(c.errR, report[:])
+	n, _ := io.ReadFull(reports, report[:])
 	if n == 0 {
 		return os.FindProcess(pid)
 	}
@@ -63,10 +67,10 @@ func startJoined(path string, argv, env []string, files []*os.File, nsFD int) (*
 			break
 		}
 	}
-	if n != len(report) {
-		return nil, fmt.Errorf("starting %s: short report from the child (%d bytes)", path, n)
-	}
 	step := binary.NativeEndian.Uint64(report[:8])
+	if n != len(report) || step >= uint64(len(joinSteps)) {
+		return nil, fmt.Errorf("starting %s: a garbled report from the child (%d bytes)", path, n)
+	}
 	e := syscall.Errno(binary.NativeEndian.Uint64(report[8:]))
 	return nil, &os.SyscallError{Syscall: joinSteps[step], Err: e}
 }
@@ -200,20 +204,4 @@ fail:
 	for {
 		syscall.RawSyscall(syscall.SYS_EXIT_GROUP, 253, 0, 0)
 	}
-}
-
-// readFull reads into b until it is full or EOF (or an error).
-func readFull(fd int, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := unix.Read(fd, b[n:])
-		if err == unix.EINTR {
-			continue
-		}
-		if m <= 0 || err != nil {
-			return n, err
-		}
-		n += m
-	}
-	return n, nil
 }

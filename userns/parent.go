@@ -164,23 +164,10 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 		}
 	}
 	if !joined {
-		var planJSON []byte
-		if planJSON, err = json.Marshal(plan); err != nil {
+		if err := prepareOwn(cmd, o.Env, plan, newNS && !plan.Direct); err != nil {
 			r.Close()
 			statusW.Close()
-			return -1, fmt.Errorf("userns: encoding the plan: %w", err)
-		}
-		cmd.Env = childEnv(o.Env, string(planJSON), plan)
-		if newNS && !plan.Direct {
-			// The child execs before its map exists; the kernel computes the
-			// capabilities of an exec by a non-root uid from the ambient set
-			// only, so without this the child would start with none
-			// (capabilities(7), "Transformation of capabilities during execve").
-			if cmd.SysProcAttr.AmbientCaps, err = AllCaps(); err != nil {
-				r.Close()
-				statusW.Close()
-				return -1, err
-			}
+			return -1, err
 		}
 		mark("host: clone+exec child")
 		if err = cmd.Start(); err == nil {
@@ -285,6 +272,24 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 			return 0, nil
 		}
 	}
+}
+
+// prepareOwn readies cmd as a child in a namespace of its own (or the
+// caller's, Spawn): the plan in its environment and, when its maps are
+// written after its exec (mapsAfter), every capability as ambient: the
+// kernel computes the capabilities of an exec by a non-root uid from the
+// ambient set only, so without them the child would start with none
+// (capabilities(7), "Transformation of capabilities during execve").
+func prepareOwn(cmd *exec.Cmd, env []string, plan Plan, mapsAfter bool) error {
+	planJSON, err := json.Marshal(plan)
+	if err != nil {
+		return fmt.Errorf("userns: encoding the plan: %w", err)
+	}
+	cmd.Env = childEnv(env, string(planJSON), plan)
+	if mapsAfter {
+		cmd.SysProcAttr.AmbientCaps, err = AllCaps()
+	}
+	return err
 }
 
 func cloneFlags(newNS bool) uintptr {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/alecthomas/kong"
 	"github.com/rlcontainers/rl/cmd/internal/cli"
@@ -201,17 +202,18 @@ func inside(self, libexec, command string, args []string, payload func() ([]byte
 	return cli.ExitCode(code)
 }
 
-// keeperDir is where the user's keeper is recorded (userns.Options): the
-// user's run dir, whatever --root or --runroot say, since the user
-// namespace is the user's, not a store's. Empty (no keeper) when there is
-// none, or it is not the user's own.
-func keeperDir() string {
+// keeperDir is where the user's keeper is recorded (userns.Options) and
+// parses are cached (cli.ParseCache): the user's run dir, whatever --root
+// or --runroot say, since the user namespace is the user's, not a store's.
+// Empty (no keeper, no cache) when there is none, or it is not the user's
+// own. Made and checked once per process.
+var keeperDir = sync.OnceValue(func() string {
 	p, err := paths.Default()
 	if err != nil || paths.EnsurePrivateDir(p.RunRoot) != nil {
 		return ""
 	}
 	return p.RunRoot
-}
+})
 
 // stopKeeper is rl system migrate.
 func stopKeeper() error {
@@ -220,7 +222,7 @@ func stopKeeper() error {
 		return nil
 	}
 	if err := userns.StopKeeper(dir); err != nil {
-		return fmt.Errorf("stopping rl's keeper process (recorded in %s): %w", dir, err)
+		return fmt.Errorf("stopping rl's keeper process (recorded in %s): %w: end it by hand (pkill -f %s)", dir, err, userns.KeeperArg)
 	}
 	return nil
 }
