@@ -225,7 +225,7 @@ func readInit(fd int, onFile func(kind string, f *os.File)) (ie *initproc.InitEr
 		}
 		if n == 0 && oobn == 0 {
 			if reset {
-				return nil, errors.New("the container init exited before it started the workload, without saying why")
+				return nil, errors.New("the container init exited before it started the workload, without saying why: run rl doctor, which checks what containers need on this machine")
 			}
 			return nil, nil // close-on-exec: the workload is running
 		}
