@@ -37,6 +37,9 @@ type State struct {
 	// runs: another rl (another XDG_RUNTIME_DIR, after su, in cron) finds
 	// the container there.
 	RunRoot string `json:"runRoot,omitempty"`
+	// SupervisorGone: recorded as running, but the supervisor is gone
+	// (ReadState; the status then reads exited).
+	SupervisorGone bool `json:"-"`
 }
 
 func statePath(store storage.Store, id string) (string, error) {
@@ -77,6 +80,7 @@ func ReadState(store storage.Store, id string) State {
 		st.ExitCode = -1
 		st.Pid = 0
 		st.Namespaces = nil
+		st.SupervisorGone = true
 	}
 	return st
 }

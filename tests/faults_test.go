@@ -483,7 +483,8 @@ func TestFaultKillBeforeStart(t *testing.T) {
 }
 
 // TestFaultKillWhileRunning: kill -9 of a foreground rl run while the
-// workload runs, and of a detached container's supervisor.
+// workload runs, and of a detached container's supervisor (an --rm one's
+// too).
 func TestFaultKillWhileRunning(t *testing.T) {
 	u := full
 	v, env := otherHome(t, u, registryAddr)
@@ -530,6 +531,24 @@ func TestFaultKillWhileRunning(t *testing.T) {
 		}
 		if r := rlEnv(t, v, env, "rm", "-f", "bg"); r.Code != 0 {
 			t.Errorf("%s: rl rm -f bg:\n%v", what, r)
+		}
+	})
+	t.Run("detached --rm", func(t *testing.T) {
+		// Its supervisor killed, an --rm container is removed by the
+		// next rl ps, as --rm asked (and its name is free again).
+		detach(t, v, env, "bgrm", "--rm", "busybox", "sleep", "1000")
+		st := inspect(t, v, env, "bgrm").State
+		killPid(st.ConmonPid)
+		what := "kill -9 of a detached --rm container's supervisor"
+		if !waitGone(st.Pid, 5*time.Second) {
+			t.Errorf("%s: the workload %d lives 5 s later", what, st.Pid)
+		}
+		if r := rlEnv(t, v, env, "ps", "-a", "--format", "{{.Names}}"); r.Code != 0 || strings.Contains(r.Stdout, "bgrm") {
+			t.Errorf("%s: rl ps -a: want no bgrm\n%v", what, r)
+		}
+		afterKill(t, v, env, before, what)
+		if r := rlEnv(t, v, env, "run", "--rm", "--name", "bgrm", "busybox", "true"); r.Code != 0 {
+			t.Errorf("%s: the next run with the same name:\n%v", what, r)
 		}
 	})
 	finalChecks(t, v, env, before, "kill -9 while running")

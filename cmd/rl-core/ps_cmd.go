@@ -11,6 +11,7 @@ import (
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
+	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/rootfs"
 )
 
@@ -69,6 +70,9 @@ func runPs(all *cli.CLI, s *session.Session) error {
 	for _, ctr := range list {
 		rec := rootfs.ReadRecord(&ctr)
 		st := rootfs.ReadState(s.Store, ctr.ID)
+		if rec.AutoRm && st.SupervisorGone && removeOrphan(s, ctr.ID, rec.Name) {
+			continue
+		}
 		if !c.All && st.Status != "running" {
 			continue
 		}
@@ -110,6 +114,18 @@ func runPs(all *cli.CLI, s *session.Session) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, r.CreatedAt, r.Status, r.Ports, r.Names)
 	}
 	return w.Flush()
+}
+
+// removeOrphan removes an --rm container whose supervisor is gone without
+// removing it (killed: a foreground rl run is its supervisor), as --rm
+// asked; it says whether it did. Not when another rl holds the container
+// (rl rm of it, or it runs after all).
+func removeOrphan(s *session.Session, id, name string) bool {
+	if _, err := rootfs.RemoveContainer(s.Store, id, false); err != nil {
+		return false
+	}
+	ctl.Unregister(s.Paths.RunRoot, id, name)
+	return true
 }
 
 // printTemplate prints each item with a Go template, one per line, as
