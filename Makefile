@@ -27,9 +27,13 @@ all: build
 # the pulls, rl-net a container's user-mode network (docs/process-model.md).
 # rl finds them beside itself or in ../libexec/rl.
 BINARIES     := rl rl-core rl-image rl-net
+# rl-core's entry point enters rl's user namespace before Go's runtime
+# starts, when rl execs it in its own place (cmd/rl-core/entry_amd64.s);
+# without it rl-core still works, by a second exec of rl.
+LDFLAGS_rl-core := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-E=main.joinEntry)
 
 build:
-	@for b in $(BINARIES); do echo "$(GO) build -o bin/$$b ./cmd/$$b"; $(GO) build -tags $(TAGS) -o bin/$$b ./cmd/$$b || exit 1; done
+	@$(foreach b,$(BINARIES),echo "$(GO) build -o bin/$(b) ./cmd/$(b)"; $(GO) build -tags $(TAGS) -ldflags='$(LDFLAGS_$(b))' -o bin/$(b) ./cmd/$(b) || exit 1;)
 
 bin/rl-testenv: FORCE
 	$(GO) build -tags $(TAGS) -o $@ ./tests/cmd/rl-testenv

@@ -22,6 +22,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -180,7 +181,12 @@ func installRL(dir string) (string, error) {
 	}
 	for _, name := range rlBinaries {
 		dst := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", dst, "./cmd/"+name)
+		args := []string{"build", "-tags", "containers_image_openpgp", "-o", dst}
+		if name == "rl-core" && runtime.GOARCH == "amd64" {
+			// As the Makefile links it (cmd/rl-core/entry_amd64.s).
+			args = append(args, "-ldflags=-E=main.joinEntry")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/"+name)...)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

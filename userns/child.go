@@ -64,6 +64,9 @@ func (c *Child) Detach() error {
 // reports the error.
 func Join() (*Child, error) {
 	fdStr := os.Getenv(envFD)
+	if fdStr == execJoinValue {
+		return joinExec()
+	}
 	if fdStr == "" {
 		return nil, errors.New("userns: Join: not the child of userns.Run (" + envFD + " is not set)")
 	}
@@ -143,6 +146,30 @@ func Join() (*Child, error) {
 				return
 			}
 			sigs <- syscall.Signal(b[0])
+		}
+	}()
+	return c, nil
+}
+
+// joinExec is Join in a child the host rl exec'd in place (execjoin.go),
+// whose entry point entered the namespace: no parent, no pipe; the plan
+// is in the environment and signals come to us directly.
+func joinExec() (*Child, error) {
+	planJSON := os.Getenv(envPlan)
+	os.Unsetenv(envFD)
+	os.Unsetenv(envPlan)
+	joined = true
+	c := &Child{}
+	if err := json.Unmarshal([]byte(planJSON), &c.Plan); err != nil {
+		return nil, fmt.Errorf("userns: Join: decoding the plan: %w", err)
+	}
+	direct := make(chan os.Signal, 16)
+	signal.Notify(direct, forwarded...)
+	sigs := make(chan syscall.Signal, 16)
+	c.Signals = sigs
+	go func() {
+		for s := range direct {
+			sigs <- s.(syscall.Signal)
 		}
 	}()
 	return c, nil

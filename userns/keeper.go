@@ -112,27 +112,27 @@ var errNoKeeper = errors.New("no keeper")
 // keeperNS opens the user namespace of the keeper in dir for plan
 // (starting one when needed, as keeper, the rl binary) and returns it
 // with the JSON of the plan its maps follow.
-func keeperNS(dir, keeper string, plan Plan, mark func(string)) (int, []byte, error) {
+func keeperNS(dir, keeper string, plan Plan, mark func(string)) (fd int, planJSON []byte, started bool, err error) {
 	key := planKey(plan)
 	if fd, p, err := openKeeper(dir, key, true); err == nil {
-		return fd, p, nil
+		return fd, p, false, nil
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, keeperLock), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return -1, nil, errNoKeeper
+		return -1, nil, false, errNoKeeper
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return -1, nil, errNoKeeper
+		return -1, nil, false, errNoKeeper
 	}
 	// Another command may have started one while we waited.
 	if fd, p, err := openKeeper(dir, key, false); err == nil {
-		return fd, p, nil
+		return fd, p, false, nil
 	}
 	stopKeeper(dir)
-	fd, p, err := startKeeper(dir, keeper, plan)
+	fd, planJSON, err = startKeeper(dir, keeper, plan)
 	mark("host: keeper started")
-	return fd, p, err
+	return fd, planJSON, err == nil, err
 }
 
 // openKeeper opens the namespace of the keeper dir's record names, if that

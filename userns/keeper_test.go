@@ -293,3 +293,32 @@ func TestRunKeeperUnusable(t *testing.T) {
 		t.Fatalf("Run with an unusable keeper: code %d, err %v, output %q, stderr %q", code, err, out, stderr)
 	}
 }
+
+// TestExecEnv: a child exec'd in place (execjoin.go) gets _RL_USERNS=exec,
+// the plan, no status pipe, the payload in its variable (replacing one the
+// caller had), and none of the fallback's marker.
+func TestExecEnv(t *testing.T) {
+	plan := Plan{UIDs: []Mapping{{ContainerID: 0, HostID: 1000, Size: 1}}, GIDs: []Mapping{{ContainerID: 0, HostID: 1001, Size: 1}}}
+	in := []string{"HOME=/h", envFD + "=3", envStatusFD + "=4", "_P=old", envNoExec + "=why", "Z=1"}
+	got := execEnv(in, `{"x":1}`, plan, "_P", []byte("new"))
+	want := map[string]string{
+		"HOME": "/h", "Z": "1", envFD: execJoinValue, envPlan: `{"x":1}`, envConfigured: "1",
+		envRootlessUID: "1000", envRootlessGID: "1001", "_P": "new",
+	}
+	seen := map[string]bool{}
+	for _, kv := range got {
+		name, value, _ := strings.Cut(kv, "=")
+		if seen[name] {
+			t.Errorf("%s twice in %q", name, got)
+		}
+		seen[name] = true
+		if w, ok := want[name]; !ok || w != value {
+			t.Errorf("%s=%s in the child's environment; want %q (%v)", name, value, w, ok)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("no %s in %q", name, got)
+		}
+	}
+}

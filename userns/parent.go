@@ -49,6 +49,15 @@ type Options struct {
 	// user namespace the child enters instead of a new one (keeper.go);
 	// Keeper is the rl binary to start as one.
 	KeeperDir, Keeper string
+	// Exec, when the keeper's namespace is there (and was not started
+	// just now: it would be the child's child), replaces this process
+	// with the child instead of forking it and waiting (execjoin.go): for
+	// a child that needs nothing of us once it runs (no terminal to
+	// restore, no detach). The payload is made first and reaches the
+	// child in the variable PayloadEnv; Stdin, Stdout and Stderr must be
+	// our own, and there may be no ExtraFiles.
+	Exec       bool
+	PayloadEnv string
 }
 
 // Run executes o.Path (default /proc/self/exe) in a new user and mount namespace, maps it
@@ -87,9 +96,15 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	joinFD := -1
 	var joinPlan []byte
 	if newNS && !plan.Direct && o.KeeperDir != "" && o.Keeper != "" {
-		if fd, p, err := keeperNS(o.KeeperDir, o.Keeper, plan, mark); err == nil {
+		if fd, p, started, err := keeperNS(o.KeeperDir, o.Keeper, plan, mark); err == nil {
 			joinFD, joinPlan = fd, p
 			defer unix.Close(joinFD)
+			if o.Exec && !started && canExec(o) {
+				// Back here only when the exec failed: the usual way.
+				if o, err = execJoin(o, joinPlan, plan, joinFD); err != nil {
+					return -1, err
+				}
+			}
 		}
 	}
 	r, w, err := os.Pipe()
@@ -274,6 +289,35 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	}
 }
 
+// canExec says whether o allows an exec in place (Options.Exec).
+func canExec(o Options) bool {
+	for fd, f := range []*os.File{o.Stdin, o.Stdout, o.Stderr} {
+		if f == nil || f.Fd() != uintptr(fd) {
+			return false
+		}
+	}
+	return len(o.ExtraFiles) == 0 && o.PayloadEnv != "" && os.Getenv(envNoExec) == ""
+}
+
+// execJoin makes o's payload and execs o.Path in place (execJoined). It
+// returns only when the payload failed (its error) or the exec did: then
+// with o, whose Payload gives the payload made.
+func execJoin(o Options, planJSON []byte, plan Plan, nsFD int) (Options, error) {
+	var payload []byte
+	if o.Payload != nil {
+		var err error
+		if payload, err = o.Payload(); err != nil {
+			return o, err
+		}
+		o.Payload = func() ([]byte, error) { return payload, nil }
+	}
+	if o.Mark != nil {
+		o.Mark("host: exec child")
+	}
+	_ = execJoined(o.Path, o.Args, execEnv(o.Env, string(planJSON), plan, o.PayloadEnv, payload), nsFD)
+	return o, nil
+}
+
 // prepareOwn readies cmd as a child in a namespace of its own (or the
 // caller's, Spawn): the plan in its environment and, when its maps are
 // written after its exec (mapsAfter), every capability as ambient: the
@@ -312,13 +356,22 @@ func childEnv(env []string, planJSON string, plan Plan) []string {
 	out := make([]string, 0, len(env)+len(ours))
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case envFD, envStatusFD, envPlan, envConfigured, envRootlessUID, envRootlessGID:
-			continue
+		if !ourVariable(name) {
+			out = append(out, kv)
 		}
-		out = append(out, kv)
 	}
 	return append(out, ours...)
+}
+
+// ourVariable says whether name is one of the variables Run sets for its
+// child (or _RL_NO_EXEC_JOIN, for the rl the child runs again): the
+// caller's own value never passes on.
+func ourVariable(name string) bool {
+	switch name {
+	case envFD, envStatusFD, envPlan, envConfigured, envRootlessUID, envRootlessGID, envNoExec:
+		return true
+	}
+	return false
 }
 
 // AllCaps lists capabilities 0..cap_last_cap of the running kernel: raising an

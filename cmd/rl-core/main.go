@@ -22,6 +22,9 @@ func main() {
 	if reexec.Init() {
 		return
 	}
+	if err := checkExecJoin(); err != nil {
+		os.Exit(cli.Report(os.Stderr, err))
+	}
 	tuneGC()
 	rootfs.Lib = imageLibrary()
 	os.Exit(session.Main(cli.Core, map[string]session.Command{

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/alecthomas/kong"
@@ -112,7 +113,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	return inside(self, libexec, cli.Command(kctx), args, nil, files, cli.EnvParsed+"="+parsed)
+	return inside(self, libexec, cli.Command(kctx), args, nil, files, false, cli.EnvParsed+"="+parsed)
 }
 
 // errNotEarly: the command line is not a plain rl run after all.
@@ -125,13 +126,24 @@ var errNotEarly = errors.New("not an early start")
 // took for rl run that is not, are not handled (false): the caller goes
 // the usual way with the parse made here.
 func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kctx *kong.Context, err error) {
+	// A command line parsed before, whose flags depend on nothing else,
+	// is not parsed again (cli.ParseCache). One that may run in place of
+	// this process (userns.Options.Exec) is looked up first: the parse
+	// must be there before that exec.
+	cache := cli.NewParseCache(keeperDir(), self, args)
+	var cached []byte
+	looked, hit := false, false
+	if mayExec(args) {
+		cached, hit = cache.Get()
+		looked = true
+	}
 	parse := func() ([]byte, error) {
-		// A command line parsed before, whose flags depend on nothing
-		// else, is not parsed again (cli.ParseCache).
-		cache := cli.NewParseCache(keeperDir(), self, args)
-		if p, ok := cache.Get(); ok {
+		if !looked {
+			cached, hit = cache.Get()
+		}
+		if hit {
 			trace.Mark("host: parsed (cached)")
-			return p, nil
+			return cached, nil
 		}
 		var err error
 		c, kctx, err = cli.ParseRun(args, os.Exit)
@@ -149,11 +161,30 @@ func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kc
 		}
 		return []byte(p), err
 	}
-	err = inside(self, libexec, "run", args, parse, nil)
+	err = inside(self, libexec, "run", args, parse, nil, hit)
 	if errors.Is(err, errNotEarly) {
 		return false, c, kctx, nil
 	}
 	return true, nil, nil, err
+}
+
+// mayExec says whether rl run's command line may be run by rl-core in
+// place of this process (userns.Options.Exec): not with a terminal (we
+// restore it whatever becomes of rl-core) or detached (we are the
+// process that returns). It looks at every word, the container's command
+// too: a -t there only costs the exec.
+func mayExec(args []string) bool {
+	for _, a := range args {
+		switch {
+		case a == "--":
+			continue
+		case strings.HasPrefix(a, "--detach"), strings.HasPrefix(a, "--tty"):
+			return false
+		case len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.ContainsAny(a, "dt"):
+			return false
+		}
+	}
+	return true
 }
 
 // helpers are rl's own path and where rl-core and rl-image are.
@@ -168,13 +199,14 @@ func helpers() (self, libexec string, err error) {
 // runInside runs the command in rl's user namespace, in rl-core or
 // rl-image, and returns its exit code as an error.
 func runInside(self, libexec, command string, args []string, env ...string) error {
-	return inside(self, libexec, command, args, nil, nil, env...)
+	return inside(self, libexec, command, args, nil, nil, false, env...)
 }
 
 // inside is runInside, with a payload for the child made while it starts.
 //
-// files become rl-core's fds userns.ExtraFD, ... (--preserve-fds).
-func inside(self, libexec, command string, args []string, payload func() ([]byte, error), files []*os.File, env ...string) error {
+// files become rl-core's fds userns.ExtraFD, ... (--preserve-fds). With
+// exec, the child may run in place of this process (userns.Options.Exec).
+func inside(self, libexec, command string, args []string, payload func() ([]byte, error), files []*os.File, exec bool, env ...string) error {
 	plan := userns.MakePlan(userns.CurrentIdentity())
 	trace.Mark("host: planned")
 	for _, w := range plan.Warnings {
@@ -195,6 +227,8 @@ func inside(self, libexec, command string, args []string, payload func() ([]byte
 		ExtraFiles: files,
 		KeeperDir:  keeperDir(),
 		Keeper:     self,
+		Exec:       exec,
+		PayloadEnv: cli.EnvParsed,
 	})
 	if err != nil || code == 0 {
 		return err

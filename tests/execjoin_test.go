@@ -1,0 +1,187 @@
+package tests
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// traceMark is one RL_TRACE mark: the process that made it and its name.
+type traceMark struct {
+	pid  int
+	name string
+}
+
+// traceMarks are the RL_TRACE marks in out ("rl-trace NS PID MARK"), in
+// order.
+func traceMarks(out string) []traceMark {
+	var marks []traceMark
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.SplitN(l, " ", 4)
+		if len(f) != 4 || f[0] != "rl-trace" {
+			continue
+		}
+		pid, err := strconv.Atoi(f[2])
+		if err == nil {
+			marks = append(marks, traceMark{pid, f[3]})
+		}
+	}
+	return marks
+}
+
+// markPids are the pids that made mark, in order.
+func markPids(marks []traceMark, mark string) []int {
+	var pids []int
+	for _, m := range marks {
+		if m.name == mark {
+			pids = append(pids, m.pid)
+		}
+	}
+	return pids
+}
+
+// execdInPlace says whether the trace out shows rl run exec'ing rl-core in
+// its own place: "host: exec child", and rl-core's marks made by the
+// process that made the host's, with no fork.
+func execdInPlace(out string) bool {
+	m := traceMarks(out)
+	host, core := markPids(m, "host: main"), markPids(m, "core: main")
+	return len(markPids(m, "host: exec child")) == 1 && len(host) == 1 && len(core) == 1 && host[0] == core[0] &&
+		len(markPids(m, "host: fork+join+exec child")) == 0
+}
+
+// TestRunExecInPlace: with the user's keeper running and the command line
+// parsed before (the parse cache), rl run execs rl-core in its own place
+// (userns.Options.Exec): one process, which the caller waits for. The
+// workload's exit code, output and stdin, and a signal sent to rl, reach it
+// as before. A kill -9 of that process ends the container, and the next rl
+// ps removes the --rm container it left. An rl-core built without its
+// entry point, and one refused setns(2) (a seccomp filter), run rl again
+// the usual way. -t, -d and a terminal keep the fork (cmd/rl TestMayExec).
+func TestRunExecInPlace(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		v, env := otherHome(t, u, registryAddr)
+		env = append(env, "RL_TRACE=1")
+		t.Cleanup(func() { rlEnv(t, v, env, "system", "migrate") })
+		rlOKEnv(t, v, env, "pull", "-q", "busybox")
+
+		// The first run may start the keeper and parses; the second execs.
+		args := []string{"run", "--rm", "-i", "busybox", "sh", "-c", "echo out; read l; echo got $l; exit 7"}
+		for i := 0; i < 2; i++ {
+			r := runAs(t, v, runOpts{Env: env, Stdin: "in\n"}, rlBin, args...)
+			if r.Code != 7 || r.Stdout != "out\ngot in\n" {
+				t.Fatalf("run %d: want exit 7 and the workload's output\n%v", i+1, r)
+			}
+			if got := execdInPlace(r.Stderr); got != (i == 1) {
+				t.Fatalf("run %d: exec'd in place: %v, want %v\n%v", i+1, got, i == 1, r)
+			}
+		}
+
+		// A signal to rl reaches the workload; its exit code is rl's.
+		loop := []string{"run", "--rm", "busybox", "sh", "-c", `trap "echo term; exit 3" TERM; echo ready; while :; do sleep 0.1; done`}
+		ready := func(b *bgCmd) {
+			t.Helper()
+			for start := time.Now(); !strings.Contains(b.output(), "ready"); time.Sleep(20 * time.Millisecond) {
+				if time.Since(start) > 30*time.Second {
+					t.Fatalf("no ready from the container: %s", b.output())
+				}
+			}
+		}
+		for i := 0; i < 2; i++ {
+			b := startBG(t, v, env, loop...)
+			ready(b)
+			syscall.Kill(b.cmd.Process.Pid, syscall.SIGTERM)
+			select {
+			case <-b.done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("rl run did not end 30 s after SIGTERM: %s", b.output())
+			}
+			if code := b.cmd.ProcessState.ExitCode(); code != 3 || !strings.Contains(b.output(), "term") {
+				t.Fatalf("SIGTERM to rl run (run %d): want the workload's trap and exit 3, got %d: %s", i+1, code, b.output())
+			}
+			if i == 1 && !execdInPlace(b.output()) {
+				t.Fatalf("the second run was not exec'd in place: %s", b.output())
+			}
+		}
+
+		// kill -9: the container ends with its supervisor; the next rl ps
+		// removes it (--rm) and the store is as before.
+		b := startBG(t, v, env, loop...)
+		ready(b)
+		if !execdInPlace(b.output()) {
+			t.Fatalf("not exec'd in place: %s", b.output())
+		}
+		b.kill()
+		deadline := time.Now().Add(5 * time.Second)
+		for len(storePids(u, v.Home)) > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("processes of the store 5 s after kill -9 of rl run: %v", storePids(u, v.Home))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if r := rlEnv(t, v, env, "ps", "-a", "-q"); r.Code != 0 || r.Stdout != "" {
+			t.Errorf("rl ps -a after kill -9 of rl run --rm: want no container\n%v", r)
+		}
+		if r := rlEnv(t, v, env, "system", "check"); r.Code != 0 || !strings.Contains(r.Stdout, "no problems found") {
+			t.Errorf("rl system check after kill -9 of rl run --rm and rl ps:\n%v", r)
+		}
+		checkStore(t, v.Home, "kill -9 of rl run --rm exec'd in place")
+
+		// An rl-core without its entry point: rl runs again and forks.
+		dir := userDir(t, u, "noentry")
+		for _, b := range []string{"rl", "rl-image", "rl-net"} {
+			if err := copyExecutable(filepath.Join(filepath.Dir(rlBin), b), filepath.Join(dir, b)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		root, err := filepath.Abs("..")
+		if err != nil {
+			t.Fatal(err)
+		}
+		build := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", filepath.Join(dir, "rl-core"), "./cmd/rl-core")
+		build.Dir = root
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			t.Fatalf("go build ./cmd/rl-core without -E: %v\n%s", err, out)
+		}
+		for i := 0; i < 2; i++ {
+			r := runAs(t, v, runOpts{Env: env, Stdin: "in\n"}, filepath.Join(dir, "rl"), args...)
+			if r.Code != 7 || r.Stdout != "out\ngot in\n" {
+				t.Fatalf("rl-core without its entry point, run %d:\n%v", i+1, r)
+			}
+			m := traceMarks(r.Stderr)
+			hosts := markPids(m, "host: main")
+			if i == 1 && (len(markPids(m, "host: exec child")) != 1 || len(hosts) != 2 || hosts[0] != hosts[1] ||
+				len(markPids(m, "host: fork+join+exec child")) != 1) {
+				t.Fatalf("rl-core without its entry point: want the exec, rl again in the same process, and the fork\n%v", r)
+			}
+		}
+
+		// setns refused: the same error as without the exec.
+		if os.Geteuid() != 0 {
+			return
+		}
+		helper := seccompWrap(t)
+		short := []string{"run", "--rm", "busybox", "true"}
+		rlOKEnv(t, v, env, short...)
+		if r := rlOKEnv(t, v, env, short...); !execdInPlace(r.Stderr) {
+			t.Fatalf("not exec'd in place:\n%v", r)
+		}
+		r := runAs(t, v, runOpts{Env: env}, helper, append([]string{"docker-userns", rlBin}, short...)...)
+		var lines []string
+		for _, l := range nonEmptyLines(r.Stderr) {
+			if !strings.HasPrefix(l, "rl-trace ") {
+				lines = append(lines, l)
+			}
+		}
+		hosts := markPids(traceMarks(r.Stderr), "host: main")
+		if r.Code != 125 || len(lines) != 1 || !seccompRE.MatchString(lines[0]) || len(hosts) != 2 || hosts[0] != hosts[1] {
+			t.Errorf("rl run under a filter refusing setns, with the keeper running: want rl again in the same process, exit 125 and one line naming seccomp\n%v", r)
+		}
+	})
+}
