@@ -205,6 +205,20 @@ chmod 600 /run/containers/0/auth.json`
 		wantPulled(t, v, nil, r)
 	})
 
+	t.Run("root's 0700 run-containers dir", func(t *testing.T) {
+		// What root's podman leaves: /run/containers itself unreadable,
+		// so /run/containers/UID/auth.json fails with EACCES, not ENOENT.
+		v, _ := otherHome(t, u, registryAddr)
+		setup := `mkdir -m 700 /run/containers /run/containers/0`
+		r := rlPrivateRun(t, v, setup, string(authJSON), "pull", "-q", "busybox")
+		if r.Code != 0 || r.Stdout != id+"\n" {
+			t.Errorf("rl pull busybox from the open test registry, with root's /run/containers (0700):\n%v", r)
+		}
+		writeUserFileAll(t, u, filepath.Join(v.Home, ".config", "containers", "auth.json"), authJSON)
+		r = rlPrivateRun(t, v, setup, string(authJSON), "pull", "-q", "--tls-verify=false", ref)
+		wantPulled(t, v, nil, r)
+	})
+
 	t.Run("certificate verified by default", func(t *testing.T) {
 		v, env := otherHome(t, u, registryAddr)
 		r := rlEnv(t, v, env, "pull", "-q", "--authfile", authFile, ref)

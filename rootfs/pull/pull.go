@@ -80,14 +80,17 @@ func defaultAuthFile() string {
 		docker = filepath.Join(home, ".docker")
 	}
 	first := fmt.Sprintf("/run/containers/%d/auth.json", paths.HostUID())
-	for _, p := range []string{first, filepath.Join(cfg, "containers", "auth.json"), filepath.Join(docker, "config.json")} {
+	own := filepath.Join(cfg, "containers", "auth.json")
+	for _, p := range []string{first, own, filepath.Join(docker, "config.json")} {
 		if _, err := os.Stat(p); err == nil {
 			return p
 		}
 	}
-	// None exists: name the user's own (missing) file, so the library
-	// reads no credentials rather than root's.
-	return first
+	// None exists: name the user's own (missing) file in ~/.config, so
+	// the library reads no credentials rather than root's; not the one in
+	// /run/containers, which root's podman leaves unreadable (0700): the
+	// library fails on EACCES where it passes over a missing file.
+	return own
 }
 
 // policyContext loads policy.json; a machine without one (no
