@@ -55,9 +55,10 @@ func execdInPlace(out string) bool {
 		len(markPids(m, "host: fork+join+exec child")) == 0
 }
 
-// TestRunExecInPlace: with the user's keeper running and the command line
-// parsed before (the parse cache), rl run execs rl-core in its own place
-// (userns.Options.Exec): one process, which the caller waits for. The
+// TestRunExecInPlace: with the user's keeper running, rl run execs rl-core
+// in its own place (userns.Options.Exec) once it has parsed the command
+// line (or found it in the parse cache): one process, which the caller
+// waits for. The
 // workload's exit code, output and stdin, and a signal sent to rl, reach it
 // as before. A kill -9 of that process ends the container, and the next rl
 // ps removes the --rm container it left. An rl-core built without its
@@ -70,15 +71,32 @@ func TestRunExecInPlace(t *testing.T) {
 		t.Cleanup(func() { rlEnv(t, v, env, "system", "migrate") })
 		rlOKEnv(t, v, env, "pull", "-q", "busybox")
 
-		// The first run may start the keeper and parses; the second execs.
+		// The pull started the keeper. The first run parses, the second
+		// finds the parse cached; both exec.
 		args := []string{"run", "--rm", "-i", "busybox", "sh", "-c", "echo out; read l; echo got $l; exit 7"}
 		for i := 0; i < 2; i++ {
 			r := runAs(t, v, runOpts{Env: env, Stdin: "in\n"}, rlBin, args...)
 			if r.Code != 7 || r.Stdout != "out\ngot in\n" {
 				t.Fatalf("run %d: want exit 7 and the workload's output\n%v", i+1, r)
 			}
-			if got := execdInPlace(r.Stderr); got != (i == 1) {
-				t.Fatalf("run %d: exec'd in place: %v, want %v\n%v", i+1, got, i == 1, r)
+			if !execdInPlace(r.Stderr) || strings.Contains(r.Stderr, "host: parsed (cached)") != (i == 1) {
+				t.Fatalf("run %d: want an exec in place, after a parse cached: %v\n%v", i+1, i == 1, r)
+			}
+		}
+		// With the keeper started by the command itself, rl forks (the
+		// keeper is its child, which rl-core would inherit).
+		rlOKEnv(t, v, env, "system", "migrate")
+		if r := runAs(t, v, runOpts{Env: env, Stdin: "in\n"}, rlBin, args...); r.Code != 7 || execdInPlace(r.Stderr) ||
+			!strings.Contains(r.Stderr, "host: keeper started") {
+			t.Fatalf("the run that starts the keeper: want it forked\n%v", r)
+		}
+
+		// A command line that is never cached (-e: the parse depends on
+		// more than the words) is parsed first and exec'd too.
+		for i := 0; i < 2; i++ {
+			r := rlEnv(t, v, env, "run", "--rm", "-e", "A=b", "busybox", "sh", "-c", "echo $A")
+			if r.Code != 0 || r.Stdout != "b\n" || !execdInPlace(r.Stderr) || strings.Contains(r.Stderr, "host: parsed (cached)") {
+				t.Fatalf("rl run -e A=b (run %d): want b, a parse and an exec in place\n%v", i+1, r)
 			}
 		}
 

@@ -121,27 +121,20 @@ var errNotEarly = errors.New("not an early start")
 
 // runEarly is rl run's hot path: rl-core is started (and the maps written)
 // first, while this process parses the command line; the parse reaches
-// rl-core with the release (userns Options.Payload). rl run with a
+// rl-core with the release (userns Options.Payload). Where rl-core may run
+// in this process's place (mayExec, and the keeper running), the parse
+// comes first and reaches it in the environment. rl run with a
 // container:NAME namespace or --preserve-fds, and anything the pre-scan
 // took for rl run that is not, are not handled (false): the caller goes
 // the usual way with the parse made here.
 func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kctx *kong.Context, err error) {
 	// A command line parsed before, whose flags depend on nothing else,
 	// is not parsed again (cli.ParseCache). One that may run in place of
-	// this process (userns.Options.Exec) is looked up first: the parse
-	// must be there before that exec.
+	// this process (userns.Options.Exec) is parsed before that exec, the
+	// others while rl-core starts.
 	cache := cli.NewParseCache(keeperDir(), self, args)
-	var cached []byte
-	looked, hit := false, false
-	if mayExec(args) {
-		cached, hit = cache.Get()
-		looked = true
-	}
 	parse := func() ([]byte, error) {
-		if !looked {
-			cached, hit = cache.Get()
-		}
-		if hit {
+		if cached, hit := cache.Get(); hit {
 			trace.Mark("host: parsed (cached)")
 			return cached, nil
 		}
@@ -161,7 +154,7 @@ func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kc
 		}
 		return []byte(p), err
 	}
-	err = inside(self, libexec, "run", args, parse, nil, hit)
+	err = inside(self, libexec, "run", args, parse, nil, mayExec(args))
 	if errors.Is(err, errNotEarly) {
 		return false, c, kctx, nil
 	}
