@@ -2,7 +2,6 @@ package tests
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -161,11 +160,8 @@ func TestRunExecInPlace(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		build := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-o", filepath.Join(dir, "rl-core"), "./cmd/rl-core")
-		build.Dir = root
-		build.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := build.CombinedOutput(); err != nil {
-			t.Fatalf("go build ./cmd/rl-core without -E: %v\n%s", err, out)
+		if err := buildCmd(root, "rl-core", "", filepath.Join(dir, "rl-core")); err != nil {
+			t.Fatalf("without -E: %v", err)
 		}
 		for i := 0; i < 2; i++ {
 			r := runAs(t, v, runOpts{Env: env, Stdin: "in\n"}, filepath.Join(dir, "rl"), args...)

@@ -180,23 +180,28 @@ func installRL(dir string) (string, error) {
 		return "", err
 	}
 	for _, name := range rlBinaries {
-		dst := filepath.Join(dir, name)
-		args := []string{"build", "-tags", "containers_image_openpgp", "-o", dst}
+		var ldflags string
 		if name == "rl-core" && runtime.GOARCH == "amd64" {
 			// As the Makefile links it (cmd/rl-core/entry_amd64.s).
-			args = append(args, "-ldflags=-E=main.joinEntry")
+			ldflags = "-E=main.joinEntry"
 		}
-		cmd := exec.Command("go", append(args, "./cmd/"+name)...)
-		cmd.Dir = root
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, out)
-		}
-		if err := os.Chmod(dst, 0o755); err != nil {
+		if err := buildCmd(root, name, ldflags, filepath.Join(dir, name)); err != nil {
 			return "", err
 		}
 	}
 	return filepath.Join(dir, "rl"), nil
+}
+
+// buildCmd builds ./cmd/NAME of the module at root into dst (mode 0755),
+// statically, with rl's build tag and ldflags.
+func buildCmd(root, name, ldflags, dst string) error {
+	cmd := exec.Command("go", "build", "-tags", "containers_image_openpgp", "-ldflags="+ldflags, "-o", dst, "./cmd/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, out)
+	}
+	return os.Chmod(dst, 0o755)
 }
 
 func copyExecutable(src, dst string) error {

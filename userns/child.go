@@ -163,16 +163,23 @@ func joinExec() (*Child, error) {
 	if err := json.Unmarshal([]byte(planJSON), &c.Plan); err != nil {
 		return nil, fmt.Errorf("userns: Join: decoding the plan: %w", err)
 	}
+	c.Signals = CatchSignals()
+	return c, nil
+}
+
+// CatchSignals catches the signals a parent would forward (a process
+// with no parent to forward them: they come to it directly) and relays
+// them, in order, on the channel it returns.
+func CatchSignals() <-chan syscall.Signal {
 	direct := make(chan os.Signal, 16)
 	signal.Notify(direct, forwarded...)
 	sigs := make(chan syscall.Signal, 16)
-	c.Signals = sigs
 	go func() {
 		for s := range direct {
 			sigs <- s.(syscall.Signal)
 		}
 	}()
-	return c, nil
+	return sigs
 }
 
 // SingleMapped reports whether the current user namespace maps a single uid

@@ -82,7 +82,7 @@ func execEnv(env []string, planJSON string, plan Plan, payloadEnv string, payloa
 // only when that exec failed.
 func ExecJoinFallback(host, why string, drop ...string) error {
 	if host == "" {
-		return errors.New("rl-core: exec'd to join rl's user namespace, which failed (" + why + "), and rl's own path is not known: run rl again")
+		return errors.New("rl-core: exec'd to join rl's user namespace, which failed (" + why + "), and rl's own path is not known: run rl, not rl-core")
 	}
 	unix.Close(ExecJoinFD)
 	var env []string
@@ -94,5 +94,5 @@ func ExecJoinFallback(host, why string, drop ...string) error {
 	}
 	env = append(env, envNoExec+"="+why)
 	err := syscall.Exec(host, os.Args, env)
-	return fmt.Errorf("running rl (%s) again after joining its user namespace failed (%s): %w", host, why, err)
+	return fmt.Errorf("running rl (%s) again after joining its user namespace failed (%s): %w: reinstall rl (make install)", host, why, err)
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"syscall"
 
@@ -61,15 +60,7 @@ func Join() (*userns.Child, <-chan syscall.Signal, error) {
 	if os.Getenv("_CONTAINERS_USERNS_CONFIGURED") == "" {
 		return nil, nil, fmt.Errorf("%s is started by rl: run rl instead", filepath.Base(os.Args[0]))
 	}
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
-	sigs := make(chan syscall.Signal, 4)
-	go func() {
-		for s := range ch {
-			sigs <- s.(syscall.Signal)
-		}
-	}()
-	return nil, sigs, nil
+	return nil, userns.CatchSignals(), nil
 }
 
 // open opens the store, in the user namespace Join joined.
