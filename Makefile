@@ -31,6 +31,9 @@ BINARIES     := rl rl-core rl-image rl-net
 # starts, when rl execs it in its own place (cmd/rl-core/entry_amd64.s);
 # without it rl-core still works, by a second exec of rl.
 LDFLAGS_rl-core := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-E=main.joinEntry)
+# rl's entry point takes rl run's fast path before Go's runtime starts
+# (cmd/rl/entry_amd64.s, userns/fastpath.go); without it rl goes the usual way.
+LDFLAGS_rl := $(if $(filter amd64,$(shell $(GO) env GOARCH)),-E=main.fastEntry)
 
 build:
 	@$(foreach b,$(BINARIES),echo "$(GO) build -o bin/$(b) ./cmd/$(b)"; $(GO) build -tags $(TAGS) -ldflags='$(LDFLAGS_$(b))' -o bin/$(b) ./cmd/$(b) || exit 1;)

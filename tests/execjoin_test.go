@@ -33,6 +33,11 @@ func traceMarks(out string) []traceMark {
 	return marks
 }
 
+// noFast keeps rl run off its fast path (userns/fastpath.go: the entry
+// point takes none where the environment holds a variable of rl's own), for
+// tests of what the host rl does.
+const noFast = "_RL_TEST_NO_FAST=1"
+
 // markPids are the pids that made mark, in order.
 func markPids(marks []traceMark, mark string) []int {
 	var pids []int
@@ -66,7 +71,9 @@ func execdInPlace(out string) bool {
 func TestRunExecInPlace(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		v, env := otherHome(t, u, registryAddr)
-		env = append(env, "RL_TRACE=1")
+		// A variable of rl's own keeps the runs off the fast path
+		// (TestRunFastPath), which would skip the host rl and its marks.
+		env = append(env, "RL_TRACE=1", noFast)
 		t.Cleanup(func() { rlEnv(t, v, env, "system", "migrate") })
 		rlOKEnv(t, v, env, "pull", "-q", "busybox")
 

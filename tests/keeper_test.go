@@ -20,7 +20,7 @@ import (
 func TestKeeper(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		xdg := runtimeDir(t, u)
-		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1"}
+		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1", noFast}
 		t.Cleanup(func() { rlEnv(t, u, env, "system", "migrate") })
 		record := filepath.Join(xdg, "rl", "keeper")
 		keeper := func() int {

@@ -181,9 +181,15 @@ func installRL(dir string) (string, error) {
 	}
 	for _, name := range rlBinaries {
 		var ldflags string
-		if name == "rl-core" && runtime.GOARCH == "amd64" {
-			// As the Makefile links it (cmd/rl-core/entry_amd64.s).
-			ldflags = "-E=main.joinEntry"
+		if runtime.GOARCH == "amd64" {
+			// As the Makefile links them (cmd/rl-core/entry_amd64.s,
+			// cmd/rl/entry_amd64.s).
+			switch name {
+			case "rl-core":
+				ldflags = "-E=main.joinEntry"
+			case "rl":
+				ldflags = "-E=main.fastEntry"
+			}
 		}
 		if err := buildCmd(root, name, ldflags, filepath.Join(dir, name)); err != nil {
 			return "", err

@@ -825,7 +825,7 @@ func TestRunSeccompCacheOneBuild(t *testing.T) {
 func TestRunParseCache(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		xdg := runtimeDir(t, u)
-		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1"}
+		env := []string{"XDG_RUNTIME_DIR=" + xdg, "RL_TRACE=1", noFast}
 		run := func(args ...string) (string, bool) {
 			t.Helper()
 			r := rlEnv(t, u, env, append([]string{"run", "--rm"}, args...)...)

@@ -111,59 +111,60 @@ var errNoKeeper = errors.New("no keeper")
 
 // keeperNS opens the user namespace of the keeper in dir for plan
 // (starting one when needed, as keeper, the rl binary) and returns it
-// with the JSON of the plan its maps follow.
-func keeperNS(dir, keeper string, plan Plan, mark func(string)) (fd int, planJSON []byte, started bool, err error) {
+// with the keeper's record (its pid, start time and the JSON of the plan
+// its maps follow).
+func keeperNS(dir, keeper string, plan Plan, mark func(string)) (fd int, rec keeperRec, started bool, err error) {
 	key := planKey(plan)
-	if fd, p, err := openKeeper(dir, key, true); err == nil {
-		return fd, p, false, nil
+	if fd, rec, err := openKeeper(dir, key, true); err == nil {
+		return fd, rec, false, nil
 	}
 	lock, err := os.OpenFile(filepath.Join(dir, keeperLock), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return -1, nil, false, errNoKeeper
+		return -1, rec, false, errNoKeeper
 	}
 	defer lock.Close()
 	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		return -1, nil, false, errNoKeeper
+		return -1, rec, false, errNoKeeper
 	}
 	// Another command may have started one while we waited.
-	if fd, p, err := openKeeper(dir, key, false); err == nil {
-		return fd, p, false, nil
+	if fd, rec, err := openKeeper(dir, key, false); err == nil {
+		return fd, rec, false, nil
 	}
 	stopKeeper(dir)
-	fd, planJSON, err = startKeeper(dir, keeper, plan)
+	fd, rec, err = startKeeper(dir, keeper, plan)
 	mark("host: keeper started")
-	return fd, planJSON, err == nil, err
+	return fd, rec, err == nil, err
 }
 
 // openKeeper opens the namespace of the keeper dir's record names, if that
 // keeper is alive and was made for the plan of key (and got it). touch
 // marks the record used (the keeper leaves when it is not).
-func openKeeper(dir, key string, touch bool) (int, []byte, error) {
+func openKeeper(dir, key string, touch bool) (int, keeperRec, error) {
 	var st unix.Stat_t
 	if err := unix.Lstat(dir, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR || int(st.Uid) != os.Getuid() {
-		return -1, nil, errNoKeeper
+		return -1, keeperRec{}, errNoKeeper
 	}
 	path := filepath.Join(dir, keeperRecord)
 	rec, err := readRecord(path)
 	if err != nil || rec.Key != key {
-		return -1, nil, errNoKeeper
+		return -1, keeperRec{}, errNoKeeper
 	}
 	fd, err := unix.Open("/proc/"+strconv.Itoa(rec.Pid)+"/ns/user", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return -1, nil, errNoKeeper
+		return -1, keeperRec{}, errNoKeeper
 	}
 	// Opened first, checked after: the namespace is that keeper's if the
 	// process is still it (not a reused pid, not a zombie whose parent, the
 	// rl that started it, still runs) now.
 	if !ProcessAlive(rec.Pid, rec.Start) {
 		unix.Close(fd)
-		return -1, nil, errNoKeeper
+		return -1, keeperRec{}, errNoKeeper
 	}
 	if touch {
 		now := time.Now()
 		os.Chtimes(path, now, now)
 	}
-	return fd, rec.Plan, nil
+	return fd, rec, nil
 }
 
 // stopKeeper ends the keeper dir's record names (if it is still that
@@ -213,7 +214,7 @@ func StopKeeper(dir string) error {
 
 // startKeeper starts a keeper, maps its namespace, records it and opens
 // its namespace. Called with the lock held.
-func startKeeper(dir, keeper string, plan Plan) (int, []byte, error) {
+func startKeeper(dir, keeper string, plan Plan) (int, keeperRec, error) {
 	cmd := &exec.Cmd{
 		Path: keeper,
 		Args: []string{"rl-keeper", KeeperArg, dir},
@@ -225,13 +226,13 @@ func startKeeper(dir, keeper string, plan Plan) (int, []byte, error) {
 		},
 	}
 	if err := cmd.Start(); err != nil {
-		return -1, nil, errNoKeeper
+		return -1, keeperRec{}, errNoKeeper
 	}
 	pid := cmd.Process.Pid
-	fail := func() (int, []byte, error) {
+	fail := func() (int, keeperRec, error) {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return -1, nil, errNoKeeper
+		return -1, keeperRec{}, errNoKeeper
 	}
 	got := plan
 	changed, err := writeMaps(pid, &got)
@@ -261,7 +262,7 @@ func startKeeper(dir, keeper string, plan Plan) (int, []byte, error) {
 	}
 	// Not waited for: it outlives us (reparented to init or a subreaper).
 	cmd.Process.Release()
-	return fd, rec.Plan, nil
+	return fd, rec, nil
 }
 
 // Keep is the keeper's main (rl __rl-keeper DIR): it holds its namespace

@@ -58,6 +58,13 @@ type Options struct {
 	// our own, and there may be no ExtraFiles.
 	Exec       bool
 	PayloadEnv string
+	// FastDir, with Exec: where the exec in place is recorded for the
+	// next run of the same words (fastpath.go), asked once the payload is
+	// made (empty: not recorded). The caller answers only for words whose
+	// payload depends on them alone, where the entry point looks
+	// ($XDG_RUNTIME_DIR/rl/fast), for an environment FastEnvOK, with no
+	// warnings to print.
+	FastDir func() string
 }
 
 // Run executes o.Path (default /proc/self/exe) in a new user and mount namespace, maps it
@@ -96,12 +103,12 @@ func run(o Options, newNS bool) (exitCode int, err error) {
 	joinFD := -1
 	var joinPlan []byte
 	if newNS && !plan.Direct && o.KeeperDir != "" && o.Keeper != "" {
-		if fd, p, started, err := keeperNS(o.KeeperDir, o.Keeper, plan, mark); err == nil {
-			joinFD, joinPlan = fd, p
+		if fd, rec, started, err := keeperNS(o.KeeperDir, o.Keeper, plan, mark); err == nil {
+			joinFD, joinPlan = fd, rec.Plan
 			defer unix.Close(joinFD)
 			if o.Exec && !started && canExec(o) {
 				// Back here only when the exec failed: the usual way.
-				if o, err = execJoin(o, joinPlan, plan, joinFD); err != nil {
+				if o, err = execJoin(o, rec, plan, joinFD); err != nil {
 					return -1, err
 				}
 			}
@@ -302,7 +309,7 @@ func canExec(o Options) bool {
 // execJoin makes o's payload and execs o.Path in place (execJoined). It
 // returns only when the payload failed (its error) or the exec did: then
 // with o, whose Payload gives the payload made.
-func execJoin(o Options, planJSON []byte, plan Plan, nsFD int) (Options, error) {
+func execJoin(o Options, rec keeperRec, plan Plan, nsFD int) (Options, error) {
 	var payload []byte
 	if o.Payload != nil {
 		var err error
@@ -311,10 +318,16 @@ func execJoin(o Options, planJSON []byte, plan Plan, nsFD int) (Options, error) 
 		}
 		o.Payload = func() ([]byte, error) { return payload, nil }
 	}
+	env := execEnv(o.Env, string(rec.Plan), plan, o.PayloadEnv, payload)
+	if o.FastDir != nil {
+		if dir := o.FastDir(); dir != "" {
+			_ = writeFast(dir, o.Args[1:], env, o.Path, rec)
+		}
+	}
 	if o.Mark != nil {
 		o.Mark("host: exec child")
 	}
-	_ = execJoined(o.Path, o.Args, execEnv(o.Env, string(planJSON), plan, o.PayloadEnv, payload), nsFD)
+	_ = execJoined(o.Path, o.Args, env, nsFD)
 	return o, nil
 }
 

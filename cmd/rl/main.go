@@ -113,7 +113,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	return inside(self, libexec, cli.Command(kctx), args, nil, files, false, cli.EnvParsed+"="+parsed)
+	return inside(self, libexec, cli.Command(kctx), args, nil, files, nil, false, cli.EnvParsed+"="+parsed)
 }
 
 // errNotEarly: the command line is not a plain rl run after all.
@@ -133,9 +133,13 @@ func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kc
 	// this process (userns.Options.Exec) is parsed before that exec, the
 	// others while rl-core starts.
 	cache := cli.NewParseCache(keeperDir(), self, args)
+	// pure: the parse depends on the words alone (it was or may be
+	// cached), so the fast path may take them.
+	var pure bool
 	parse := func() ([]byte, error) {
 		if cached, hit := cache.Get(); hit {
 			trace.Mark("host: parsed (cached)")
+			pure = true
 			return cached, nil
 		}
 		var err error
@@ -151,10 +155,20 @@ func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kc
 		p, err := cli.Parsed{Command: "run", Given: given, CLI: c}.Encode()
 		if err == nil {
 			cache.Put([]byte(p), given)
+			pure = cli.Pure(given)
 		}
 		return []byte(p), err
 	}
-	err = inside(self, libexec, "run", args, parse, nil, mayExec(args))
+	var fast func() string
+	if mayExec(args) {
+		fast = func() string {
+			if !pure {
+				return ""
+			}
+			return fastDir()
+		}
+	}
+	err = inside(self, libexec, "run", args, parse, nil, fast, mayExec(args))
 	if errors.Is(err, errNotEarly) {
 		return false, c, kctx, nil
 	}
@@ -192,18 +206,24 @@ func helpers() (self, libexec string, err error) {
 // runInside runs the command in rl's user namespace, in rl-core or
 // rl-image, and returns its exit code as an error.
 func runInside(self, libexec, command string, args []string, env ...string) error {
-	return inside(self, libexec, command, args, nil, nil, false, env...)
+	return inside(self, libexec, command, args, nil, nil, nil, false, env...)
 }
 
 // inside is runInside, with a payload for the child made while it starts.
 //
 // files become rl-core's fds userns.ExtraFD, ... (--preserve-fds). With
 // exec, the child may run in place of this process (userns.Options.Exec).
-func inside(self, libexec, command string, args []string, payload func() ([]byte, error), files []*os.File, exec bool, env ...string) error {
+func inside(self, libexec, command string, args []string, payload func() ([]byte, error), files []*os.File, fast func() string, exec bool, env ...string) error {
 	plan := userns.MakePlan(userns.CurrentIdentity())
 	trace.Mark("host: planned")
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(os.Stderr, "rl: warning:", w)
+	}
+	if len(plan.Warnings) > 0 || len(args) == 0 || args[0] != "run" {
+		// Warnings are printed by this process only: a run that has any
+		// does not skip it (the entry point prints nothing); and the
+		// entry point takes only words that start with run.
+		fast = nil
 	}
 	// The child may set the terminal raw; restore it whatever happens to it.
 	if st, err := term.GetState(int(os.Stdin.Fd())); err == nil {
@@ -222,6 +242,7 @@ func inside(self, libexec, command string, args []string, payload func() ([]byte
 		Keeper:     self,
 		Exec:       exec,
 		PayloadEnv: cli.EnvParsed,
+		FastDir:    fast,
 	})
 	if err != nil || code == 0 {
 		return err
@@ -241,6 +262,18 @@ var keeperDir = sync.OnceValue(func() string {
 	}
 	return p.RunRoot
 })
+
+// fastDir is where rl run's fast path is recorded (userns.FastDir): only
+// in $XDG_RUNTIME_DIR/rl, where rl's entry point looks, and only for an
+// environment without rl's own variables. Empty: not recorded.
+func fastDir() string {
+	xdg := os.Getenv("XDG_RUNTIME_DIR")
+	dir := keeperDir()
+	if xdg == "" || dir == "" || dir != filepath.Join(xdg, "rl") || !userns.FastEnvOK(os.Environ()) {
+		return ""
+	}
+	return filepath.Join(dir, "fast")
+}
 
 // stopKeeper is rl system migrate.
 func stopKeeper() error {
