@@ -17,7 +17,7 @@ import (
 // inits, the plan and the parse cache) was 1.1-1.5 ms of every rl run
 // that had nothing left to decide.
 //
-// The record is the file FastDir/<FastName(args)>: what the host rl
+// The record is the file FastDir/<FastName(args, rl's file)>: what the host rl
 // computed for that command line (the environment it adds, rl-core's path)
 // and what that depended on (the keeper, rl's own file, /etc/subuid and
 // /etc/subgid). rl's entry point (cmd/rl/entry_amd64.s) reads it when
@@ -48,9 +48,12 @@ const (
 	fastKeep = 64
 )
 
-// FastName is the name of args' record: FNV-1a (64 bits) of each word and
-// its NUL, in 16 lowercase hex digits, as the entry point computes it.
-func FastName(args []string) string {
+// FastName is the name of the record of args run by the rl binary that
+// is file ino on device dev: FNV-1a (64 bits) of each word and its NUL,
+// then of dev's and ino's 8 bytes (little-endian), in 16 lowercase hex
+// digits, as the entry point computes it. Two rl binaries (two installs,
+// an upgrade) keep records of their own.
+func FastName(args []string, dev, ino uint64) string {
 	const prime = 1099511628211
 	h := uint64(14695981039346656037)
 	for _, a := range args {
@@ -59,6 +62,12 @@ func FastName(args []string) string {
 			h *= prime
 		}
 		h *= prime // the NUL
+	}
+	for _, v := range []uint64{dev, ino} {
+		for i := 0; i < 8; i++ {
+			h ^= v >> (8 * i) & 0xff
+			h *= prime
+		}
 	}
 	s := strconv.FormatUint(h, 16)
 	return strings.Repeat("0", 16-len(s)) + s
@@ -128,6 +137,7 @@ func writeFast(dir string, args, env []string, path string, rec keeperRec) error
 	if err != nil {
 		return err
 	}
+	dev, ino := binary.LittleEndian.Uint64(b[24:]), binary.LittleEndian.Uint64(b[32:])
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
@@ -136,7 +146,7 @@ func writeFast(dir string, args, env []string, path string, rec keeperRec) error
 			os.Remove(filepath.Join(dir, n.Name()))
 		}
 	}
-	name := filepath.Join(dir, FastName(args))
+	name := filepath.Join(dir, FastName(args, dev, ino))
 	tmp := name + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err

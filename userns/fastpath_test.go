@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
 // TestFastName: the record's name is FNV-1a (64 bits) of the words, each
-// with its NUL, in 16 hex digits (what cmd/rl/entry_amd64.s computes).
+// with its NUL, and of rl's file's device and inode, in 16 hex digits
+// (what cmd/rl/entry_amd64.s computes).
 func TestFastName(t *testing.T) {
 	for _, args := range [][]string{nil, {"run"}, {"run", "--rm", "busybox", "true"}, {"run", "", "ünï", "a b"}} {
 		h := fnv.New64a()
@@ -19,12 +21,17 @@ func TestFastName(t *testing.T) {
 			h.Write([]byte(a))
 			h.Write([]byte{0})
 		}
-		if got, want := FastName(args), fmt.Sprintf("%016x", h.Sum64()); got != want {
+		h.Write(binary.LittleEndian.AppendUint64(nil, 0x801))
+		h.Write(binary.LittleEndian.AppendUint64(nil, 123456789))
+		if got, want := FastName(args, 0x801, 123456789), fmt.Sprintf("%016x", h.Sum64()); got != want {
 			t.Errorf("FastName(%q) = %s, want %s", args, got, want)
 		}
 	}
-	if FastName([]string{"ab", "c"}) == FastName([]string{"a", "bc"}) {
+	if FastName([]string{"ab", "c"}, 1, 2) == FastName([]string{"a", "bc"}, 1, 2) {
 		t.Error("words split differently share a name")
+	}
+	if FastName([]string{"run"}, 1, 2) == FastName([]string{"run"}, 1, 3) {
+		t.Error("two rl binaries share a name")
 	}
 }
 
@@ -39,12 +46,12 @@ func TestFastRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := func(i int) uint64 { return binary.LittleEndian.Uint64(b[8+8*i:]) }
-	var exe [2]uint64
-	if st, err := os.Stat("/proc/self/exe"); err == nil {
-		exe[1] = uint64(st.Size())
+	var exe syscall.Stat_t
+	if err := syscall.Stat("/proc/self/exe", &exe); err != nil {
+		t.Fatal(err)
 	}
-	if string(b[:8]) != fastMagic || u(0) != 42 || u(1) != 7 || u(6) != exe[1] {
-		t.Fatalf("header: %q pid %d start %d size %d", b[:8], u(0), u(1), u(6))
+	if string(b[:8]) != fastMagic || u(0) != 42 || u(1) != 7 || u(2) != exe.Dev || u(3) != exe.Ino || u(6) != uint64(exe.Size) {
+		t.Fatalf("header: %q pid %d start %d dev %d ino %d size %d", b[:8], u(0), u(1), u(2), u(3), u(6))
 	}
 	words, vars, path := u(11), u(12), u(13)
 	body := string(b[fastHeader:])
@@ -74,7 +81,7 @@ func TestFastRecord(t *testing.T) {
 		}
 	}
 	names, _ := os.ReadDir(dir)
-	if len(names) != 1 || names[0].Name() != FastName([]string{"run", fmt.Sprint(fastKeep)}) {
+	if len(names) != 1 || names[0].Name() != FastName([]string{"run", fmt.Sprint(fastKeep)}, exe.Dev, exe.Ino) {
 		t.Errorf("after %d records: %d left, want the last one only", fastKeep+1, len(names))
 	}
 	if st, err := os.Stat(dir); err != nil || st.Mode().Perm() != 0o700 {

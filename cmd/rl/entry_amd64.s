@@ -3,16 +3,16 @@
 // fastEntry is rl's entry point (the Makefile links it with
 // -E main.fastEntry), run before Go's runtime: rl run's fast path
 // (userns/fastpath.go). For `rl run ...` with $XDG_RUNTIME_DIR set and none
-// of rl's own variables in the environment, it reads the record of these
-// words, $XDG_RUNTIME_DIR/rl/fast/<FNV-1a of argv[1:]>, and when all it
-// depends on holds it does what the host rl would: the keeper's user
-// namespace at fd 100, the keeper's record marked used, every other
-// descriptor from 3 on close-on-exec, and an exec of rl-core with the
-// environment plus the recorded variables (its own entry point enters the
-// namespace). Otherwise, and after any failure, it goes on to Go's entry
-// as if it were not there; what it opened it closes. It uses 40 KiB of the
-// stack below the arguments (which the kernel maps for a new process) and
-// calls nothing.
+// of rl's own variables in the environment, it reads the record
+// $XDG_RUNTIME_DIR/rl/fast/<FNV-1a of argv[1:] and of rl's file's device
+// and inode>, and when all it depends on holds it does what the host rl
+// would: the keeper's user namespace at fd 100, the keeper's record marked
+// used, every other descriptor from 3 on close-on-exec, and an exec of
+// rl-core with the environment plus the recorded variables (rl-core's own
+// entry point enters the namespace). Otherwise, and after any failure, it
+// goes on to Go's entry as if it were not there: what it opened it closes.
+// It calls nothing and uses 40 KiB of the stack below the arguments (Go's
+// own start takes the 64 KiB there for its first stack).
 //
 // At entry 0(SP) is argc, then argv[0..argc-1], NULL, the environment,
 // NULL. R15 is that SP, R14 argc, R13 the work area (below):
@@ -20,6 +20,7 @@
 //   16      the environment               24  the namespace fd
 //   40      the record's fd              48  the record's length
 //   56      end of "/proc/PID/"          64  length of the XDG value
+//   72-112  rl's file: device, inode, mtime (s, ns), size
 //   200-232 digits of the pid             256-400 a struct stat
 //   512     the record's path, then the keeper's record's (3.5 KiB)
 //   4096    /proc/PID/... (512)           4608 /proc/PID/stat (1 KiB)
@@ -134,6 +135,28 @@ envdone:
 	TESTQ	SI, SI
 	JZ	start
 
+	// rl's own file: its device and inode name the record with the
+	// words; it is checked against the record below.
+	MOVQ	$SYS_newfstatat, AX
+	MOVQ	AT_FDCWD, DI
+	LEAQ	fastExe<>(SB), SI
+	LEAQ	STB(R13), DX
+	XORQ	R10, R10
+	SYSCALL
+	TESTQ	AX, AX
+	JNZ	start
+	MOVQ	STB+0(R13), AX
+	MOVQ	AX, 72(R13)	// st_dev
+	MOVQ	STB+8(R13), AX
+	MOVQ	AX, 80(R13)	// st_ino
+	MOVQ	STB+88(R13), AX
+	MOVQ	AX, 88(R13)	// st_mtim
+	MOVQ	STB+96(R13), AX
+	MOVQ	AX, 96(R13)
+	MOVQ	STB+48(R13), AX
+	MOVQ	AX, 104(R13)	// st_size
+	MOVQ	0(R13), SI
+
 	// The record's path: $XDG_RUNTIME_DIR/rl/fast/ and the hash.
 	LEAQ	PATH(R13), DI
 	XORQ	CX, CX
@@ -174,6 +197,26 @@ hashbytes:
 	INCQ	R10
 	JMP	hashargs
 hashdone:
+	MOVQ	72(R13), DX	// then rl's device and inode, 8 bytes each
+	MOVQ	$8, CX
+hashdev:
+	MOVQ	DX, AX
+	ANDQ	$0xff, AX
+	XORQ	AX, R8
+	IMULQ	R9, R8
+	SHRQ	$8, DX
+	DECQ	CX
+	JNZ	hashdev
+	MOVQ	80(R13), DX
+	MOVQ	$8, CX
+hashino:
+	MOVQ	DX, AX
+	ANDQ	$0xff, AX
+	XORQ	AX, R8
+	IMULQ	R9, R8
+	SHRQ	$8, DX
+	DECQ	CX
+	JNZ	hashino
 	LEAQ	fastHex<>(SB), SI
 	MOVQ	$60, CX
 hexloop:
@@ -274,28 +317,20 @@ argcmpdone:
 	JNE	start
 
 	// rl's own file as recorded (device, inode, mtime, size).
-	MOVQ	$SYS_newfstatat, AX
-	MOVQ	AT_FDCWD, DI
-	LEAQ	fastExe<>(SB), SI
-	LEAQ	STB(R13), DX
-	XORQ	R10, R10
-	SYSCALL
-	TESTQ	AX, AX
-	JNZ	start
 	LEAQ	BUF(R13), BX
-	MOVQ	STB+0(R13), AX
+	MOVQ	72(R13), AX
 	CMPQ	AX, 24(BX)
 	JNE	start
-	MOVQ	STB+8(R13), AX
+	MOVQ	80(R13), AX
 	CMPQ	AX, 32(BX)
 	JNE	start
-	MOVQ	STB+88(R13), AX
+	MOVQ	88(R13), AX
 	CMPQ	AX, 40(BX)
 	JNE	start
-	MOVQ	STB+96(R13), AX
+	MOVQ	96(R13), AX
 	CMPQ	AX, 48(BX)
 	JNE	start
-	MOVQ	STB+48(R13), AX
+	MOVQ	104(R13), AX
 	CMPQ	AX, 56(BX)
 	JNE	start
 
