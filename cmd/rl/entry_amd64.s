@@ -50,6 +50,27 @@
 #define PROC 4608
 #define ENVP 22016
 
+// MTIME(path, off) leaves for start unless path's mtime (seconds and
+// nanoseconds; zero and zero when it cannot be stat'ed) is the record's at
+// off and off+8.
+#define MTIME(path, off) \
+	MOVQ	$SYS_newfstatat, AX \
+	MOVQ	AT_FDCWD, DI \
+	LEAQ	path, SI \
+	LEAQ	STB(R13), DX \
+	XORQ	R10, R10 \
+	SYSCALL \
+	XORQ	R8, R8 \
+	XORQ	R9, R9 \
+	TESTQ	AX, AX \
+	CMOVQEQ	STB+88(R13), R8 \
+	CMOVQEQ	STB+96(R13), R9 \
+	LEAQ	BUF(R13), BX \
+	CMPQ	R8, off(BX) \
+	JNE	start \
+	CMPQ	R9, off+8(BX) \
+	JNE	start
+
 DATA fastXDG<>+0(SB)/8, $"XDG_RUNT"
 DATA fastXDG<>+8(SB)/8, $"IME_DIR="
 GLOBL fastXDG<>(SB), RODATA, $16
@@ -335,42 +356,8 @@ argcmpdone:
 	JNE	start
 
 	// /etc/subuid and /etc/subgid as recorded (mtime; zero: missing).
-	MOVQ	$SYS_newfstatat, AX
-	MOVQ	AT_FDCWD, DI
-	LEAQ	fastSubuid<>(SB), SI
-	LEAQ	STB(R13), DX
-	XORQ	R10, R10
-	SYSCALL
-	XORQ	R8, R8
-	XORQ	R9, R9
-	TESTQ	AX, AX
-	JNZ	subuidgot
-	MOVQ	STB+88(R13), R8
-	MOVQ	STB+96(R13), R9
-subuidgot:
-	LEAQ	BUF(R13), BX
-	CMPQ	R8, 64(BX)
-	JNE	start
-	CMPQ	R9, 72(BX)
-	JNE	start
-	MOVQ	$SYS_newfstatat, AX
-	MOVQ	AT_FDCWD, DI
-	LEAQ	fastSubgid<>(SB), SI
-	LEAQ	STB(R13), DX
-	XORQ	R10, R10
-	SYSCALL
-	XORQ	R8, R8
-	XORQ	R9, R9
-	TESTQ	AX, AX
-	JNZ	subgidgot
-	MOVQ	STB+88(R13), R8
-	MOVQ	STB+96(R13), R9
-subgidgot:
-	LEAQ	BUF(R13), BX
-	CMPQ	R8, 80(BX)
-	JNE	start
-	CMPQ	R9, 88(BX)
-	JNE	start
+	MTIME(fastSubuid<>(SB), 64)
+	MTIME(fastSubgid<>(SB), 80)
 
 	// "/proc/PID/" of the keeper.
 	MOVQ	8(BX), AX
