@@ -108,13 +108,12 @@ func TestRunExecInPlace(t *testing.T) {
 
 		// A signal to rl reaches the workload; its exit code is rl's.
 		loop := []string{"run", "--rm", "busybox", "sh", "-c", `trap "echo term; exit 3" TERM; echo ready; while :; do sleep 0.1; done`}
+		// The trap is set once the workload says ready (a whole line: the
+		// trace's "core: init ready" comes before it); a signal before it
+		// would be lost, as to any PID 1 without a handler.
 		ready := func(b *bgCmd) {
 			t.Helper()
-			for start := time.Now(); !strings.Contains(b.output(), "ready"); time.Sleep(20 * time.Millisecond) {
-				if time.Since(start) > 30*time.Second {
-					t.Fatalf("no ready from the container: %s", b.output())
-				}
-			}
+			b.await(t, "ready")
 		}
 		for i := 0; i < 2; i++ {
 			b := startBG(t, v, env, loop...)

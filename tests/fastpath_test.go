@@ -82,11 +82,7 @@ func TestRunFastPath(t *testing.T) {
 		loop := []string{"run", "--rm", "busybox", "sh", "-c", `trap "echo term; exit 3" TERM; echo ready; while :; do sleep 0.1; done`}
 		for i := 0; i < 2; i++ {
 			b := startBG(t, v, env, loop...)
-			for start := time.Now(); !strings.Contains(b.output(), "ready"); time.Sleep(20 * time.Millisecond) {
-				if time.Since(start) > 30*time.Second {
-					t.Fatalf("no ready from the container: %s", b.output())
-				}
-			}
+			b.await(t, "ready") // the trap is set: a signal before it would be lost
 			syscall.Kill(b.cmd.Process.Pid, syscall.SIGTERM)
 			select {
 			case <-b.done:

@@ -112,6 +112,17 @@ func startBG(t *testing.T, v User, env []string, args ...string) *bgCmd {
 
 func (b *bgCmd) output() string { o, _ := os.ReadFile(b.out); return string(o) }
 
+// await waits (30 s at most) until the output holds line, a whole line:
+// with RL_TRACE=1, rl's own marks hold words too ("core: init ready").
+func (b *bgCmd) await(t *testing.T, line string) {
+	t.Helper()
+	for start := time.Now(); !slices.Contains(strings.Split(b.output(), "\n"), line); time.Sleep(20 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second {
+			t.Fatalf("no %q from the container: %s", line, b.output())
+		}
+	}
+}
+
 // kill sends SIGKILL to rl (not its process group) and waits for it.
 func (b *bgCmd) kill() int {
 	killPid(b.cmd.Process.Pid)
@@ -493,11 +504,7 @@ func TestFaultKillWhileRunning(t *testing.T) {
 
 	t.Run("foreground", func(t *testing.T) {
 		b := startBG(t, v, env, "run", "--name", "fg", "busybox", "sh", "-c", "echo ready; exec sleep 1000")
-		for start := time.Now(); !strings.Contains(b.output(), "ready"); time.Sleep(20 * time.Millisecond) {
-			if time.Since(start) > 30*time.Second {
-				t.Fatalf("no ready from the container: %s", b.output())
-			}
-		}
+		b.await(t, "ready")
 		b.kill()
 		what := "kill -9 of a foreground rl run"
 		time.Sleep(500 * time.Millisecond)
