@@ -92,18 +92,18 @@ var errFastTooBig = errors.New("the record would be too big")
 
 // fastRecord encodes the record of args, whose exec in place runs path
 // with env (the caller's environment, which FastEnvOK, plus rl's own
-// variables) in the namespace of the keeper rec.
-func fastRecord(args, env []string, path string, rec keeperRec) ([]byte, error) {
+// variables) in the namespace of the keeper rec, and names it.
+func fastRecord(args, env []string, path string, rec keeperRec) (b []byte, name string, err error) {
 	var exe, subuid, subgid unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &exe); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	_ = unix.Stat("/etc/subuid", &subuid) // zero when missing, as the entry point takes it
 	_ = unix.Stat("/etc/subgid", &subgid)
 	var words, vars []byte
 	for _, a := range args {
 		if strings.IndexByte(a, 0) >= 0 {
-			return nil, errors.New("a word with a NUL")
+			return nil, "", errors.New("a word with a NUL")
 		}
 		words = append(append(words, a...), 0)
 	}
@@ -113,7 +113,7 @@ func fastRecord(args, env []string, path string, rec keeperRec) ([]byte, error) 
 		}
 	}
 	p := append([]byte(path), 0)
-	b := make([]byte, fastHeader, fastHeader+len(words)+len(vars)+len(p))
+	b = make([]byte, fastHeader, fastHeader+len(words)+len(vars)+len(p))
 	copy(b, fastMagic)
 	for i, v := range []uint64{
 		uint64(rec.Pid), rec.Start,
@@ -125,19 +125,18 @@ func fastRecord(args, env []string, path string, rec keeperRec) ([]byte, error) 
 	}
 	b = append(append(append(b, words...), vars...), p...)
 	if len(b) > fastMax {
-		return nil, errFastTooBig
+		return nil, "", errFastTooBig
 	}
-	return b, nil
+	return b, FastName(args, exe.Dev, exe.Ino), nil
 }
 
 // writeFast records args' exec in place in dir (best effort: without a
 // record the next run goes the usual way).
 func writeFast(dir string, args, env []string, path string, rec keeperRec) error {
-	b, err := fastRecord(args, env, path, rec)
+	b, name, err := fastRecord(args, env, path, rec)
 	if err != nil {
 		return err
 	}
-	dev, ino := binary.LittleEndian.Uint64(b[24:]), binary.LittleEndian.Uint64(b[32:])
 	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
@@ -146,7 +145,7 @@ func writeFast(dir string, args, env []string, path string, rec keeperRec) error
 			os.Remove(filepath.Join(dir, n.Name()))
 		}
 	}
-	name := filepath.Join(dir, FastName(args, dev, ino))
+	name = filepath.Join(dir, name)
 	tmp := name + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err

@@ -41,7 +41,7 @@ func TestFastName(t *testing.T) {
 // exec's own), and the path, each with its NUL.
 func TestFastRecord(t *testing.T) {
 	env := []string{"HOME=/h", "_RL_EXE=/bin/rl", "_RL_USERNS=exec", "_CONTAINERS_USERNS_CONFIGURED=1", "PATH=/bin"}
-	b, err := fastRecord([]string{"run", "busybox"}, env, "/libexec/rl-core", keeperRec{Pid: 42, Start: 7})
+	b, _, err := fastRecord([]string{"run", "busybox"}, env, "/libexec/rl-core", keeperRec{Pid: 42, Start: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestFastRecord(t *testing.T) {
 	if got := body[words+vars:]; got != "/libexec/rl-core\x00" {
 		t.Errorf("path %q", got)
 	}
-	if _, err := fastRecord([]string{strings.Repeat("x", fastMax)}, nil, "/p", keeperRec{}); err != errFastTooBig {
+	if _, _, err := fastRecord([]string{strings.Repeat("x", fastMax)}, nil, "/p", keeperRec{}); err != errFastTooBig {
 		t.Errorf("a record past 16 KiB: %v", err)
 	}
 	if FastEnvOK(env) || !FastEnvOK([]string{"HOME=/h", "RL_TRACE=1"}) {

@@ -159,8 +159,9 @@ func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kc
 		}
 		return []byte(p), err
 	}
+	exec := mayExec(args)
 	var fast func() string
-	if mayExec(args) {
+	if exec && args[0] == "run" { // the words rl's entry point takes
 		fast = func() string {
 			if !pure {
 				return ""
@@ -168,7 +169,7 @@ func runEarly(self, libexec string, args []string) (handled bool, c *cli.CLI, kc
 			return fastDir()
 		}
 	}
-	err = inside(self, libexec, "run", args, parse, nil, fast, mayExec(args))
+	err = inside(self, libexec, "run", args, parse, nil, fast, exec)
 	if errors.Is(err, errNotEarly) {
 		return false, c, kctx, nil
 	}
@@ -219,10 +220,9 @@ func inside(self, libexec, command string, args []string, payload func() ([]byte
 	for _, w := range plan.Warnings {
 		fmt.Fprintln(os.Stderr, "rl: warning:", w)
 	}
-	if len(plan.Warnings) > 0 || len(args) == 0 || args[0] != "run" {
-		// Warnings are printed by this process only: a run that has any
-		// does not skip it (the entry point prints nothing); and the
-		// entry point takes only words that start with run.
+	if len(plan.Warnings) > 0 {
+		// Printed by this process only: a run that has any does not
+		// skip it (the entry point prints nothing).
 		fast = nil
 	}
 	// The child may set the terminal raw; restore it whatever happens to it.
