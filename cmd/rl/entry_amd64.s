@@ -50,16 +50,39 @@
 #define PROC 4608
 #define ENVP 22016
 
-// MTIME(path, off) leaves for start unless path's mtime (seconds and
-// nanoseconds; zero and zero when it cannot be stat'ed) is the record's at
-// off and off+8.
-#define MTIME(path, off) \
+// Calls, their result in AX: openat(AT_FDCWD, path, flags), read(fd,
+// buf, n), close(fd), and newfstatat(AT_FDCWD, path) into the struct stat
+// at STB.
+#define OPENAT(path, flags) \
+	MOVQ	$SYS_openat, AX \
+	MOVQ	AT_FDCWD, DI \
+	LEAQ	path, SI \
+	MOVQ	flags, DX \
+	XORQ	R10, R10 \
+	SYSCALL
+#define READ(fd, buf, n) \
+	MOVQ	$SYS_read, AX \
+	MOVQ	fd, DI \
+	LEAQ	buf, SI \
+	MOVQ	n, DX \
+	SYSCALL
+#define CLOSE(fd) \
+	MOVQ	$SYS_close, AX \
+	MOVQ	fd, DI \
+	SYSCALL
+#define STAT(path) \
 	MOVQ	$SYS_newfstatat, AX \
 	MOVQ	AT_FDCWD, DI \
 	LEAQ	path, SI \
 	LEAQ	STB(R13), DX \
 	XORQ	R10, R10 \
-	SYSCALL \
+	SYSCALL
+
+// MTIME(path, off) leaves for start unless path's mtime (seconds and
+// nanoseconds; zero and zero when it cannot be stat'ed) is the record's at
+// off and off+8.
+#define MTIME(path, off) \
+	STAT(path) \
 	XORQ	R8, R8 \
 	XORQ	R9, R9 \
 	TESTQ	AX, AX \
@@ -158,12 +181,7 @@ envdone:
 
 	// rl's own file: its device and inode name the record with the
 	// words; it is checked against the record below.
-	MOVQ	$SYS_newfstatat, AX
-	MOVQ	AT_FDCWD, DI
-	LEAQ	fastExe<>(SB), SI
-	LEAQ	STB(R13), DX
-	XORQ	R10, R10
-	SYSCALL
+	STAT(fastExe<>(SB))
 	TESTQ	AX, AX
 	JNZ	start
 	MOVQ	STB+0(R13), AX
@@ -252,12 +270,7 @@ hexloop:
 	MOVB	$0, 0(DI)
 
 	// Read the record: the user's, not writable by others, one read.
-	MOVQ	$SYS_openat, AX
-	MOVQ	AT_FDCWD, DI
-	LEAQ	PATH(R13), SI
-	MOVQ	O_RDONLY_CLOEXEC_NOFOLLOW, DX
-	XORQ	R10, R10
-	SYSCALL
+	OPENAT(PATH(R13), O_RDONLY_CLOEXEC_NOFOLLOW)
 	CMPQ	AX, $0
 	JLT	start
 	MOVQ	AX, 40(R13)
@@ -275,15 +288,9 @@ hexloop:
 	MOVL	STB+24(R13), DX	// st_mode
 	TESTL	$0x12, DX	// group or other may write
 	JNZ	closerecord
-	MOVQ	$SYS_read, AX
-	MOVQ	40(R13), DI
-	LEAQ	BUF(R13), SI
-	MOVQ	$16384, DX
-	SYSCALL
+	READ(40(R13), BUF(R13), $16384)
 	MOVQ	AX, 48(R13)
-	MOVQ	$SYS_close, AX
-	MOVQ	40(R13), DI
-	SYSCALL
+	CLOSE(40(R13))
 	MOVQ	48(R13), AX
 	CMPQ	AX, $120
 	JLT	start
@@ -396,36 +403,20 @@ cpdigitsdone:
 	// Its namespace first, then whether the pid is still that keeper.
 	MOVQ	fastNS<>(SB), AX
 	MOVQ	AX, 0(DI)
-	MOVQ	$SYS_openat, AX
-	MOVQ	AT_FDCWD, DI
-	LEAQ	PROCPATH(R13), SI
-	MOVQ	O_RDONLY_CLOEXEC, DX
-	XORQ	R10, R10
-	SYSCALL
+	OPENAT(PROCPATH(R13), O_RDONLY_CLOEXEC)
 	CMPQ	AX, $0
 	JLT	start
 	MOVQ	AX, 24(R13)
 	MOVQ	56(R13), DI
 	MOVQ	fastStat<>(SB), AX
 	MOVQ	AX, 0(DI)
-	MOVQ	$SYS_openat, AX
-	MOVQ	AT_FDCWD, DI
-	LEAQ	PROCPATH(R13), SI
-	MOVQ	O_RDONLY_CLOEXEC, DX
-	XORQ	R10, R10
-	SYSCALL
+	OPENAT(PROCPATH(R13), O_RDONLY_CLOEXEC)
 	CMPQ	AX, $0
 	JLT	closens
 	MOVQ	AX, 40(R13)
-	MOVQ	$SYS_read, AX
-	MOVQ	40(R13), DI
-	LEAQ	PROC(R13), SI
-	MOVQ	$1024, DX
-	SYSCALL
+	READ(40(R13), PROC(R13), $1024)
 	MOVQ	AX, 48(R13)
-	MOVQ	$SYS_close, AX
-	MOVQ	40(R13), DI
-	SYSCALL
+	CLOSE(40(R13))
 	MOVQ	48(R13), CX
 	CMPQ	CX, $1
 	JLT	closens
@@ -492,9 +483,7 @@ numdone:
 	SYSCALL
 	CMPQ	AX, $100
 	JNE	closens
-	MOVQ	$SYS_close, AX
-	MOVQ	24(R13), DI
-	SYSCALL
+	CLOSE(24(R13))
 
 	// The keeper's record used (it leaves when it is not for a while).
 	LEAQ	PATH(R13), DI
@@ -570,18 +559,12 @@ addvardone:
 	MOVQ	R10, DX
 	SYSCALL
 close100:	// the exec failed: as if none of this had happened
-	MOVQ	$SYS_close, AX
-	MOVQ	$100, DI
-	SYSCALL
+	CLOSE($100)
 	JMP	start
 closens:
-	MOVQ	$SYS_close, AX
-	MOVQ	24(R13), DI
-	SYSCALL
+	CLOSE(24(R13))
 	JMP	start
 closerecord:
-	MOVQ	$SYS_close, AX
-	MOVQ	40(R13), DI
-	SYSCALL
+	CLOSE(40(R13))
 start:
 	JMP	_rt0_amd64_linux(SB)
