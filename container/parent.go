@@ -140,7 +140,7 @@ func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 	}
 	theirs.Close()
 	p := &Process{Pid: cmd.Process.Pid, cmd: cmd, exited: make(chan struct{}), waited: make(chan error, 1)}
-	msg, err := json.Marshal(netSpec)
+	msg, err := netSpec.MarshalBinary()
 	if err == nil {
 		err = unix.Sendmsg(ours, msg, nil, nil, 0)
 	}
@@ -159,7 +159,7 @@ func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 	if spec.Terminal != terminal {
 		return nil, p.abort(fmt.Errorf("container init: the spec's terminal (%v) is not the one it was started for", spec.Terminal))
 	}
-	if msg, err = json.Marshal(spec); err != nil {
+	if msg, err = spec.MarshalBinary(); err != nil {
 		return nil, p.abort(err)
 	}
 	var rights []byte

@@ -46,17 +46,13 @@ func Init() int {
 		return ExitRlError
 	}
 	var ns NetworkSpec
-	if err := json.Unmarshal(buf[:n], &ns); err != nil {
+	if err := ns.UnmarshalBinary(buf[:n]); err != nil {
 		return report(ExitRlError, fmt.Errorf("container init: decoding the network spec: %w", err))
 	}
 	if err := setupNetwork(ns); err != nil {
 		return report(ExitRlError, err)
 	}
 	trace.Mark("init: network set up")
-	// While the spec is still on its way: encoding/json works out how to
-	// decode a type at its first use (~0.1 ms for Spec and its mount ops),
-	// which would otherwise fall on the path to the workload.
-	_ = json.Unmarshal(warmSpec, new(Spec))
 	oob := make([]byte, unix.CmsgSpace(4))
 	n, oobn, _, _, err := unix.Recvmsg(socketFd, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil || n == 0 {
@@ -67,17 +63,13 @@ func Init() int {
 		return report(ExitRlError, err)
 	}
 	var spec Spec
-	if err := json.Unmarshal(buf[:n], &spec); err != nil {
+	if err := spec.UnmarshalBinary(buf[:n]); err != nil {
 		return report(ExitRlError, fmt.Errorf("container init: decoding the spec: %w", err))
 	}
 	trace.Mark("init: spec received")
 	code, err := initContainer(&spec, tree)
 	return report(code, err)
 }
-
-// warmSpec names every struct type a Spec holds, for encoding/json to
-// learn them all.
-var warmSpec = []byte(`{"mounts": [{"Fallback": [{}]}]}`)
 
 // rootfsTree is the fd that may come with the spec: the container's rootfs
 // as a detached mount tree (open_tree(2) OPEN_TREE_CLONE in the supervisor,

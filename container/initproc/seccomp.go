@@ -30,16 +30,8 @@ type Program []BPF
 // in its spec.
 const CompileSeccompArg = "__seccomp"
 
-// MarshalJSON encodes p as base64 of its instructions.
-func (p Program) MarshalJSON() ([]byte, error) {
-	b := make([]byte, 0, 8*len(p))
-	for _, in := range p {
-		b = binary.LittleEndian.AppendUint16(b, in.Code)
-		b = append(b, in.Jt, in.Jf)
-		b = binary.LittleEndian.AppendUint32(b, in.K)
-	}
-	return json.Marshal(b)
-}
+// MarshalJSON encodes p as base64 of its instructions (bytes).
+func (p Program) MarshalJSON() ([]byte, error) { return json.Marshal(p.bytes()) }
 
 // UnmarshalJSON decodes MarshalJSON's encoding.
 func (p *Program) UnmarshalJSON(data []byte) error {
@@ -47,16 +39,37 @@ func (p *Program) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &b); err != nil {
 		return err
 	}
+	out, err := programFrom(b)
+	*p = out
+	return err
+}
+
+// bytes is p's instructions as the kernel lays out a sock_filter, in
+// little-endian order: 8 bytes each.
+func (p Program) bytes() []byte {
+	b := make([]byte, 0, 8*len(p))
+	for _, in := range p {
+		b = binary.LittleEndian.AppendUint16(b, in.Code)
+		b = append(b, in.Jt, in.Jf)
+		b = binary.LittleEndian.AppendUint32(b, in.K)
+	}
+	return b
+}
+
+// programFrom decodes bytes' layout; no bytes is no program.
+func programFrom(b []byte) (Program, error) {
 	if len(b)%8 != 0 {
-		return fmt.Errorf("seccomp program of %d bytes, not a multiple of 8", len(b))
+		return nil, fmt.Errorf("seccomp program of %d bytes, not a multiple of 8", len(b))
+	}
+	if len(b) == 0 {
+		return nil, nil
 	}
 	out := make(Program, len(b)/8)
 	for i := range out {
 		in := b[8*i:]
 		out[i] = BPF{Code: binary.LittleEndian.Uint16(in), Jt: in[2], Jf: in[3], K: binary.LittleEndian.Uint32(in[4:])}
 	}
-	*p = out
-	return nil
+	return out, nil
 }
 
 // InstallSeccomp loads a filter on the calling thread (what it execs
