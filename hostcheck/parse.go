@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/rlcontainers/rl/rootfs/mounts"
 	"github.com/rlcontainers/rl/userns"
 )
 
@@ -142,16 +143,12 @@ type ProcMask struct {
 	Paths  []string `json:"paths,omitempty"` // the mount points over /proc's contents
 }
 
-// procEmptyDirs are directories in /proc the kernel creates permanently
-// empty: a mount on one hides nothing and does not block a proc mount.
-var procEmptyDirs = map[string]bool{"/proc/sys/fs/binfmt_misc": true}
-
 // MaskedProc finds the mounts over /proc's contents.
 func MaskedProc(ms []Mount) ProcMask {
 	var p ProcMask
 	seen := map[string]bool{}
 	for _, m := range ms {
-		if !strings.HasPrefix(m.Point, "/proc/") || procEmptyDirs[m.Point] || seen[m.Point] {
+		if !strings.HasPrefix(m.Point, "/proc/") || mounts.EmptyProcDir(m.Point) || seen[m.Point] {
 			continue
 		}
 		seen[m.Point] = true

@@ -44,6 +44,35 @@ func TestEnvLaptop(t *testing.T) {
 	}
 }
 
+// TestEnvBinfmtMisc: a desktop's /proc has binfmt_misc mounted (systemd's
+// automount) on a directory procfs keeps empty for it: nothing is masked,
+// the kernel allows a fresh proc, and rl runs with its own PID namespace,
+// saying nothing (it once took that mount for an outer container's mask).
+func TestEnvBinfmtMisc(t *testing.T) {
+	const binfmt = "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null ||\n" +
+		"  mount -t tmpfs tmpfs /proc/sys/fs/binfmt_misc\n"
+	forEachUser(t, func(t *testing.T, u User) {
+		r := rlInNS(t, u, binfmt, nil, "info")
+		if r.Code != 0 || !strings.Contains(r.Stdout, "procMasked: false") {
+			t.Errorf("rl info: want procMasked: false\n%v", r)
+		}
+		r = rlInNS(t, u, binfmt+"grep -q ' /proc/sys/fs/binfmt_misc ' /proc/self/mountinfo\n", nil,
+			"run", "--rm", "busybox", "sh", "-c", "echo $$; ls -d /proc/[0-9]* | wc -l")
+		out := strings.Fields(r.Stdout + " - -")
+		if r.Code != 0 || out[0] != "1" || strings.Contains(r.Stderr, "masked") {
+			t.Errorf("rl run with binfmt_misc mounted: want PID 1 in a PID namespace of its own and no warning\n%v", r)
+		}
+		if u.Name == full.Name && strings.TrimSpace(r.Stderr) != "" {
+			t.Errorf("rl run printed with binfmt_misc mounted:\n%v", r)
+		}
+		n := 99
+		fmt.Sscan(out[1], &n)
+		if n > 3 {
+			t.Errorf("want only the container's processes in its /proc, got %d\n%v", n, r)
+		}
+	})
+}
+
 // TestEnvNoSubuid: the second row, a user without an /etc/subuid entry
 // (rlsingle): single-id map, one notice naming the usermod line.
 func TestEnvNoSubuid(t *testing.T) {

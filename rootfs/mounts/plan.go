@@ -253,14 +253,29 @@ func tmpfsOptions(opts string) (uintptr, string, error) {
 // an outer container engine masks /proc/kcore, /proc/keys and the like. In
 // a user namespace the kernel then refuses a fresh proc mount (it must not
 // reveal what the masks hide: mnt_already_visible in fs/namespace.c), so
-// a PID namespace of rl's own cannot have its /proc. mountinfo is
-// /proc/self/mountinfo's content.
+// a PID namespace of rl's own cannot have its /proc. Mounts on the
+// directories procfs keeps permanently empty for them hide nothing and do
+// not count: binfmt_misc's (systemd's automount puts autofs there on most
+// desktops), nfsd's and openprom's. mountinfo is /proc/self/mountinfo's
+// content.
 func ProcMasked(mountinfo string) bool {
 	for _, line := range strings.Split(mountinfo, "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], "/proc/") {
+		if len(f) > 4 && strings.HasPrefix(f[4], "/proc/") && !EmptyProcDir(f[4]) {
 			return true
 		}
+	}
+	return false
+}
+
+// EmptyProcDir reports whether path is one of the directories procfs
+// creates permanently empty, as places to mount other filesystems
+// (register_sysctl_mount_point and proc_create_mount_point in the kernel):
+// a mount there hides nothing.
+func EmptyProcDir(path string) bool {
+	switch path {
+	case "/proc/sys/fs/binfmt_misc", "/proc/fs/nfsd", "/proc/openprom":
+		return true
 	}
 	return false
 }

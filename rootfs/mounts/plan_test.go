@@ -182,4 +182,15 @@ func TestProcMasked(t *testing.T) {
 	if !ProcMasked(masked) {
 		t.Error("a /dev/null over /proc/kcore does not read as masked")
 	}
+	// systemd's binfmt_misc automount (autofs, then binfmt_misc on it) and
+	// nfsd's mount sit on directories procfs keeps empty: nothing hidden.
+	desktop := clean + "24 22 0:40 / /proc/sys/fs/binfmt_misc rw,relatime - autofs systemd-1 rw,fd=30\n" +
+		"60 24 0:52 / /proc/sys/fs/binfmt_misc rw,nosuid - binfmt_misc binfmt_misc rw\n" +
+		"61 22 0:53 / /proc/fs/nfsd rw,relatime - nfsd nfsd rw\n"
+	if ProcMasked(desktop) {
+		t.Error("binfmt_misc's and nfsd's mounts read as masks")
+	}
+	if !ProcMasked(desktop + "41 22 0:60 / /proc/acpi ro - tmpfs tmpfs ro\n") {
+		t.Error("a tmpfs over /proc/acpi beside binfmt_misc does not read as masked")
+	}
 }
