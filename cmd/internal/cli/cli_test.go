@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"encoding/base64"
 	"reflect"
+	"strings"
 	"testing"
+
+	"github.com/rlcontainers/rl/internal/wire"
 )
 
 // TestParseRun: rl run's own grammar gives what the whole CLI's gives, for
@@ -64,7 +68,7 @@ func TestParsedRoundTrip(t *testing.T) {
 			t.Errorf("%q: Encode: %v", args, err)
 			continue
 		}
-		got, err := decodeParsed([]byte(enc))
+		got, err := decodeParsed(enc)
 		if err != nil {
 			t.Errorf("%q: decode: %v", args, err)
 			continue
@@ -77,5 +81,41 @@ func TestParsedRoundTrip(t *testing.T) {
 			got.CLI.Globals != want.CLI.Globals || !reflect.DeepEqual(gf.Interface(), wf.Interface()) {
 			t.Errorf("%q: decoded %q %v %+v %+v\nwant %q %v %+v %+v", args, got.Command, got.Given, got.CLI.Globals, gf, want.Command, want.Given, want.CLI.Globals, wf)
 		}
+	}
+}
+
+// TestParsedOtherBuild: a parse encoded by another build of rl (other
+// flags: other layouts) is refused, not misread, and ParseOrDecode parses
+// the words again; a message cut short is refused too.
+func TestParsedOtherBuild(t *testing.T) {
+	c, kctx, err := Parse([]string{"run", "--rm", "busybox", "true"}, func(int) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := Parsed{Command: Command(kctx), Given: Given(kctx), CLI: c}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := wire.NewEncoder(kindParsed)
+	e.String("run")
+	e.Uint(1)
+	e.Uint(2)
+	other := base64.RawURLEncoding.EncodeToString(e.Bytes())
+	if _, err := decodeParsed(other); err == nil || !strings.Contains(err.Error(), "another build") {
+		t.Errorf("another build's layout: %v", err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(good)
+	for i := range raw {
+		if _, err := decodeParsed(base64.RawURLEncoding.EncodeToString(raw[:i])); err == nil {
+			t.Fatalf("%d of %d bytes decoded", i, len(raw))
+		}
+	}
+	t.Setenv(EnvParsed, other)
+	p, err := ParseOrDecode(nil, []string{"run", "-e", "A=1", "busybox", "env"}, func(int) {})
+	if err != nil || p.Command != "run" || !reflect.DeepEqual(p.CLI.Run.Env, []string{"A=1"}) {
+		t.Errorf("ParseOrDecode of another build's message: %+v, %v", p, err)
+	}
+	if _, err := ParseOrDecode([]byte(other), nil, func(int) {}); err == nil {
+		t.Errorf("ParseOrDecode with nothing to parse again: no error")
 	}
 }
