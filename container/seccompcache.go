@@ -22,7 +22,7 @@ import (
 // __seccomp`, container/seccomp), not here: the compiler's libraries cost
 // every process that links them ~0.4 ms of package set-up, on rl run's
 // critical path, and the compiling itself ~0.3 ms more. The programs are
-// kept in the run dir (RUNDIR/rl/seccomp.json, internal/runcache) under a
+// kept in the run dir (RUNDIR/rl/seccomp.cache, internal/runcache) under a
 // key of the kernel release (moby's profile has rules for minimum kernels),
 // the architecture and the compiler (rl-image's file: a new rl brings a
 // new one, and starts the file afresh); each entry is named by a digest of
@@ -33,7 +33,7 @@ import (
 // them, 105 kB, on a machine that had seen a few builds.)
 
 // seccompCacheFile is the cache's name in RUNROOT/rl.
-const seccompCacheFile = "seccomp.json"
+const seccompCacheFile = "seccomp.cache"
 
 // imageHelper is rl-image's name, beside rl-core.
 const imageHelper = "rl-image"

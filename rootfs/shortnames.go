@@ -26,7 +26,7 @@ import (
 // another CONTAINERS_REGISTRIES_CONF, is a miss.
 
 // shortNameCacheFile is the cache's name in RUNROOT/rl.
-const shortNameCacheFile = "short-names.json"
+const shortNameCacheFile = "short-names.cache"
 
 // cachedCandidates is Lib.Candidates(name) through the cache at path.
 // Without a key (a configuration that cannot be read; the library will say

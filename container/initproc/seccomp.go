@@ -44,6 +44,16 @@ func (p *Program) UnmarshalJSON(data []byte) error {
 	return err
 }
 
+// MarshalBinary is p.bytes(), for runcache.
+func (p Program) MarshalBinary() ([]byte, error) { return p.bytes(), nil }
+
+// UnmarshalBinary decodes MarshalBinary's bytes.
+func (p *Program) UnmarshalBinary(b []byte) error {
+	out, err := programFrom(b)
+	*p = out
+	return err
+}
+
 // bytes is p's instructions as the kernel lays out a sock_filter, in
 // little-endian order: 8 bytes each.
 func (p Program) bytes() []byte {

@@ -50,3 +50,35 @@ func TestGetPut(t *testing.T) {
 		t.Fatal("put after damage")
 	}
 }
+
+type blob []byte
+
+func (b blob) MarshalBinary() ([]byte, error) { return append([]byte("bin:"), b...), nil }
+func (b *blob) UnmarshalBinary(data []byte) error {
+	*b = append(blob(nil), data[len("bin:"):]...)
+	return nil
+}
+
+// TestTypes: a type with a binary encoding of its own keeps it; an entry
+// read as another type (another build's) is a miss.
+func TestTypes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cache")
+	Put(path, "k", "b", blob("xyz"))
+	var b blob
+	if !Get(path, "k", "b", &b) || string(b) != "xyz" {
+		t.Fatalf("binary entry: %q", b)
+	}
+	Put(path, "k", "s", []string{"a"})
+	var n int
+	if Get(path, "k", "s", &n) {
+		t.Fatal("a []string entry read as an int")
+	}
+	var s struct{ A, B string }
+	if Get(path, "k", "s", &s) {
+		t.Fatal("a []string entry read as a struct")
+	}
+	var ss []string
+	if !Get(path, "k", "s", &ss) || len(ss) != 1 || ss[0] != "a" {
+		t.Fatalf("[]string entry: %q", ss)
+	}
+}
