@@ -89,17 +89,18 @@ func ReadState(store storage.Store, id string) State {
 // or being started or removed).
 var ErrLocked = errors.New("the container is in use by another rl process")
 
-// Lock takes the container's lock file (flock): one rl process at a time
-// starts, supervises or removes a container. The supervisor holds it for
-// the container's life, so a held lock also means "running"; the kernel
-// drops it when the holder dies, so it is never left stale. wait=false
-// fails at once with ErrLocked.
+// Lock takes the container's lock (flock on its directory in the store,
+// not on a file of its own: one inode less to create and remove per
+// container): one rl process at a time starts, supervises or removes a
+// container. The supervisor holds it for the container's life, so a held
+// lock also means "running"; the kernel drops it when the holder dies, so
+// it is never left stale. wait=false fails at once with ErrLocked.
 func Lock(store storage.Store, id string, wait bool) (*os.File, error) {
 	dir, err := store.ContainerDirectory(id)
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
