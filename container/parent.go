@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -103,10 +102,15 @@ func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 
 	cmd := exec.Command(initPath, initproc.Arg)
 	cmd.Args[0] = "rl-init"
-	// GOMAXPROCS as ours: the init's Go runtime would otherwise work it
-	// out again from its cgroup's CPU limit (~0.13 ms of its start). The
-	// workload gets its own environment, not this.
-	cmd.Env = []string{"GOMAXPROCS=" + strconv.Itoa(runtime.GOMAXPROCS(0))}
+	// GOMAXPROCS=1: the init's Go runtime would otherwise work its value
+	// out from the cgroup's CPU limit (~0.13 ms of its start) and, with
+	// more than one P, start threads to run idle Ps that the init's exec
+	// must then kill and wait for; its work is system calls on two locked
+	// threads, which run side by side all the same (a thread in a system
+	// call gives up its P). Measured: -0.24 +- 0.06 ms against no
+	// GOMAXPROCS, and GOMAXPROCS=1 against rl-core's value -0.7 +- 0.3 ms
+	// of CPU per run. The workload gets its own environment, not this.
+	cmd.Env = []string{"GOMAXPROCS=1"}
 	if trace.On() {
 		cmd.Env = append(cmd.Env, "RL_TRACE=1")
 	}
