@@ -1,12 +1,13 @@
 package rootfs_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/rlcontainers/rl/internal/runcache"
+	"github.com/rlcontainers/rl/internal/wire"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/imagelib"
 	"go.podman.io/image/v5/pkg/sysregistriesv2"
@@ -56,12 +57,11 @@ func TestShortNameCache(t *testing.T) {
 	if _, err := os.Stat(cache); err != nil {
 		t.Fatalf("no cache written: %v", err)
 	}
-	// A hit: what the cache holds is what comes back.
+	// A hit: what the cache holds is what comes back. (The file is
+	// internal/runcache's: 'R', then the key the entry is forged under.)
 	b, _ := os.ReadFile(cache)
-	forged := bytes.Replace(b, []byte(`"entries":{`), []byte(`"entries":{"other":["cached.example/other:latest"],`), 1)
-	if err := os.WriteFile(cache, forged, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	key := wire.NewDecoder(b, 'R').String()
+	runcache.Put(cache, key, "other", []string{"cached.example/other:latest"})
 	want("other", "cached.example/other:latest")
 
 	write(t, conf, "unqualified-search-registries = [\"two.example\"]\n")
