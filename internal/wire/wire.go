@@ -93,25 +93,16 @@ func (d *Decoder) Fail(err error) {
 }
 
 // Uint reads an unsigned varint.
-func (d *Decoder) Uint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.Fail(ErrShort)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
+func (d *Decoder) Uint() uint64 { return varint(d, binary.Uvarint) }
 
 // Int reads a signed varint.
-func (d *Decoder) Int() int64 {
+func (d *Decoder) Int() int64 { return varint(d, binary.Varint) }
+
+func varint[T uint64 | int64](d *Decoder, read func([]byte) (T, int)) T {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(d.b)
+	v, n := read(d.b)
 	if n <= 0 {
 		d.Fail(ErrShort)
 		return 0
