@@ -134,8 +134,9 @@ func (d *Decoder) Value(v reflect.Value) {
 // Layout is a digest of t's layout as Value encodes it: kinds, and the
 // names and order of struct fields. Two builds whose types differ in any
 // of that have different layouts (but for a hash collision). A type with
-// a kind Value cannot encode (a func, a channel, an interface) is an
-// error: check it before Value, which panics on one.
+// a kind Value cannot encode (a func, a channel, an interface) or a struct
+// with an unexported field (which Value would leave out) is an error:
+// check it before Value, which panics on the former.
 func Layout(t reflect.Type) (uint64, error) {
 	h := fnv.New64a()
 	if err := layout(h, t, 0); err != nil {
@@ -163,12 +164,16 @@ func layout(h hash.Hash64, t reflect.Type, depth int) error {
 		return layout(h, t.Elem(), depth+1)
 	case reflect.Struct:
 		for i := 0; i < t.NumField(); i++ {
-			if f := t.Field(i); f.IsExported() {
-				h.Write([]byte(f.Name))
-				h.Write([]byte{0})
-				if err := layout(h, f.Type, depth+1); err != nil {
-					return err
-				}
+			f := t.Field(i)
+			if !f.IsExported() {
+				// Value cannot set it: a time.Time, say, would
+				// arrive as its zero value.
+				return fmt.Errorf("wire: %s has an unexported field %s", t, f.Name)
+			}
+			h.Write([]byte(f.Name))
+			h.Write([]byte{0})
+			if err := layout(h, f.Type, depth+1); err != nil {
+				return err
 			}
 		}
 		h.Write([]byte{0xff})

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 )
 
 type inner struct {
-	S      string
-	P      *bool
-	hidden int // not exported: not encoded
+	S string
+	P *bool
 }
 
 type outer struct {
@@ -101,5 +101,8 @@ func TestLayout(t *testing.T) {
 	}
 	if _, err := Layout(reflect.TypeOf(struct{ F func() }{})); err == nil {
 		t.Error("a func field has a layout")
+	}
+	if _, err := Layout(reflect.TypeOf(struct{ T time.Time }{})); err == nil {
+		t.Error("a struct with unexported fields (time.Time) has a layout")
 	}
 }
