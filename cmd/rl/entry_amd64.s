@@ -236,26 +236,15 @@ hashbytes:
 	INCQ	R10
 	JMP	hashargs
 hashdone:
-	MOVQ	72(R13), DX	// then rl's device and inode, 8 bytes each
-	MOVQ	$8, CX
-hashdev:
-	MOVQ	DX, AX
-	ANDQ	$0xff, AX
+	// then rl's device and inode (72 and 80), 8 little-endian bytes each
+	XORQ	CX, CX
+hashdevino:
+	MOVBQZX	72(R13)(CX*1), AX
 	XORQ	AX, R8
 	IMULQ	R9, R8
-	SHRQ	$8, DX
-	DECQ	CX
-	JNZ	hashdev
-	MOVQ	80(R13), DX
-	MOVQ	$8, CX
-hashino:
-	MOVQ	DX, AX
-	ANDQ	$0xff, AX
-	XORQ	AX, R8
-	IMULQ	R9, R8
-	SHRQ	$8, DX
-	DECQ	CX
-	JNZ	hashino
+	INCQ	CX
+	CMPQ	CX, $16
+	JLT	hashdevino
 	LEAQ	fastHex<>(SB), SI
 	MOVQ	$60, CX
 hexloop:
