@@ -1,8 +1,8 @@
 package initproc
 
 import (
+	"encoding"
 	"fmt"
-	"net/netip"
 
 	"github.com/rlcontainers/rl/internal/wire"
 	"github.com/rlcontainers/rl/netstack/link"
@@ -47,27 +47,16 @@ func (ns *NetworkSpec) UnmarshalBinary(msg []byte) error {
 	return d.Finish()
 }
 
-type binaryValue interface{ MarshalBinary() ([]byte, error) }
-
-func appendBinary(e *wire.Encoder, v binaryValue) {
+func appendBinary(e *wire.Encoder, v encoding.BinaryMarshaler) {
 	b, _ := v.MarshalBinary() // netip's never fail
 	e.Blob(b)
 }
 
-func readBinary[T netip.Addr | netip.Prefix](d *wire.Decoder, v *T) {
-	b := d.Blob()
-	if d.Err() != nil {
-		return
-	}
-	var err error
-	switch p := any(v).(type) {
-	case *netip.Addr:
-		err = p.UnmarshalBinary(b)
-	case *netip.Prefix:
-		err = p.UnmarshalBinary(b)
-	}
-	if err != nil {
-		d.Fail(err)
+func readBinary(d *wire.Decoder, v encoding.BinaryUnmarshaler) {
+	if b := d.Blob(); d.Err() == nil {
+		if err := v.UnmarshalBinary(b); err != nil {
+			d.Fail(err)
+		}
 	}
 }
 
