@@ -281,7 +281,7 @@ func ParseOrDecode(payload []byte, args []string, exit func(int)) (Parsed, error
 			return p, nil
 		}
 		if len(args) == 0 {
-			return Parsed{}, fmt.Errorf("decoding the command line rl parsed: %v", err)
+			return Parsed{}, fmt.Errorf("decoding the command line rl parsed: %v: reinstall rl (make install), so that rl and its helpers come from one build", err)
 		}
 		// Another build's parse (rl and its helpers from two
 		// installs): parse the words again.
