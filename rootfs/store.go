@@ -139,5 +139,5 @@ func OpenStore(c StoreConfig) (storage.Store, Driver, error) {
 	if err != nil {
 		return nil, d, fmt.Errorf("opening the store %s (driver %s): %w", c.Paths.Root, d.Name, err)
 	}
-	return s, d, nil
+	return newStore(s, d), d, nil
 }

@@ -759,9 +759,15 @@ func TestRmStrayMountpoint(t *testing.T) {
 			}
 			what := "rl " + strings.Join(args, " ")
 			b := startBG(t, v, env, args...)
+			// An --rm one's mount point is in its directory of rl's
+			// (docs/mounts.md), a kept one's in its layer's.
+			pattern := filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower")
+			if rm {
+				pattern = filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm", "*", "merged")
+			}
 			var merged2 string
 			for deadline := time.Now().Add(10 * time.Second); merged2 == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-				if l, _ := filepath.Glob(filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower")); len(l) == 1 {
+				if l, _ := filepath.Glob(pattern); len(l) == 1 {
 					merged2 = filepath.Join(filepath.Dir(l[0]), "merged")
 				}
 			}

@@ -860,3 +860,115 @@ func TestLifecycleInspect(t *testing.T) {
 		}
 	})
 }
+
+// storeRecords reads the storage library's container and layer records
+// and lists its overlay directory: what an --rm container must not touch.
+func storeRecords(t *testing.T, u User) string {
+	t.Helper()
+	root := filepath.Join(u.Home, ".local/share/rl/storage")
+	var b strings.Builder
+	for _, f := range []string{"overlay-containers/containers.json", "overlay-containers/volatile-containers.json",
+		"overlay-layers/layers.json", "overlay-layers/volatile-layers.json"} {
+		data, _ := os.ReadFile(filepath.Join(root, f))
+		if string(data) == "[]" {
+			data = nil // none, as when the file was never written
+		}
+		fmt.Fprintf(&b, "%s: %s\n", f, data)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, "overlay"))
+	for _, e := range entries {
+		fmt.Fprintf(&b, "overlay/%s\n", e.Name())
+	}
+	return b.String()
+}
+
+// rmDirs lists the --rm containers' directories in u's store.
+func rmDirs(u User) []string {
+	m, _ := filepath.Glob(filepath.Join(u.Home, ".local/share/rl/storage/rl-rm/*"))
+	return m
+}
+
+// TestLifecycleRmOutsideRecords: an --rm container is not a record of the
+// storage library (no containers.json or layers.json write, no layer
+// directory), yet rl sees it as any container while it runs: rl ps, exec,
+// inspect; its name is unique across both kinds; the image under it
+// cannot be removed; once it exits nothing of it is left. With its
+// supervisor killed, rl ps -a removes what is left.
+func TestLifecycleRmOutsideRecords(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		rlOK(t, u, "run", "--rm", "busybox", "true") // the store exists
+		before, dirs := storeRecords(t, u), rmDirs(u)
+		r := rlOK(t, u, "run", "--rm", "busybox", "sh", "-c", "echo made > /new; cat /new; rm /bin/true; ls /bin/true || echo gone")
+		if r.Stdout != "made\ngone\n" {
+			t.Errorf("writing in an --rm container's rootfs: want made, gone:\n%v", r)
+		}
+		if after := storeRecords(t, u); after != before {
+			t.Errorf("rl run --rm changed the storage library's records:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if now := rmDirs(u); len(now) != len(dirs) {
+			t.Errorf("rl run --rm left a directory: %v, before %v", now, dirs)
+		}
+		if r := rlOK(t, u, "run", "--rm", "busybox", "ls", "/bin/true"); r.Stdout != "/bin/true\n" {
+			t.Errorf("the next --rm container sees the last one's change:\n%v", r)
+		}
+
+		name, kept := "rmd-"+u.Name, "kept-"+u.Name
+		id := detach(t, u, nil, name, "--rm", "busybox", "sleep", "1000")
+		if during := storeRecords(t, u); during != before {
+			t.Errorf("a running --rm container is in the storage library's records:\nbefore:\n%s\nduring:\n%s", before, during)
+		}
+		if now := rmDirs(u); len(now) != len(dirs)+1 {
+			t.Errorf("want one directory more for the running --rm container: %v, before %v", now, dirs)
+		}
+		detach(t, u, nil, kept, "busybox", "true")
+		if ps := rlOK(t, u, "ps"); !strings.Contains(psRow(ps.Stdout, name), "Up ") {
+			t.Errorf("rl ps: want %s up:\n%v", name, ps)
+		}
+		v := inspect(t, u, nil, name)
+		if v.ID != id || !v.State.Running || !v.HostConfig.AutoRemove {
+			t.Errorf("rl inspect %s: want id %s, running, AutoRemove: %+v", name, id, v)
+		}
+		if r := rlOK(t, u, "exec", name, "hostname"); r.Stdout != id[:12]+"\n" {
+			t.Errorf("rl exec %s hostname: want %s:\n%v", name, id[:12], r)
+		}
+		if r := rlOK(t, u, "exec", id[:10], "true"); r.Code != 0 {
+			t.Errorf("rl exec by id prefix:\n%v", r)
+		}
+		for _, args := range [][]string{
+			{"run", "--name", name, "busybox", "true"},
+			{"run", "--rm", "--name", name, "busybox", "true"},
+			{"run", "--rm", "--name", kept, "busybox", "true"},
+		} {
+			wantOneLineError(t, rl(t, u, args...), "name .*already in use")
+		}
+		wantOneLineError(t, rl(t, u, "rmi", "busybox"), "in use by container.*"+id[:12])
+		if r := rlOK(t, u, "run", "--rm", "busybox", "true"); r.Code != 0 {
+			t.Errorf("busybox after rl rmi was refused:\n%v", r)
+		}
+		rlOK(t, u, "stop", "-t", "0", name)
+		if ps := rlOK(t, u, "ps", "-a"); psRow(ps.Stdout, name) != "" {
+			t.Errorf("%s listed after it stopped:\n%v", name, ps)
+		}
+		rlOK(t, u, "rm", kept)
+		if after := storeRecords(t, u); after != before {
+			t.Errorf("records after the containers went:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if now := rmDirs(u); len(now) != len(dirs) {
+			t.Errorf("left behind: %v, before %v", now, dirs)
+		}
+
+		// Its supervisor killed: rl ps -a clears what is left.
+		detach(t, u, nil, name, "--rm", "busybox", "sleep", "1000")
+		v = inspect(t, u, nil, name)
+		if err := killPid(v.State.ConmonPid); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(v.State.Pid, 5*time.Second)
+		if ps := rlOK(t, u, "ps", "-a"); psRow(ps.Stdout, name) != "" {
+			t.Errorf("%s listed after its supervisor died:\n%v", name, ps)
+		}
+		if now := rmDirs(u); len(now) != len(dirs) {
+			t.Errorf("left behind after the supervisor died and rl ps -a: %v, before %v", now, dirs)
+		}
+	})
+}

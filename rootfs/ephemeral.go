@@ -1,0 +1,401 @@
+package rootfs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"go.podman.io/storage"
+	"go.podman.io/storage/pkg/stringid"
+	"golang.org/x/sys/unix"
+)
+
+// Store is the storage library's store with rl's --rm containers beside
+// it. A --rm container on native overlay is not a record of the library
+// (its containers.json, its layer records, a layer of its own): it lives
+// only while it runs, so it is a directory in the store, <id>-<name>,
+// holding its config, its state, its upper and work directories and the
+// mount point of its rootfs, over the image's layers as the library keeps
+// them. Creating and deleting one writes no record of the library (those
+// are atomic JSON rewrites and a dozen inodes each, ~5 ms of a `rl run
+// --rm` on ext4). Everything rl does with containers goes through the
+// methods below, so the rest of rl sees --rm containers as before. See
+// docs/process-model.md.
+type Store struct {
+	storage.Store
+	rm    string // <graph root>/rl-rm: the --rm containers' directories
+	rmRun string // <run root>/rl-rm: their run directories
+	// overlay is the overlay driver's directory; "" when the store is not
+	// native overlay (vfs, fuse-overlayfs): --rm containers are the
+	// library's then.
+	overlay string
+	// opts are the overlay mount options after the directories.
+	opts string
+
+	mu    sync.Mutex
+	known map[string]rmEntry  // by id: this process's own, and those found
+	made  map[string]rmConfig // by id: the configs of this process's own
+}
+
+const rmDir = "rl-rm"
+
+// rmConfig is a --rm container's config file.
+type rmConfig struct {
+	ImageID  string    `json:"imageId"`
+	Lower    string    `json:"lower"` // the lowerdir mount option: the image's layers, top first
+	Metadata string    `json:"metadata"`
+	Created  time.Time `json:"created"`
+}
+
+func newStore(inner storage.Store, d Driver) *Store {
+	s := &Store{
+		Store: inner,
+		rm:    filepath.Join(inner.GraphRoot(), rmDir),
+		rmRun: filepath.Join(inner.RunRoot(), rmDir),
+		known: map[string]rmEntry{},
+		made:  map[string]rmConfig{},
+	}
+	if d.Name == "overlay" && !hasPrefixed(d.Options, "overlay.mount_program=") {
+		// As the library mounts its layers here (in a user namespace):
+		// user.overlay.* xattrs, and no syncs (the container is gone after).
+		s.overlay, s.opts = filepath.Join(inner.GraphRoot(), "overlay"), "userxattr,volatile"
+	}
+	return s
+}
+
+func hasPrefixed(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// rmEntry is one --rm container's directory name: <64-hex id>-<name>.
+type rmEntry struct{ id, name string }
+
+func (e rmEntry) String() string { return e.id + "-" + e.name }
+
+func (s *Store) entries() []rmEntry {
+	list, err := os.ReadDir(s.rm)
+	if err != nil {
+		return nil
+	}
+	var out []rmEntry
+	for _, f := range list {
+		n := f.Name()
+		if len(n) > 65 && n[64] == '-' && f.IsDir() {
+			out = append(out, rmEntry{n[:64], n[65:]})
+		}
+	}
+	return out
+}
+
+// find looks a --rm container up by full id or name.
+func (s *Store) find(ref string) (rmEntry, bool) {
+	if ref == "" {
+		return rmEntry{}, false
+	}
+	for _, e := range s.entries() {
+		if e.id == ref || e.name == ref {
+			return e, true
+		}
+	}
+	return rmEntry{}, false
+}
+
+func (s *Store) dir(e rmEntry) string { return filepath.Join(s.rm, e.String()) }
+
+// lock takes the --rm containers' directory: exclusive while a name is
+// claimed or an image deleted, so that neither races a --rm container's
+// creation.
+func (s *Store) lock() (func(), error) {
+	if err := os.MkdirAll(s.rm, 0o700); err != nil {
+		return nil, err
+	}
+	fd, err := unix.Open(s.rm, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		for err = unix.Flock(fd, unix.LOCK_EX); err == unix.EINTR; {
+			err = unix.Flock(fd, unix.LOCK_EX)
+		}
+		if err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking %s: %w", s.rm, err)
+	}
+	return func() { unix.Close(fd) }, nil
+}
+
+func (s *Store) config(e rmEntry) (rmConfig, error) {
+	s.mu.Lock()
+	cfg, ok := s.made[e.id]
+	s.mu.Unlock()
+	if ok {
+		return cfg, nil
+	}
+	b, err := os.ReadFile(filepath.Join(s.dir(e), "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &cfg)
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("reading container %s: %w", e.id[:12], err)
+	}
+	return cfg, nil
+}
+
+// load is a --rm container as the library would give it. One whose
+// config cannot be read (its rl killed while it created it) still is one,
+// so that rl ps -a shows it and rl rm removes it.
+func (s *Store) load(e rmEntry) *storage.Container {
+	cfg, _ := s.config(e)
+	return container(e, cfg)
+}
+
+func container(e rmEntry, cfg rmConfig) *storage.Container {
+	return &storage.Container{ID: e.id, Names: []string{e.name}, ImageID: cfg.ImageID, Metadata: cfg.Metadata, Created: cfg.Created}
+}
+
+// CreateContainer creates a --rm container (options.Volatile, one name, no
+// layer given) on native overlay as a directory of rl's; other containers
+// are the library's. Names are unique across both.
+func (s *Store) CreateContainer(id string, names []string, image, layer, metadata string, options *storage.ContainerOptions) (*storage.Container, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	for _, n := range names {
+		if _, ok := s.find(n); ok {
+			return nil, fmt.Errorf("the container name %q is already in use: %w", n, storage.ErrDuplicateName)
+		}
+	}
+	if s.overlay == "" || options == nil || !options.Volatile || layer != "" || id != "" || len(names) != 1 {
+		return s.Store.CreateContainer(id, names, image, layer, metadata, options)
+	}
+	if _, err := s.Store.Container(names[0]); err == nil {
+		return nil, fmt.Errorf("the container name %q is already in use: %w", names[0], storage.ErrDuplicateName)
+	}
+	img, err := s.Store.Image(image)
+	if err != nil {
+		return nil, err
+	}
+	lower, top, ok := s.lowerDirs(img.TopLayer)
+	if !ok {
+		return s.Store.CreateContainer(id, names, image, layer, metadata, options)
+	}
+	cfg := rmConfig{ImageID: img.ID, Lower: lower, Metadata: metadata, Created: time.Now().UTC()}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := rmEntry{stringid.GenerateRandomID(), names[0]}
+	dir := s.dir(e)
+	err = os.Mkdir(dir, 0o700)
+	for _, sub := range []string{"upper", "work", "merged"} {
+		if err == nil {
+			err = os.Mkdir(filepath.Join(dir, sub), 0o700)
+		}
+	}
+	if err == nil {
+		// The rootfs's / is the upper directory: the image's mode and owner.
+		err = sameModeOwner(filepath.Join(dir, "upper"), top)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, "config.json"), b, 0o600)
+	}
+	if err == nil {
+		err = os.MkdirAll(filepath.Join(s.rmRun, e.id), 0o700)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("creating the container's directory: %w", err)
+	}
+	s.mu.Lock()
+	s.known[e.id], s.made[e.id] = e, cfg
+	s.mu.Unlock()
+	return container(e, cfg), nil
+}
+
+// lowerDirs is the lowerdir option for an image whose top layer is layer:
+// its diff directory (top, returned too), then the layers below it as the
+// overlay driver lists them in the layer's "lower" file (l/<short link>,
+// relative to the driver's directory). ok is false where rl leaves the
+// container to the library: no layer, or an option longer than mount(2)
+// takes.
+func (s *Store) lowerDirs(layer string) (lower, top string, ok bool) {
+	if layer == "" || strings.ContainsAny(layer, "/:,") || strings.ContainsAny(s.overlay, ",:") {
+		return "", "", false
+	}
+	top = filepath.Join(s.overlay, layer, "diff")
+	dirs := []string{top}
+	b, err := os.ReadFile(filepath.Join(s.overlay, layer, "lower"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", "", false
+	}
+	if low := strings.TrimSpace(string(b)); low != "" {
+		for _, l := range strings.Split(low, ":") {
+			if l == "" || strings.ContainsAny(l, ",") || strings.Contains(l, "..") {
+				return "", "", false
+			}
+			dirs = append(dirs, filepath.Join(s.overlay, l))
+		}
+	}
+	lower = strings.Join(dirs, ":")
+	return lower, top, len(lower) <= 3000
+}
+
+// sameModeOwner gives dir the mode and owner of ref.
+func sameModeOwner(dir, ref string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(ref, &st); err != nil {
+		return err
+	}
+	if err := unix.Chmod(dir, st.Mode&0o7777); err != nil {
+		return err
+	}
+	if st.Uid != 0 || st.Gid != 0 {
+		return unix.Chown(dir, int(st.Uid), int(st.Gid))
+	}
+	return nil
+}
+
+// Container finds a container by id or name (the library's first).
+func (s *Store) Container(id string) (*storage.Container, error) {
+	c, err := s.Store.Container(id)
+	if err == nil || !errors.Is(err, storage.ErrContainerUnknown) {
+		return c, err
+	}
+	if e, ok := s.find(id); ok {
+		return s.load(e), nil
+	}
+	return nil, err
+}
+
+// Containers lists the library's containers and the --rm ones.
+func (s *Store) Containers() ([]storage.Container, error) {
+	list, err := s.Store.Containers()
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range s.entries() {
+		list = append(list, *s.load(e))
+	}
+	return list, nil
+}
+
+// byID finds a --rm container by full id (what the methods below get).
+func (s *Store) byID(id string) (rmEntry, bool) {
+	if len(id) != 64 {
+		return rmEntry{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.known[id]; ok {
+		return e, true
+	}
+	e, ok := s.find(id)
+	if ok && e.id == id {
+		s.known[id] = e
+		return e, true
+	}
+	return rmEntry{}, false
+}
+
+// ContainerDirectory is where a container's state and log are kept.
+func (s *Store) ContainerDirectory(id string) (string, error) {
+	if e, ok := s.byID(id); ok {
+		return s.dir(e), nil
+	}
+	return s.Store.ContainerDirectory(id)
+}
+
+// ContainerRunDirectory is where a container's generated /etc files are.
+func (s *Store) ContainerRunDirectory(id string) (string, error) {
+	if _, ok := s.byID(id); ok {
+		return filepath.Join(s.rmRun, id), nil
+	}
+	return s.Store.ContainerRunDirectory(id)
+}
+
+// Mount mounts a container's rootfs (in this process's mount namespace)
+// and returns its path.
+func (s *Store) Mount(id, mountLabel string) (string, error) {
+	e, ok := s.byID(id)
+	if !ok {
+		return s.Store.Mount(id, mountLabel)
+	}
+	cfg, err := s.config(e)
+	if err != nil {
+		return "", err
+	}
+	dir := s.dir(e)
+	// A volatile overlay leaves this behind, and refuses to mount again
+	// over it (a container started again after its supervisor died).
+	_ = os.RemoveAll(filepath.Join(dir, "work", "work", "incompat"))
+	merged := filepath.Join(dir, "merged")
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,%s", cfg.Lower, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), s.opts)
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mounting overlay on %s: %w", merged, err)
+	}
+	return merged, nil
+}
+
+// Unmount unmounts a container's rootfs.
+func (s *Store) Unmount(id string, force bool) (bool, error) {
+	e, ok := s.byID(id)
+	if !ok {
+		return s.Store.Unmount(id, force)
+	}
+	return false, s.unmount(e)
+}
+
+func (s *Store) unmount(e rmEntry) error {
+	merged := filepath.Join(s.dir(e), "merged")
+	if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("unmounting %s: %w", merged, err)
+	}
+	return nil
+}
+
+// DeleteContainer unmounts and deletes a container.
+func (s *Store) DeleteContainer(id string) error {
+	e, ok := s.byID(id)
+	if !ok {
+		return s.Store.DeleteContainer(id)
+	}
+	if err := s.unmount(e); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(s.dir(e)); err != nil {
+		return fmt.Errorf("removing container %s: %w", id[:12], err)
+	}
+	s.mu.Lock()
+	delete(s.known, id)
+	delete(s.made, id)
+	s.mu.Unlock()
+	return os.RemoveAll(filepath.Join(s.rmRun, id))
+}
+
+// DeleteImage refuses an image a --rm container is made of, as the
+// library refuses one its own containers use.
+func (s *Store) DeleteImage(id string, commit bool) ([]string, error) {
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	for _, e := range s.entries() {
+		if cfg, err := s.config(e); err == nil && cfg.ImageID == id {
+			return nil, fmt.Errorf("image %s is used by container %s: %w", id[:12], e.id[:12], storage.ErrImageUsedByContainer)
+		}
+	}
+	return s.Store.DeleteImage(id, commit)
+}
