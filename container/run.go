@@ -43,14 +43,23 @@ func Run(ctx context.Context, rt *Runtime, o RunOptions, m Mode) (int, error) {
 	return code, err
 }
 
-// mountRootfs mounts the container's rootfs and returns its path.
-func mountRootfs(rt *Runtime, c *storage.Container) (string, error) {
-	root, err := rt.Store.Mount(c.ID, "")
+// mountRootfs mounts the container's rootfs and returns its path; tree
+// is not nil when the store mounted it detached (an --rm container,
+// rootfs.Store.MountDetached), to be attached at that path by the init.
+func mountRootfs(rt *Runtime, c *storage.Container) (root string, tree *os.File, err error) {
+	if d, ok := rt.Store.(interface {
+		MountDetached(id string) (*os.File, string, error)
+	}); ok {
+		tree, root, err = d.MountDetached(c.ID)
+	}
+	if tree == nil && err == nil {
+		root, err = rt.Store.Mount(c.ID, "")
+	}
 	if err != nil {
-		return "", fmt.Errorf("mounting the container's rootfs: %w", err)
+		return "", nil, fmt.Errorf("mounting the container's rootfs: %w", err)
 	}
 	trace.Mark("core: rootfs mounted")
-	return root, nil
+	return root, tree, nil
 }
 
 // buildSpec writes the container's /etc files and builds the mount plan

@@ -267,12 +267,15 @@ func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, net *network
 			return nil, nil, err
 		}
 	}
-	root, err := mountRootfs(s.rt, c)
+	root, tree, err := mountRootfs(s.rt, c)
 	if err != nil {
 		return nil, nil, err
 	}
 	spec, err := buildSpec(s.rt, c, rec, net, ns, root)
 	if err != nil {
+		if tree != nil {
+			tree.Close()
+		}
 		return nil, nil, err
 	}
 	if rec.Init {
@@ -282,6 +285,9 @@ func (s *supervisor) ready(c *storage.Container, rec rootfs.Record, net *network
 		spec.Preserve, spec.PreserveFrom = len(m.Preserved), preserveFrom
 	}
 	s.seccomp = spec.Seccomp
+	if tree != nil {
+		return spec, tree, nil
+	}
 	fd, err := unix.OpenTree(unix.AT_FDCWD, root, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
 		return spec, nil, errNoOpenTree

@@ -199,7 +199,7 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 	e := rmEntry{stringid.GenerateRandomID(), names[0]}
 	dir := s.dir(e)
 	err = os.Mkdir(dir, 0o700)
-	for _, sub := range []string{"upper", "work", "merged"} {
+	for _, sub := range []string{"upper", "work"} {
 		if err == nil {
 			err = os.Mkdir(filepath.Join(dir, sub), 0o700)
 		}
@@ -332,20 +332,88 @@ func (s *Store) Mount(id, mountLabel string) (string, error) {
 	if !ok {
 		return s.Store.Mount(id, mountLabel)
 	}
-	cfg, err := s.config(e)
+	cfg, dir, err := s.prepareMount(e)
 	if err != nil {
 		return "", err
 	}
-	dir := s.dir(e)
-	// A volatile overlay leaves this behind, and refuses to mount again
-	// over it (a container started again after its supervisor died).
-	_ = os.RemoveAll(filepath.Join(dir, "work", "work", "incompat"))
 	merged := filepath.Join(dir, "merged")
+	if err := os.Mkdir(merged, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,%s", cfg.Lower, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), s.opts)
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
 		return "", fmt.Errorf("mounting overlay on %s: %w", merged, err)
 	}
 	return merged, nil
+}
+
+func (s *Store) prepareMount(e rmEntry) (rmConfig, string, error) {
+	cfg, err := s.config(e)
+	if err != nil {
+		return cfg, "", err
+	}
+	dir := s.dir(e)
+	// A volatile overlay leaves this behind, and refuses to mount again
+	// over it (a container started again after its supervisor died).
+	_ = os.RemoveAll(filepath.Join(dir, "work", "work", "incompat"))
+	return cfg, dir, nil
+}
+
+// MountDetached mounts an --rm container's rootfs as a detached mount
+// (fsopen, fsmount): nothing is attached in this process's namespace, so
+// there is no mount point to make and nothing to unmount at the end. It
+// returns the mount and the directory to attach it at (the container's
+// own: in the container's private copy of the namespace any directory
+// does). A nil mount and no error: not an --rm container, or the kernel
+// refused the new mount API (seccomp) or an option too long for it (256
+// bytes; lowerdir+ takes one layer at a time from Linux 6.8): the caller
+// mounts it with Mount.
+func (s *Store) MountDetached(id string) (*os.File, string, error) {
+	e, ok := s.byID(id)
+	if !ok {
+		return nil, "", nil
+	}
+	cfg, dir, err := s.prepareMount(e)
+	if err != nil {
+		return nil, "", err
+	}
+	fd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, "", nil
+	}
+	defer unix.Close(fd)
+	err = unix.FsconfigSetString(fd, "source", "overlay") // as mount(2) names it
+	key, layers := "lowerdir", []string{cfg.Lower}
+	if len(cfg.Lower) >= 256 {
+		key, layers = "lowerdir+", strings.Split(cfg.Lower, ":")
+	}
+	for _, l := range layers {
+		if err == nil {
+			err = unix.FsconfigSetString(fd, key, l)
+		}
+	}
+	if err == nil {
+		err = unix.FsconfigSetString(fd, "upperdir", filepath.Join(dir, "upper"))
+	}
+	if err == nil {
+		err = unix.FsconfigSetString(fd, "workdir", filepath.Join(dir, "work"))
+	}
+	for _, flag := range strings.Split(s.opts, ",") {
+		if err == nil {
+			err = unix.FsconfigSetFlag(fd, flag)
+		}
+	}
+	if err == nil {
+		err = unix.FsconfigCreate(fd)
+	}
+	if err != nil {
+		return nil, "", nil
+	}
+	mfd, err := unix.Fsmount(fd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return nil, "", nil
+	}
+	return os.NewFile(uintptr(mfd), "rootfs-tree"), dir, nil
 }
 
 // Unmount unmounts a container's rootfs.

@@ -759,16 +759,16 @@ func TestRmStrayMountpoint(t *testing.T) {
 			}
 			what := "rl " + strings.Join(args, " ")
 			b := startBG(t, v, env, args...)
-			// An --rm one's mount point is in its directory of rl's
-			// (docs/mounts.md), a kept one's in its layer's.
-			pattern := filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower")
+			// A kept one's mount point is its layer's merged directory;
+			// an --rm one's is its own directory of rl's (docs/mounts.md).
+			pattern, sub := filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower"), "merged"
 			if rm {
-				pattern = filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm", "*", "merged")
+				pattern, sub = filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm", "*", "config.json"), ""
 			}
 			var merged2 string
 			for deadline := time.Now().Add(10 * time.Second); merged2 == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 				if l, _ := filepath.Glob(pattern); len(l) == 1 {
-					merged2 = filepath.Join(filepath.Dir(l[0]), "merged")
+					merged2 = filepath.Join(filepath.Dir(l[0]), sub)
 				}
 			}
 			if merged2 == "" {
