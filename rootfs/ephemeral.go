@@ -191,6 +191,11 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 	if !ok {
 		return s.Store.CreateContainer(id, names, image, layer, metadata, options)
 	}
+	base, err := s.base()
+	if err != nil {
+		return nil, err
+	}
+	lower += ":" + base
 	cfg := rmConfig{ImageID: img.ID, Lower: lower, Metadata: metadata, Created: time.Now().UTC()}
 	b, err := json.Marshal(cfg)
 	if err != nil {
@@ -231,7 +236,7 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 // container to the library: no layer, or an option longer than mount(2)
 // takes.
 func (s *Store) lowerDirs(layer string) (lower, top string, ok bool) {
-	if layer == "" || strings.ContainsAny(layer, "/:,") || strings.ContainsAny(s.overlay, ",:") {
+	if layer == "" || strings.ContainsAny(layer, "/:,") || strings.ContainsAny(s.overlay+s.rm, ",:") {
 		return "", "", false
 	}
 	top = filepath.Join(s.overlay, layer, "diff")
@@ -250,6 +255,58 @@ func (s *Store) lowerDirs(layer string) (lower, top string, ok bool) {
 	}
 	lower = strings.Join(dirs, ":")
 	return lower, top, len(lower) <= 3000
+}
+
+// baseDirs are the base layer's directories and files (base): the mount
+// points of the mount plan (rootfs/mounts) that an image may lack.
+var baseDirs = []struct {
+	path string
+	mode os.FileMode
+	file bool
+}{
+	{"dev", 0o755, false}, {"proc", 0o555, false}, {"sys", 0o555, false}, {"etc", 0o755, false},
+	{"etc/hosts", 0o644, true}, {"etc/hostname", 0o644, true}, {"etc/resolv.conf", 0o644, true},
+}
+
+// base is the lowest layer of every --rm container, under the image's:
+// the mount points rl mounts or binds on (/dev, /proc, /sys, /etc/hosts,
+// /etc/hostname, /etc/resolv.conf), empty. Where the image has them its
+// own hide these (and a symlink in the image stays one); where it lacks
+// them (busybox has no /etc/hosts, an image FROM scratch none of them) the
+// init finds them here instead of making them in the container's upper
+// directory on each run (a copy-up of /etc and three files on the store's
+// disk, removed again at the end). Made once per store, read-only after.
+func (s *Store) base() (string, error) {
+	dir := filepath.Join(s.rm, ".base")
+	if _, err := os.Stat(filepath.Join(dir, baseDirs[len(baseDirs)-1].path)); err == nil {
+		return dir, nil
+	}
+	tmp, err := os.MkdirTemp(s.rm, ".base-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	for _, d := range baseDirs {
+		p := filepath.Join(tmp, d.path)
+		if d.file {
+			err = os.WriteFile(p, nil, d.mode)
+		} else {
+			err = os.Mkdir(p, d.mode)
+		}
+		if err == nil {
+			err = os.Chmod(p, d.mode)
+		}
+		if err != nil {
+			return "", fmt.Errorf("making %s: %w", dir, err)
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) && !errors.Is(err, unix.ENOTEMPTY) {
+		return "", fmt.Errorf("making %s: %w", dir, err)
+	}
+	return dir, nil
 }
 
 // sameModeOwner gives dir the mode and owner of ref.

@@ -920,6 +920,12 @@ func TestLifecycleRmOutsideRecords(t *testing.T) {
 		if now := rmDirs(u); len(now) != len(dirs)+1 {
 			t.Errorf("want one directory more for the running --rm container: %v, before %v", now, dirs)
 		}
+		// Its mount points (/etc/hosts, which busybox lacks) come from
+		// rl's base layer: nothing was written in its rootfs.
+		upper := filepath.Join(u.Home, ".local/share/rl/storage/rl-rm", id+"-"+name, "upper")
+		if written, err := os.ReadDir(upper); err != nil || len(written) != 0 {
+			t.Errorf("%s: want an empty upper directory (%v): %v", upper, err, written)
+		}
 		detach(t, u, nil, kept, "busybox", "true")
 		if ps := rlOK(t, u, "ps"); !strings.Contains(psRow(ps.Stdout, name), "Up ") {
 			t.Errorf("rl ps: want %s up:\n%v", name, ps)
