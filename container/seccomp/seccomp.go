@@ -67,7 +67,11 @@ func CompileProfile(body []byte, caps []string) ([]initproc.BPF, error) {
 	for i, r := range raw {
 		out[i] = initproc.BPF{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
 	}
-	return out, nil
+	info, err := arch.GetInfo(runtime.GOARCH)
+	if err != nil {
+		return nil, err
+	}
+	return dispatch(out, uint32(info.ID)), nil
 }
 
 // convert turns an OCI seccomp section into go-seccomp-bpf's policy, for
