@@ -130,11 +130,22 @@ func OpenStore(c StoreConfig) (storage.Store, Driver, error) {
 	if err := os.MkdirAll(c.Paths.Root, 0o700); err != nil {
 		return nil, d, fmt.Errorf("creating the store %s: %w", c.Paths.Root, err)
 	}
+	opts := d.Options
+	if d.Name == "overlay" {
+		// The library bind-mounts its overlay directory on itself and makes
+		// it private, so that its mounts do not spread to other mount
+		// namespaces. rl's are rl-core's own (a new one each time, in rl's
+		// user namespace: its mounts are slaves of the host's at most, and
+		// propagate nowhere), and a container's init makes its copy private
+		// first: the mounts (and a read of mountinfo) are for nothing, on
+		// every rl command's way to the store.
+		opts = append(opts[:len(opts):len(opts)], "overlay.skip_mount_home=true")
+	}
 	s, err := storage.GetStore(storage.StoreOptions{
 		RunRoot:            c.Paths.RunRoot,
 		GraphRoot:          c.Paths.Root,
 		GraphDriverName:    d.Name,
-		GraphDriverOptions: d.Options,
+		GraphDriverOptions: opts,
 	})
 	if err != nil {
 		return nil, d, fmt.Errorf("opening the store %s (driver %s): %w", c.Paths.Root, d.Name, err)
