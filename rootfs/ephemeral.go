@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -19,13 +20,12 @@ import (
 // it. A --rm container on native overlay is not a record of the library
 // (its containers.json, its layer records, a layer of its own): it lives
 // only while it runs, so it is a directory in the store, <id>-<name>,
-// holding its config, its state, its upper and work directories and the
-// mount point of its rootfs, over the image's layers as the library keeps
-// them. Creating and deleting one writes no record of the library (those
-// are atomic JSON rewrites and a dozen inodes each, ~5 ms of a `rl run
-// --rm` on ext4). Everything rl does with containers goes through the
-// methods below, so the rest of rl sees --rm containers as before. See
-// docs/process-model.md.
+// holding its config, its state and the upper and work directories of an
+// overlay over the image's layers as the library keeps them. Creating and
+// deleting one writes no record of the library (those are atomic JSON
+// rewrites and a dozen inodes each, ~5 ms of a `rl run --rm` on ext4).
+// Everything rl does with containers goes through the methods below, so
+// the rest of rl sees --rm containers as before. See docs/mounts.md.
 type Store struct {
 	storage.Store
 	rm    string // <graph root>/rl-rm: the --rm containers' directories
@@ -47,7 +47,7 @@ const rmDir = "rl-rm"
 // rmConfig is a --rm container's config file.
 type rmConfig struct {
 	ImageID  string    `json:"imageId"`
-	Lower    string    `json:"lower"` // the lowerdir mount option: the image's layers, top first
+	Lower    string    `json:"lower"` // the lowerdir mount option: the image's layers, top first, then base
 	Metadata string    `json:"metadata"`
 	Created  time.Time `json:"created"`
 }
@@ -60,21 +60,13 @@ func newStore(inner storage.Store, d Driver) *Store {
 		known: map[string]rmEntry{},
 		made:  map[string]rmConfig{},
 	}
-	if d.Name == "overlay" && !hasPrefixed(d.Options, "overlay.mount_program=") {
+	fuse := slices.ContainsFunc(d.Options, func(o string) bool { return strings.HasPrefix(o, "overlay.mount_program=") })
+	if d.Name == "overlay" && !fuse {
 		// As the library mounts its layers here (in a user namespace):
 		// user.overlay.* xattrs, and no syncs (the container is gone after).
 		s.overlay, s.opts = filepath.Join(inner.GraphRoot(), "overlay"), "userxattr,volatile"
 	}
 	return s
-}
-
-func hasPrefixed(list []string, prefix string) bool {
-	for _, s := range list {
-		if strings.HasPrefix(s, prefix) {
-			return true
-		}
-	}
-	return false
 }
 
 // rmEntry is one --rm container's directory name: <64-hex id>-<name>.
@@ -119,19 +111,11 @@ func (s *Store) lock() (func(), error) {
 	if err := os.MkdirAll(s.rm, 0o700); err != nil {
 		return nil, err
 	}
-	fd, err := unix.Open(s.rm, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		for err = unix.Flock(fd, unix.LOCK_EX); err == unix.EINTR; {
-			err = unix.Flock(fd, unix.LOCK_EX)
-		}
-		if err != nil {
-			unix.Close(fd)
-		}
-	}
+	f, err := flockDir(s.rm, unix.LOCK_EX)
 	if err != nil {
 		return nil, fmt.Errorf("locking %s: %w", s.rm, err)
 	}
-	return func() { unix.Close(fd) }, nil
+	return func() { f.Close() }, nil
 }
 
 func (s *Store) config(e rmEntry) (rmConfig, error) {

@@ -100,13 +100,26 @@ func Lock(store storage.Store, id string, wait bool) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
 	how := unix.LOCK_EX
 	if !wait {
 		how |= unix.LOCK_NB
+	}
+	f, err := flockDir(dir, how)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, ErrLocked
+	}
+	if err != nil {
+		return nil, fmt.Errorf("locking container %s: %w", id[:12], err)
+	}
+	return f, nil
+}
+
+// flockDir opens the directory dir and flocks it (how: LOCK_EX, with
+// LOCK_NB or not); closing the file lets go.
+func flockDir(dir string, how int) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
 	}
 	for {
 		err = unix.Flock(int(f.Fd()), how)
@@ -116,10 +129,7 @@ func Lock(store storage.Store, id string, wait bool) (*os.File, error) {
 	}
 	if err != nil {
 		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, ErrLocked
-		}
-		return nil, fmt.Errorf("locking container %s: %w", id[:12], err)
+		return nil, err
 	}
 	return f, nil
 }
