@@ -240,6 +240,13 @@ func RemoveContainer(store storage.Store, ref string, force bool) (string, error
 			_ = unix.Kill(st.Pid, unix.SIGKILL)
 		}
 		lock, err = Lock(store, c.ID, true)
+		if gone(store, c.ID) {
+			// An --rm one: its supervisor removed it meanwhile.
+			if lock != nil {
+				lock.Close()
+			}
+			return c.ID, nil
+		}
 	}
 	if err != nil {
 		return "", err
@@ -252,6 +259,12 @@ func RemoveContainer(store storage.Store, ref string, force bool) (string, error
 		return "", fmt.Errorf("removing %s: %w", ref, err)
 	}
 	return c.ID, nil
+}
+
+// gone reports whether the container id is no longer in the store.
+func gone(store storage.Store, id string) bool {
+	_, err := store.Container(id)
+	return errors.Is(err, storage.ErrContainerUnknown)
 }
 
 // DeleteContainer deletes the container id and its layer, as the store

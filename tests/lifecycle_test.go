@@ -963,6 +963,18 @@ func TestLifecycleRmOutsideRecords(t *testing.T) {
 			t.Errorf("left behind: %v, before %v", now, dirs)
 		}
 
+		// rl rm -f of a running one: its supervisor removes it as rl rm
+		// waits, which is a success (it failed with "layer not known").
+		for range 3 {
+			detach(t, u, nil, name, "--rm", "busybox", "sleep", "1000")
+			if r := rl(t, u, "rm", "-f", name); r.Code != 0 || r.Stdout != name+"\n" {
+				t.Errorf("rl rm -f of a running --rm container: want exit 0 and its name:\n%v", r)
+			}
+			if ps := rlOK(t, u, "ps", "-a"); psRow(ps.Stdout, name) != "" {
+				t.Errorf("%s listed after rl rm -f:\n%v", name, ps)
+			}
+		}
+
 		// Its supervisor killed: rl ps -a clears what is left.
 		detach(t, u, nil, name, "--rm", "busybox", "sleep", "1000")
 		v = inspect(t, u, nil, name)
