@@ -62,18 +62,20 @@ func RemoveImage(store storage.Store, name string, force bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var users []string
+	var users, short []string
 	for _, c := range containers {
 		if c.ImageID == img.ID {
-			users = append(users, c.ID[:12])
+			users, short = append(users, c.ID), append(short, c.ID[:12])
 		}
 	}
 	if len(users) > 0 && !force {
-		return "", fmt.Errorf("image %s is in use by container(s) %s: remove them first (rl rm) or use rmi -f", name, strings.Join(users, ", "))
+		return "", fmt.Errorf("image %s is in use by container(s) %s: remove them first (rl rm) or use rmi -f", name, strings.Join(short, ", "))
 	}
 	for _, id := range users {
-		if err := store.DeleteContainer(id); err != nil {
-			return "", fmt.Errorf("removing container %s: %w", id, err)
+		// As rl rm -f: a running one is killed first (podman's rmi -f
+		// stops them too), not deleted under its workload.
+		if _, err := RemoveContainer(store, id, true); err != nil {
+			return "", fmt.Errorf("removing container %s: %w", id[:12], err)
 		}
 	}
 	if _, err := store.DeleteImage(img.ID, true); err != nil {

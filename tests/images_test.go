@@ -282,3 +282,33 @@ func TestShortNameConfigChange(t *testing.T) {
 		missing("alias removed")
 	})
 }
+
+// TestRmiForceRunning: rl rmi -f of an image running containers use (a
+// kept one and an --rm one) stops them first, as podman's does: their
+// workloads end, no container is left, and the image goes. (It deleted a
+// kept one's layer under its running workload.)
+func TestRmiForceRunning(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		t.Cleanup(func() { rl(t, u, "pull", "-q", "busybox") })
+		before := psIDs(t, u)
+		var pids []int
+		for _, args := range [][]string{{"rmi-kept-" + u.Name}, {"rmi-rm-" + u.Name, "--rm"}} {
+			detach(t, u, nil, args[0], append(args[1:], "busybox", "sleep", "1000")...)
+			pids = append(pids, inspect(t, u, nil, args[0]).State.Pid)
+		}
+		if r := rl(t, u, "rmi", "-f", "busybox"); r.Code != 0 {
+			t.Fatalf("rl rmi -f busybox with running containers: want exit 0:\n%v", r)
+		}
+		for _, pid := range pids {
+			if !waitGone(pid, 5*time.Second) {
+				t.Errorf("a workload (pid %d) still runs after rl rmi -f of its image", pid)
+			}
+		}
+		if after := psIDs(t, u); after != before {
+			t.Errorf("rl ps -a -q was %q, after rl rmi -f %q", before, after)
+		}
+		if r := rlOK(t, u, "images"); strings.Contains(r.Stdout, "busybox") {
+			t.Errorf("busybox still listed after rl rmi -f:\n%v", r)
+		}
+	})
+}
