@@ -2,17 +2,18 @@ package seccomp
 
 import (
 	"github.com/rlcontainers/rl/container/initproc"
+	"golang.org/x/sys/unix"
 )
 
-// Classic BPF as seccomp uses it (linux/bpf_common.h, linux/filter.h).
+// Classic BPF as seccomp uses it.
 const (
-	opLdAbsW = 0x20 // A = 32 bits of seccomp_data at K
-	opJa     = 0x05
-	opJeq    = 0x15
-	opJgt    = 0x25
-	opJge    = 0x35
-	opJset   = 0x45
-	opRet    = 0x06
+	opLdAbsW = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS // A = 32 bits of seccomp_data at K
+	opJa     = unix.BPF_JMP | unix.BPF_JA
+	opJeq    = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+	opJgt    = unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K
+	opJge    = unix.BPF_JMP | unix.BPF_JGE | unix.BPF_K
+	opJset   = unix.BPF_JMP | unix.BPF_JSET | unix.BPF_K
+	opRet    = unix.BPF_RET | unix.BPF_K
 
 	// dispatchMax: numbers from 0 to this are looked up in the tree;
 	// larger ones (x32's, with bit 30 set) go to the assembler's program.
