@@ -38,8 +38,14 @@ type Store struct {
 	opts string
 
 	mu    sync.Mutex
-	known map[string]rmEntry  // by id: this process's own, and those found
-	made  map[string]rmConfig // by id: the configs of this process's own
+	known map[string]rmKnown // by id: this process's own, and those found
+}
+
+// rmKnown is a --rm container this process made (with its config) or
+// found (config nil: read from its file when needed).
+type rmKnown struct {
+	e   rmEntry
+	cfg *rmConfig
 }
 
 const rmDir = "rl-rm"
@@ -57,8 +63,7 @@ func newStore(inner storage.Store, d Driver) *Store {
 		Store: inner,
 		rm:    filepath.Join(inner.GraphRoot(), rmDir),
 		rmRun: filepath.Join(inner.RunRoot(), rmDir),
-		known: map[string]rmEntry{},
-		made:  map[string]rmConfig{},
+		known: map[string]rmKnown{},
 	}
 	fuse := slices.ContainsFunc(d.Options, func(o string) bool { return strings.HasPrefix(o, "overlay.mount_program=") })
 	if d.Name == "overlay" && !fuse {
@@ -120,17 +125,18 @@ func (s *Store) lock() (func(), error) {
 
 func (s *Store) config(e rmEntry) (rmConfig, error) {
 	s.mu.Lock()
-	cfg, ok := s.made[e.id]
+	k := s.known[e.id]
 	s.mu.Unlock()
-	if ok {
-		return cfg, nil
+	if k.cfg != nil {
+		return *k.cfg, nil
 	}
+	var cfg rmConfig
 	b, err := os.ReadFile(filepath.Join(s.dir(e), "config.json"))
 	if err == nil {
 		err = json.Unmarshal(b, &cfg)
 	}
 	if err != nil {
-		return cfg, fmt.Errorf("reading container %s: %w", e.id[:12], err)
+		return cfg, fmt.Errorf("reading container %s: %w: remove it (rl rm %s)", e.id[:12], err, e.id[:12])
 	}
 	return cfg, nil
 }
@@ -205,10 +211,10 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 	}
 	if err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("creating the container's directory: %w", err)
+		return nil, fmt.Errorf("creating the container's directory in %s: %w: check the store's disk (free space, permissions)", s.rm, err)
 	}
 	s.mu.Lock()
-	s.known[e.id], s.made[e.id] = e, cfg
+	s.known[e.id] = rmKnown{e, &cfg}
 	s.mu.Unlock()
 	return container(e, cfg), nil
 }
@@ -281,14 +287,14 @@ func (s *Store) base() (string, error) {
 			err = os.Chmod(p, d.mode)
 		}
 		if err != nil {
-			return "", fmt.Errorf("making %s: %w", dir, err)
+			return "", fmt.Errorf("making %s: %w: check the store's disk (free space, permissions)", dir, err)
 		}
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, dir); err != nil && !errors.Is(err, os.ErrExist) && !errors.Is(err, unix.ENOTEMPTY) {
-		return "", fmt.Errorf("making %s: %w", dir, err)
+		return "", fmt.Errorf("making %s: %w: check the store's disk (free space, permissions)", dir, err)
 	}
 	return dir, nil
 }
@@ -339,12 +345,12 @@ func (s *Store) byID(id string) (rmEntry, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e, ok := s.known[id]; ok {
-		return e, true
+	if k, ok := s.known[id]; ok {
+		return k.e, true
 	}
 	e, ok := s.find(id)
 	if ok && e.id == id {
-		s.known[id] = e
+		s.known[id] = rmKnown{e: e}
 		return e, true
 	}
 	return rmEntry{}, false
@@ -383,7 +389,7 @@ func (s *Store) Mount(id, mountLabel string) (string, error) {
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s,%s", cfg.Lower, filepath.Join(dir, "upper"), filepath.Join(dir, "work"), s.opts)
 	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
-		return "", fmt.Errorf("mounting overlay on %s: %w", merged, err)
+		return "", fmt.Errorf("mounting overlay on %s: %w: rl doctor names what refuses it", merged, err)
 	}
 	return merged, nil
 }
@@ -484,11 +490,10 @@ func (s *Store) DeleteContainer(id string) error {
 		return err
 	}
 	if err := os.RemoveAll(s.dir(e)); err != nil {
-		return fmt.Errorf("removing container %s: %w", id[:12], err)
+		return fmt.Errorf("%w: try again (rl rm %s)", err, id[:12]) // the callers name the container
 	}
 	s.mu.Lock()
 	delete(s.known, id)
-	delete(s.made, id)
 	s.mu.Unlock()
 	return os.RemoveAll(filepath.Join(s.rmRun, id))
 }
@@ -503,7 +508,7 @@ func (s *Store) DeleteImage(id string, commit bool) ([]string, error) {
 	defer unlock()
 	for _, e := range s.entries() {
 		if cfg, err := s.config(e); err == nil && cfg.ImageID == id {
-			return nil, fmt.Errorf("image %s is used by container %s: %w", id[:12], e.id[:12], storage.ErrImageUsedByContainer)
+			return nil, fmt.Errorf("image %s is used by container %s: %w: remove the container first (rl rm %s) or use rl rmi -f", id[:12], e.id[:12], storage.ErrImageUsedByContainer, e.id[:12])
 		}
 	}
 	return s.Store.DeleteImage(id, commit)

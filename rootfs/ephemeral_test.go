@@ -54,7 +54,7 @@ func TestLowerDirs(t *testing.T) {
 // anything else in rl-rm is not a container.
 func TestRmEntries(t *testing.T) {
 	dir := t.TempDir()
-	s := &Store{rm: dir, known: map[string]rmEntry{}, made: map[string]rmConfig{}}
+	s := &Store{rm: dir, known: map[string]rmKnown{}}
 	id := strings.Repeat("ab", 32)
 	for _, n := range []string{id + "-web.1", id[:63] + "-x", "tmp", id + "-"} {
 		if err := os.Mkdir(filepath.Join(dir, n), 0o700); err != nil {
