@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
@@ -122,5 +125,74 @@ func TestTAPLinkFramesBeforeStart(t *testing.T) {
 		readARPReply(t, fds[1], 2*time.Second)
 		closeWithin(t, s)
 		unix.Close(fds[1])
+	}
+}
+
+// TestSplitHeaders: a large TCP frame's headers go into a view of their
+// own and its payload stays in the frame's view, in place (so gVisor's copy
+// on write of a shared header chunk copies the headers only); frames that
+// are not TCP over IPv4 or plain IPv6 stay one view. The bytes are the
+// frame's either way.
+func TestSplitHeaders(t *testing.T) {
+	const payload = 60000
+	frame := func(ethType tcpip.NetworkProtocolNumber, proto uint8, tcpOpts int) []byte {
+		f := make([]byte, header.EthernetMinimumSize+header.IPv6MinimumSize+header.TCPMinimumSize+tcpOpts+payload)
+		header.Ethernet(f).Encode(&header.EthernetFields{SrcAddr: guestMAC, DstAddr: GatewayMAC, Type: ethType})
+		ip := f[header.EthernetMinimumSize:]
+		l := header.EthernetMinimumSize
+		switch ethType {
+		case header.IPv4ProtocolNumber:
+			header.IPv4(ip).Encode(&header.IPv4Fields{TotalLength: uint16(len(ip)), Protocol: proto, TTL: 64})
+			l += header.IPv4MinimumSize
+		case header.IPv6ProtocolNumber:
+			header.IPv6(ip).Encode(&header.IPv6Fields{PayloadLength: uint16(len(ip) - header.IPv6MinimumSize), TransportProtocol: tcpip.TransportProtocolNumber(proto), HopLimit: 64})
+			l += header.IPv6MinimumSize
+		}
+		header.TCP(f[l:]).Encode(&header.TCPFields{DataOffset: uint8(header.TCPMinimumSize + tcpOpts), Flags: header.TCPFlagAck})
+		for i := range f[l+header.TCPMinimumSize+tcpOpts:] {
+			f[l+header.TCPMinimumSize+tcpOpts+i] = byte(i)
+		}
+		return f
+	}
+	for _, c := range []struct {
+		name  string
+		frame []byte
+		hl    int // 0: one view
+	}{
+		{"ipv4 tcp timestamps", frame(header.IPv4ProtocolNumber, uint8(header.TCPProtocolNumber), 12), 14 + 20 + 32},
+		{"ipv4 tcp", frame(header.IPv4ProtocolNumber, uint8(header.TCPProtocolNumber), 0), 14 + 20 + 20},
+		{"ipv6 tcp", frame(header.IPv6ProtocolNumber, uint8(header.TCPProtocolNumber), 12), 14 + 40 + 32},
+		{"ipv4 udp", frame(header.IPv4ProtocolNumber, uint8(header.UDPProtocolNumber), 0), 0},
+		{"ipv6 hop-by-hop", frame(header.IPv6ProtocolNumber, uint8(header.IPv6HopByHopOptionsExtHdrIdentifier), 0), 0},
+		{"arp", append(arpRequest(), make([]byte, payload)...), 0},
+		{"tcp headers only", frame(header.IPv4ProtocolNumber, uint8(header.TCPProtocolNumber), 0)[:14+20+20], 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			v := buffer.NewViewWithData(c.frame)
+			start := &v.AsSlice()[0]
+			b := splitHeaders(v)
+			defer b.Release()
+			var sizes []int
+			var first []*byte
+			b.Apply(func(v *buffer.View) {
+				sizes = append(sizes, v.Size())
+				first = append(first, &v.AsSlice()[0])
+			})
+			if !bytes.Equal(b.Flatten(), c.frame) {
+				t.Fatal("the buffer's bytes are not the frame's")
+			}
+			if c.hl == 0 {
+				if len(sizes) != 1 || first[0] != start {
+					t.Fatalf("views %v, want the frame's own view whole", sizes)
+				}
+				return
+			}
+			if len(sizes) != 2 || sizes[0] != c.hl || sizes[1] != len(c.frame)-c.hl {
+				t.Fatalf("views %v, want [%d %d]", sizes, c.hl, len(c.frame)-c.hl)
+			}
+			if first[1] != (*byte)(unsafe.Add(unsafe.Pointer(start), c.hl)) {
+				t.Fatal("the payload was copied out of the frame's view")
+			}
+		})
 	}
 }
