@@ -880,3 +880,94 @@ func netWorkloadFDs(t *testing.T, u User, name string) (string, error) {
 	}
 	return strings.Join(out, " "), nil
 }
+
+// TestNetPort: rl port, rl ps and inspect's NetworkSettings.Ports name the
+// host ports rl chose for -P (the image's EXPOSE, 80/tcp and 53/udp) and
+// for -p IP::CTRPORT, and those are the ports that serve: the httpd on the
+// container's port 80 answers at the port rl port names, and the others
+// are bound on the host. A port not published, a stopped container and a
+// bad port fail with 125 and one line naming them; a stopped container
+// lists none.
+func TestNetPort(t *testing.T) {
+	reg, dir := startHostile(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		h := newHostileSetup(t, reg, dir, u)
+		img := h.image(t, "rl/exposed-"+u.Name, nil, testenv.HostileConfig{
+			Cmd: []string{"sh"}, ExposedPorts: map[string]struct{}{"80/tcp": {}, "53/udp": {}},
+		}, testenv.FaultNone)
+		doc := userDir(t, u, "www")
+		const body = "published by -P\n"
+		writeUserFile(t, u, filepath.Join(doc, "index.html"), body)
+		name := netName("netport")
+		rlOKEnv(t, h.v, h.env, "run", "-d", "--name", name, "-P", "-p", "127.0.0.1::8080", "-v", doc+":/www:ro", img, "httpd", "-f", "-p", "80", "-h", "/www")
+		t.Cleanup(func() { rlEnv(t, h.v, h.env, "rm", "-f", name) })
+
+		r := rlOKEnv(t, h.v, h.env, "port", name)
+		hostOf := map[string]string{}
+		for _, l := range strings.Split(strings.TrimSpace(r.Stdout), "\n") {
+			m := regexp.MustCompile(`^(\d+/(?:tcp|udp)) -> ((?:0\.0\.0\.0|127\.0\.0\.1):[1-9]\d*)$`).FindStringSubmatch(l)
+			if m == nil {
+				t.Fatalf("rl port %s: line %q is not PORT/PROTO -> IP:HOSTPORT\n%v", name, l, r)
+			}
+			hostOf[m[1]] = m[2]
+		}
+		if len(hostOf) != 3 || !strings.HasPrefix(hostOf["80/tcp"], "0.0.0.0:") || !strings.HasPrefix(hostOf["53/udp"], "0.0.0.0:") || !strings.HasPrefix(hostOf["8080/tcp"], "127.0.0.1:") {
+			t.Fatalf("rl port %s: want 80/tcp and 53/udp on 0.0.0.0 (-P) and 8080/tcp on 127.0.0.1, got %v\n%v", name, hostOf, r)
+		}
+		web := strings.TrimPrefix(hostOf["80/tcp"], "0.0.0.0:")
+		if got, err := netHTTPGet(t, "http://127.0.0.1:"+web+"/index.html"); err != nil || got != body {
+			t.Errorf("GET the port rl port names for 80/tcp (%s): want %q, got %q, %v", web, body, got, err)
+		}
+		if c, err := net.ListenPacket("udp", hostOf["53/udp"]); err == nil {
+			c.Close()
+			t.Errorf("53/udp -> %s: the host port is not bound", hostOf["53/udp"])
+		}
+		if l, err := net.Listen("tcp", hostOf["8080/tcp"]); err == nil {
+			l.Close()
+			t.Errorf("8080/tcp -> %s: the host port is not bound", hostOf["8080/tcp"])
+		}
+		if r := rlOKEnv(t, h.v, h.env, "port", name, "80"); r.Stdout != hostOf["80/tcp"]+"\n" {
+			t.Errorf("rl port %s 80: want %s\n%v", name, hostOf["80/tcp"], r)
+		}
+		if r := rlOKEnv(t, h.v, h.env, "port", name, "53/udp"); r.Stdout != hostOf["53/udp"]+"\n" {
+			t.Errorf("rl port %s 53/udp: want %s\n%v", name, hostOf["53/udp"], r)
+		}
+		if r := rlOKEnv(t, h.v, h.env, "port", "-a"); !strings.Contains(r.Stdout, "\t80/tcp -> "+hostOf["80/tcp"]+"\n") {
+			t.Errorf("rl port -a: want 80/tcp -> %s\n%v", hostOf["80/tcp"], r)
+		}
+		r = rlOKEnv(t, h.v, h.env, "ps")
+		for _, want := range []string{hostOf["80/tcp"] + "->80/tcp", hostOf["53/udp"] + "->53/udp", hostOf["8080/tcp"] + "->8080/tcp"} {
+			if !strings.Contains(r.Stdout, want) {
+				t.Errorf("rl ps: want %s in PORTS\n%v", want, r)
+			}
+		}
+		tmpl := `{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostIp}}:{{(index (index .NetworkSettings.Ports "80/tcp") 0).HostPort}}`
+		if r := rlOKEnv(t, h.v, h.env, "inspect", "-f", tmpl, name); r.Stdout != hostOf["80/tcp"]+"\n" {
+			t.Errorf("rl inspect NetworkSettings.Ports[80/tcp]: want %s\n%v", hostOf["80/tcp"], r)
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"port", name, "81"}, "81/tcp"},
+			{[]string{"port", name, "80/sctp"}, "80/sctp"},
+			{[]string{"port", "rl-no-such-container"}, "rl-no-such-container"},
+			{[]string{"port"}, "-a"},
+		} {
+			r := rlEnv(t, h.v, h.env, c.args...)
+			if lines := netErrLines(r.Stderr); r.Code != 125 || r.Stdout != "" || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Errorf("rl %s: want exit 125 and one line naming %q\n%v", strings.Join(c.args, " "), c.want, r)
+			}
+		}
+		rlOKEnv(t, h.v, h.env, "stop", "-t", "0", name)
+		if r := rlOKEnv(t, h.v, h.env, "port", name); r.Stdout != "" {
+			t.Errorf("rl port of a stopped container: want nothing\n%v", r)
+		}
+		if r := rlEnv(t, h.v, h.env, "port", name, "80"); r.Code != 125 || !strings.Contains(r.Stderr, "not running") {
+			t.Errorf("rl port STOPPED 80: want exit 125 naming it not running\n%v", r)
+		}
+		if r := rlOKEnv(t, h.v, h.env, "inspect", "-f", "{{json .NetworkSettings.Ports}}", name); r.Stdout != "{}\n" {
+			t.Errorf("inspect of a stopped container: want no ports\n%v", r)
+		}
+	})
+}

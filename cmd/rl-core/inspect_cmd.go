@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
@@ -30,9 +31,23 @@ type inspectView struct {
 	Namespaces map[string]string `json:"Namespaces"`
 	Driver     string            `json:"Driver"`
 	LogPath    string            `json:"LogPath"`
-	Network    map[string]string `json:"NetworkSettings"`
+	Network    inspectNetwork    `json:"NetworkSettings"`
 	Tmpfs      []mounts.Tmpfs    `json:"Tmpfs,omitempty"`
 	Labels     map[string]string `json:"Labels,omitempty"`
+}
+
+// inspectNetwork is NetworkSettings: the mode (rl's) and the published
+// ports as docker and podman key them ("80/tcp": [{HostIp, HostPort}]),
+// the host ports -P and -p CTRPORT chose included; none while the
+// container does not run.
+type inspectNetwork struct {
+	Mode  string                       `json:"Mode"`
+	Ports map[string][]inspectHostPort `json:"Ports"`
+}
+
+type inspectHostPort struct {
+	HostIP   string `json:"HostIp"`
+	HostPort string `json:"HostPort"`
 }
 
 type inspectState struct {
@@ -110,7 +125,15 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 		for ns, link := range st.Namespaces {
 			v.Namespaces[ns] = fmt.Sprintf("/proc/%d/ns/%s (%s)", st.Pid, ns, link)
 		}
-		v.Network = map[string]string{"Mode": v.HostConfig.NetworkMode}
+		v.Network = inspectNetwork{Mode: v.HostConfig.NetworkMode, Ports: map[string][]inspectHostPort{}}
+		for _, m := range published(st.Ports) {
+			ip := "0.0.0.0"
+			if m.HostIP.IsValid() {
+				ip = m.HostIP.String()
+			}
+			k := m.Container()
+			v.Network.Ports[k] = append(v.Network.Ports[k], inspectHostPort{HostIP: ip, HostPort: strconv.Itoa(int(m.HostPort))})
+		}
 		views = append(views, v)
 		return nil
 	})

@@ -37,6 +37,7 @@ func main() {
 		"logs":    runLogs,
 		"attach":  runAttach,
 		"inspect": runInspect,
+		"port":    runPort,
 		"ps":      runPs,
 		"rm":      runRm,
 		"rmi":     runRmi,

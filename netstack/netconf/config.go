@@ -17,12 +17,41 @@ type PortMapping struct {
 	GuestPort uint16     // the container's port
 }
 
+// String is the mapping as rl ps shows it and the container's state keeps
+// it: "0.0.0.0:8080->80/tcp", "[::1]:8080->80/tcp" (ParsePortMapping reads
+// it back).
 func (p PortMapping) String() string {
-	host := "0.0.0.0"
-	if p.HostIP.IsValid() {
-		host = p.HostIP.String()
+	return p.Host() + "->" + p.Container()
+}
+
+// Host is the host's end: "0.0.0.0:8080" (every address), "[::1]:8080".
+func (p PortMapping) Host() string {
+	ip := p.HostIP
+	if !ip.IsValid() {
+		ip = netip.IPv4Unspecified()
 	}
-	return fmt.Sprintf("%s:%d->%d/%s", host, p.HostPort, p.GuestPort, p.Proto)
+	return netip.AddrPortFrom(ip, p.HostPort).String()
+}
+
+// Container is the container's end: "80/tcp".
+func (p PortMapping) Container() string {
+	return fmt.Sprintf("%d/%s", p.GuestPort, p.Proto)
+}
+
+// ParsePortMapping reads back what String wrote.
+func ParsePortMapping(s string) (PortMapping, error) {
+	host, ctr, ok := strings.Cut(s, "->")
+	port, proto, ok2 := strings.Cut(ctr, "/")
+	hp, err := netip.ParseAddrPort(host)
+	guest, err2 := strconv.ParseUint(port, 10, 16)
+	if !ok || !ok2 || err != nil || err2 != nil || (proto != "tcp" && proto != "udp") {
+		return PortMapping{}, fmt.Errorf("published port %q: want HOSTIP:HOSTPORT->PORT/tcp|udp", s)
+	}
+	m := PortMapping{Proto: proto, HostIP: hp.Addr(), HostPort: hp.Port(), GuestPort: uint16(guest)}
+	if m.HostIP == netip.IPv4Unspecified() {
+		m.HostIP = netip.Addr{}
+	}
+	return m, nil
 }
 
 // Config is the network of one container. DefaultConfig gives podman's

@@ -149,3 +149,29 @@ func TestHostResolvers(t *testing.T) {
 		t.Error("a missing resolv.conf gave no error")
 	}
 }
+
+// TestPortMappingString: the state's form of a published port reads back
+// as the mapping it was written from; an IPv6 host address is bracketed.
+func TestPortMappingString(t *testing.T) {
+	for _, c := range []struct {
+		m    PortMapping
+		want string
+	}{
+		{PortMapping{Proto: "tcp", HostPort: 8080, GuestPort: 80}, "0.0.0.0:8080->80/tcp"},
+		{PortMapping{Proto: "udp", HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 5353, GuestPort: 53}, "127.0.0.1:5353->53/udp"},
+		{PortMapping{Proto: "tcp", HostIP: netip.MustParseAddr("::1"), HostPort: 8443, GuestPort: 443}, "[::1]:8443->443/tcp"},
+	} {
+		if got := c.m.String(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.m, got, c.want)
+		}
+		back, err := ParsePortMapping(c.want)
+		if err != nil || back != c.m {
+			t.Errorf("ParsePortMapping(%q) = %+v, %v; want %+v", c.want, back, err, c.m)
+		}
+	}
+	for _, bad := range []string{"", "8080:80", "0.0.0.0:8080->80", "0.0.0.0:8080->80/sctp", "x:1->2/tcp", "0.0.0.0:8080->99999/tcp"} {
+		if _, err := ParsePortMapping(bad); err == nil {
+			t.Errorf("ParsePortMapping(%q): no error", bad)
+		}
+	}
+}

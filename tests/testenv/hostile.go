@@ -45,6 +45,8 @@ type HostileConfig struct {
 	Env        []string `json:"Env,omitempty"`
 	User       string   `json:"User,omitempty"`
 	WorkingDir string   `json:"WorkingDir,omitempty"`
+	// ExposedPorts is the image's EXPOSE ("80/tcp": {}).
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 }
 
 // BuildHostile writes an OCI layout to dir (replacing it), tagged

@@ -37,6 +37,7 @@ type CLI struct {
 	Logs    LogsCmd    `cmd:"" help:"Show a detached container's output."`
 	Attach  AttachCmd  `cmd:"" help:"Attach to a detached container's output (and input, with -i); ctrl-p ctrl-q detaches."`
 	Inspect InspectCmd `cmd:"" help:"Show containers' configuration and state as JSON."`
+	Port    PortCmd    `cmd:"" help:"List a running container's published ports (-a: every running container's)."`
 	Ps      PsCmd      `cmd:"" help:"List containers."`
 	Rm      RmCmd      `cmd:"" help:"Remove containers."`
 	Pull    PullCmd    `cmd:"" help:"Pull an image from a registry."`

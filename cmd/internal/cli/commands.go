@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -238,6 +239,43 @@ type AttachCmd struct {
 type InspectCmd struct {
 	Format     string   `short:"f" help:"Go template to format each container."`
 	Containers []string `arg:"" help:"Containers to inspect."`
+}
+
+// PortCmd is `rl port`.
+type PortCmd struct {
+	All       bool   `short:"a" help:"List the published ports of every running container."`
+	Container string `arg:"" optional:"" help:"Container."`
+	Port      string `arg:"" optional:"" help:"Only this container port: PORT or PORT/tcp|udp."`
+}
+
+// Validate checks the arguments before any namespace does.
+func (c *PortCmd) Validate() error {
+	switch {
+	case c.All && c.Container != "":
+		return fmt.Errorf("-a lists every running container: give no container with it")
+	case !c.All && c.Container == "":
+		return fmt.Errorf("give a container, or -a for every running container")
+	}
+	if c.Port != "" {
+		if _, _, err := ContainerPort(c.Port); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ContainerPort reads rl port's PORT[/tcp|udp] (tcp when no protocol is
+// given).
+func ContainerPort(s string) (uint16, string, error) {
+	port, proto, _ := strings.Cut(s, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || n == 0 || (proto != "tcp" && proto != "udp") {
+		return 0, "", fmt.Errorf("%q is not a container port: give PORT, PORT/tcp or PORT/udp (e.g. 80/tcp)", s)
+	}
+	return uint16(n), proto, nil
 }
 
 // PullCmd is `rl pull`.
