@@ -40,7 +40,7 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 		TTY: o.TTY, Interactive: o.Interactive, AutoRm: o.Remove, Init: o.Init,
 		StopSignal: stopSignal(cfg), StopTimeout: o.StopTimeout,
 		Namespaces: o.Namespaces, UserNS: o.UserNS,
-		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS,
+		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS, AddHosts: o.AddHosts,
 		Caps: o.Caps, NoNewPrivs: o.NoNewPrivs, Privileged: o.Privileged, Unmask: o.Unmask, Seccomp: o.Seccomp,
 	}
 	for p := range cfg.Config.ExposedPorts {

@@ -67,6 +67,7 @@ type network struct {
 	mode       string
 	cfg        netconf.Config
 	dns        []string // --dns: the container's nameservers instead of the stack's relay
+	addHosts   []hostEntry
 	listeners  *netconf.Listeners
 	published  []string // "0.0.0.0:8080->80/tcp", ephemeral ports resolved
 	warn       func(format string, a ...any)
@@ -92,6 +93,9 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 		return nil, err
 	}
 	n := &network{mode: mode, dns: rec.DNS, name: rec.Name}
+	if n.addHosts, err = addHosts(rec.AddHosts, mode); err != nil {
+		return nil, err
+	}
 	if mode != NetSlirp {
 		if len(rec.Ports) > 0 || rec.PublishAll {
 			return nil, fmt.Errorf("-p and -P need user-mode networking; --network %s has none (with host, the container's ports are the host's already)", mode)
@@ -341,7 +345,69 @@ func (n *network) hosts(hostname string) string {
 	default:
 		s += "127.0.1.1\t" + hostname + "\n"
 	}
+	for _, e := range n.addHosts {
+		ip := e.ip
+		if ip == hostGateway {
+			ip = "127.0.0.1" // --network host: the host's own loopback
+			if n.mode == NetSlirp {
+				ip = n.cfg.Gateway.String()
+			}
+		}
+		s += ip + "\t" + strings.Join(e.names, " ") + "\n"
+	}
 	return s
+}
+
+// hostEntry is one --add-host: its names and its address, or hostGateway.
+type hostEntry struct {
+	names []string
+	ip    string
+}
+
+// hostGateway is --add-host's address for the host (docker's and
+// podman's name): the gateway with user-mode networking (which reaches the
+// host's loopback only with allow_host_loopback, as host.containers.internal
+// does), the host's loopback with --network host.
+const hostGateway = "host-gateway"
+
+// addHosts reads --add-host NAME[;NAME...]:IP as docker and podman take it:
+// the first colon ends the names, so an IPv6 address needs no brackets
+// (they are allowed). host-gateway needs a network that has a way to the
+// host.
+func addHosts(specs []string, mode string) ([]hostEntry, error) {
+	var out []hostEntry
+	for _, s := range specs {
+		bad := func(why string) error {
+			return fmt.Errorf("invalid --add-host %q: %s: give NAME:IP, e.g. db:192.168.1.10 or myhost:%s", s, why, hostGateway)
+		}
+		names, ip, _ := strings.Cut(s, ":")
+		switch {
+		case names == "":
+			return nil, bad("no name")
+		case ip == "":
+			return nil, bad("no address")
+		}
+		e := hostEntry{names: strings.Split(names, ";")}
+		for _, name := range e.names {
+			if name == "" || len(name) > 253 || strings.ContainsAny(name, " \t\n#:/") {
+				return nil, bad(fmt.Sprintf("%q is not a host name", name))
+			}
+		}
+		switch ip = strings.TrimSuffix(strings.TrimPrefix(ip, "["), "]"); {
+		case ip == hostGateway && mode != NetSlirp && mode != NetHost:
+			return nil, fmt.Errorf("--add-host %q: --network %s has no way to the host; use the default network or --network host", s, mode)
+		case ip == hostGateway:
+		default:
+			a, err := netip.ParseAddr(ip)
+			if err != nil {
+				return nil, bad(fmt.Sprintf("%q is not an IP address", ip))
+			}
+			ip = a.String()
+		}
+		e.ip = ip
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // resolvConf is the container's /etc/resolv.conf: the stack's DNS relay,
@@ -409,6 +475,9 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 		if _, err := netip.ParseAddr(d); err != nil {
 			return "", fmt.Errorf("invalid --dns %q: give an IP address", d)
 		}
+	}
+	if _, err := addHosts(rec.AddHosts, mode); err != nil {
+		return "", err
 	}
 	return mode, nil
 }

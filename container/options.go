@@ -35,6 +35,7 @@ type RunOptions struct {
 	Ports       []string // -p
 	PublishAll  bool     // -P
 	DNS         []string // --dns
+	AddHosts    []string // --add-host NAME[;NAME...]:IP
 	Caps        []string // resolved --cap-add/--cap-drop/--privileged (container/caps)
 	NoNewPrivs  bool
 	Privileged  bool

@@ -50,6 +50,7 @@ type Record struct {
 	PublishAll   bool     `json:"publishAll,omitempty"`
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	DNS          []string `json:"dns,omitempty"`
+	AddHosts     []string `json:"addHosts,omitempty"` // --add-host NAME[;NAME...]:IP
 	// Security: the capabilities the workload keeps, no_new_privs, and
 	// the paths not masked (unmask, or all with privileged).
 	Caps       []string `json:"caps"`

@@ -971,3 +971,47 @@ func TestNetPort(t *testing.T) {
 		}
 	})
 }
+
+// TestNetAddHost: --add-host entries end the container's /etc/hosts as
+// docker and podman write them (several names, IPv6 with or without
+// brackets, host-gateway as the gateway, or the host's loopback with
+// --network host), and a bad entry fails rl run with 125 and one line
+// naming it, before any container exists.
+func TestNetAddHost(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		r := rlOK(t, u, "run", "--rm", "--add-host", "db:192.168.1.10", "--add-host", "a;b:fd00::9", "--add-host", "v6:[::1]",
+			"--add-host", "gw:host-gateway", "busybox", "cat", "/etc/hosts")
+		want := "192.168.1.10\tdb\nfd00::9\ta b\n::1\tv6\n10.0.2.2\tgw\n"
+		if !strings.HasSuffix(r.Stdout, want) || !strings.Contains(r.Stdout, "10.0.2.2\thost.containers.internal") {
+			t.Errorf("/etc/hosts: want the image's entries, then\n%s\n%v", want, r)
+		}
+		name := netName("addhost")
+		netDetached(t, u, name, "--add-host", "db:192.168.1.10", "busybox", "sleep", "60")
+		if r := rlOK(t, u, "inspect", "-f", "{{json .HostConfig.ExtraHosts}}", name); r.Stdout != `["db:192.168.1.10"]`+"\n" {
+			t.Errorf("inspect: want HostConfig.ExtraHosts [db:192.168.1.10]\n%v", r)
+		}
+		if r := rlOK(t, u, "run", "--rm", "--network", "host", "--add-host", "gw:host-gateway", "busybox", "tail", "-n", "1", "/etc/hosts"); r.Stdout != "127.0.0.1\tgw\n" {
+			t.Errorf("--network host: host-gateway is the host's loopback\n%v", r)
+		}
+		before := rlOK(t, u, "ps", "-a", "-q").Stdout
+		for _, c := range []struct{ arg, flags, want string }{
+			{"db", "", "no address"},
+			{":1.2.3.4", "", "no name"},
+			{"db:10.0.2.300", "", `"10.0.2.300" is not an IP address`},
+			{"a b:1.2.3.4", "", `"a b" is not a host name`},
+			{"gw:host-gateway", "none", "--network none has no way to the host"},
+		} {
+			args := []string{"run", "--rm", "--add-host", c.arg}
+			if c.flags != "" {
+				args = append(args, "--network", c.flags)
+			}
+			r := rl(t, u, append(args, "busybox", "true")...)
+			if lines := netErrLines(r.Stderr); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Errorf("rl %s: want exit 125 and one line with %q\n%v", strings.Join(args, " "), c.want, r)
+			}
+		}
+		if after := rlOK(t, u, "ps", "-a", "-q").Stdout; after != before {
+			t.Errorf("a refused --add-host left containers: before %q, after %q", before, after)
+		}
+	})
+}

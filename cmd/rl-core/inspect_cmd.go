@@ -77,6 +77,7 @@ type inspectHostConfig struct {
 	Init           bool              `json:"Init"`
 	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
 	NetworkMode    string            `json:"NetworkMode"`
+	ExtraHosts     []string          `json:"ExtraHosts"`
 	Privileged     bool              `json:"Privileged"`
 	EffectiveCaps  []string          `json:"EffectiveCaps"`
 	NoNewPrivs     bool              `json:"NoNewPrivileges"`
@@ -109,7 +110,7 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 			},
 			HostConfig: inspectHostConfig{
 				AutoRemove: rec.AutoRm, Init: rec.Init, ReadonlyRootfs: rec.ReadOnly,
-				NetworkMode: mode(rec.Namespaces["net"]), Namespaces: rec.Namespaces, UsernsMode: rec.UserNS,
+				NetworkMode: mode(rec.Namespaces["net"]), ExtraHosts: append([]string{}, rec.AddHosts...), Namespaces: rec.Namespaces, UsernsMode: rec.UserNS,
 				Privileged: rec.Privileged, EffectiveCaps: rec.Caps, NoNewPrivs: rec.NoNewPrivs, Unmask: rec.Unmask,
 				Seccomp: seccompName(rec),
 			},

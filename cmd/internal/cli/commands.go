@@ -38,6 +38,7 @@ type RunCmd struct {
 	Publish     []string `short:"p" help:"Publish a port: [IP:]HOSTPORT:CTRPORT[/tcp|/udp], ranges as 8000-8010:80-90." sep:"none"`
 	PublishAll  bool     `short:"P" name:"publish-all" help:"Publish the image's EXPOSE ports on free host ports."`
 	DNS         []string `name:"dns" help:"Nameserver for the container (default: rl's DNS relay to the host's resolvers)." sep:"none"`
+	AddHost     []string `name:"add-host" help:"Add NAME[;NAME...]:IP to the container's /etc/hosts (IP host-gateway: the host, as host.containers.internal)." sep:"none"`
 	PID         string   `name:"pid" help:"PID namespace: private, host or container:NAME (default: private; host when an outer container masks /proc)."`
 	IPC         string   `name:"ipc" help:"IPC namespace: private, shareable, host or container:NAME." default:"private"`
 	UTS         string   `name:"uts" help:"UTS namespace: private, host or container:NAME." default:"private"`
