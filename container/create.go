@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -40,11 +41,20 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 		TTY: o.TTY, Interactive: o.Interactive, AutoRm: o.Remove, Init: o.Init,
 		StopSignal: stopSignal(cfg), StopTimeout: o.StopTimeout,
 		Namespaces: o.Namespaces, UserNS: o.UserNS,
-		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS, AddHosts: o.AddHosts,
+		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS, AddHosts: o.AddHosts, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions,
 		Caps: o.Caps, NoNewPrivs: o.NoNewPrivs, Privileged: o.Privileged, Unmask: o.Unmask, Seccomp: o.Seccomp,
 	}
 	for p := range cfg.Config.ExposedPorts {
 		rec.ExposedPorts = append(rec.ExposedPorts, p)
+	}
+	more, err := exposed(o.Expose)
+	if err != nil {
+		return nil, rec, err
+	}
+	for _, p := range more {
+		if !slices.Contains(rec.ExposedPorts, p) {
+			rec.ExposedPorts = append(rec.ExposedPorts, p)
+		}
 	}
 	sort.Strings(rec.ExposedPorts)
 	if _, err := prepareCheck(rec); err != nil {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,13 @@ const (
 func ParseNetwork(s string) (mode, opts string, err error) {
 	mode, opts, _ = strings.Cut(s, ":")
 	switch mode {
+	case "bridge", "pasta":
+		// docker's default network and podman 5's: rl's user-mode network
+		// stands in for both, with its own options.
+		if opts != "" {
+			return "", "", fmt.Errorf("--network %s: rl's user-mode network has slirp's options, not %s's: use slirp:OPTIONS (mtu=, allow_host_loopback=, enable_ipv6=, cidr=)", s, mode)
+		}
+		mode = NetSlirp
 	case "", "private", "slirp4netns", NetSlirp:
 		mode = NetSlirp
 	case NetNone, NetHost:
@@ -67,6 +75,8 @@ type network struct {
 	mode       string
 	cfg        netconf.Config
 	dns        []string // --dns: the container's nameservers instead of the stack's relay
+	dnsSearch  []string // --dns-search: instead of the host's search domains ("." for none)
+	dnsOptions []string // --dns-option: instead of the host's options
 	addHosts   []hostEntry
 	listeners  *netconf.Listeners
 	published  []string // "0.0.0.0:8080->80/tcp", ephemeral ports resolved
@@ -92,7 +102,7 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &network{mode: mode, dns: rec.DNS, name: rec.Name}
+	n := &network{mode: mode, dns: rec.DNS, dnsSearch: rec.DNSSearch, dnsOptions: rec.DNSOptions, name: rec.Name}
 	if n.addHosts, err = addHosts(rec.AddHosts, mode); err != nil {
 		return nil, err
 	}
@@ -358,6 +368,35 @@ func (n *network) hosts(hostname string) string {
 	return s
 }
 
+// exposed reads --expose PORT[-PORT][/tcp|/udp] into the image's EXPOSE
+// form, one port each ("80/tcp").
+func exposed(specs []string) ([]string, error) {
+	var out []string
+	for _, s := range specs {
+		ms, err := netconf.ParsePorts([]string{s})
+		if err == nil && strings.Contains(s, ":") {
+			err = errors.New("a host address or port is -p's")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("invalid --expose %q: %v: give PORT, PORT/udp or a range as 8000-8010", s, err)
+		}
+		for _, m := range ms {
+			out = append(out, m.Container())
+		}
+	}
+	return out, nil
+}
+
+// resolverWords checks --dns-search or --dns-option values: each one word.
+func resolverWords(flag string, vals []string) error {
+	for _, v := range vals {
+		if v == "" || strings.ContainsAny(v, " \t\n#;") {
+			return fmt.Errorf("invalid --%s %q: give one word, e.g. %s", flag, v, map[string]string{"dns-search": "example.com", "dns-option": "ndots:2"}[flag])
+		}
+	}
+	return nil
+}
+
 // hostEntry is one --add-host: its names and its address, or hostGateway.
 type hostEntry struct {
 	names []string
@@ -422,7 +461,9 @@ func (n *network) resolvConf() string {
 			hostServers = append(hostServers, f[1])
 			continue
 		}
-		if len(f) > 0 && (f[0] == "search" || f[0] == "domain" || f[0] == "options") {
+		switch {
+		case len(f) == 0:
+		case (f[0] == "search" || f[0] == "domain") && len(n.dnsSearch) == 0, f[0] == "options" && len(n.dnsOptions) == 0:
 			keep = append(keep, line)
 		}
 	}
@@ -458,6 +499,12 @@ func (n *network) resolvConf() string {
 	for _, l := range keep {
 		b.WriteString(l + "\n")
 	}
+	if len(n.dnsSearch) > 0 && !slices.Equal(n.dnsSearch, []string{"."}) {
+		b.WriteString("search " + strings.Join(n.dnsSearch, " ") + "\n")
+	}
+	if len(n.dnsOptions) > 0 {
+		b.WriteString("options " + strings.Join(n.dnsOptions, " ") + "\n")
+	}
 	return b.String()
 }
 
@@ -477,6 +524,12 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 		}
 	}
 	if _, err := addHosts(rec.AddHosts, mode); err != nil {
+		return "", err
+	}
+	if err := resolverWords("dns-search", rec.DNSSearch); err != nil {
+		return "", err
+	}
+	if err := resolverWords("dns-option", rec.DNSOptions); err != nil {
 		return "", err
 	}
 	return mode, nil

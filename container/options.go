@@ -36,6 +36,9 @@ type RunOptions struct {
 	PublishAll  bool     // -P
 	DNS         []string // --dns
 	AddHosts    []string // --add-host NAME[;NAME...]:IP
+	DNSSearch   []string // --dns-search
+	DNSOptions  []string // --dns-option
+	Expose      []string // --expose: ports -P publishes besides the image's EXPOSE
 	Caps        []string // resolved --cap-add/--cap-drop/--privileged (container/caps)
 	NoNewPrivs  bool
 	Privileged  bool

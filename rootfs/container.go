@@ -51,6 +51,8 @@ type Record struct {
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	DNS          []string `json:"dns,omitempty"`
 	AddHosts     []string `json:"addHosts,omitempty"` // --add-host NAME[;NAME...]:IP
+	DNSSearch    []string `json:"dnsSearch,omitempty"`
+	DNSOptions   []string `json:"dnsOptions,omitempty"`
 	// Security: the capabilities the workload keeps, no_new_privs, and
 	// the paths not masked (unmask, or all with privileged).
 	Caps       []string `json:"caps"`

@@ -1015,3 +1015,50 @@ func TestNetAddHost(t *testing.T) {
 		}
 	})
 }
+
+// TestNetRunFlagsCompat: the network flags docker and podman users type:
+// --net, --network bridge and pasta (rl's user-mode network, no foreign
+// options), --dns-search (. for none) and --dns-option in place of the
+// host's, --expose ranges published by -P. Bad values fail with 125 and
+// one line naming them.
+func TestNetRunFlagsCompat(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		if r := rlOK(t, u, "run", "--rm", "--net", "none", "busybox", "ls", "/sys/class/net"); r.Stdout != "lo\n" {
+			t.Errorf("--net none: want lo only\n%v", r)
+		}
+		for _, n := range []string{"bridge", "pasta"} {
+			if r := rlOK(t, u, "run", "--rm", "--network", n, "busybox", "ls", "/sys/class/net"); r.Stdout != "lo\ntap0\n" {
+				t.Errorf("--network %s: want rl's user-mode network (tap0)\n%v", n, r)
+			}
+		}
+		r := rlOK(t, u, "run", "--rm", "--dns-search", "example.com", "--dns-search", "corp.example", "--dns-option", "ndots:2", "--dns-opt", "timeout:1", "busybox", "cat", "/etc/resolv.conf")
+		if !strings.HasSuffix(r.Stdout, "search example.com corp.example\noptions ndots:2 timeout:1\n") || strings.Count(r.Stdout, "search") != 1 || strings.Count(r.Stdout, "options") != 1 || !strings.HasPrefix(r.Stdout, "nameserver 10.0.2.3\n") {
+			t.Errorf("--dns-search, --dns-option: want the relay, then one search and one options line with the given values\n%v", r)
+		}
+		if r := rlOK(t, u, "run", "--rm", "--dns-search", ".", "busybox", "cat", "/etc/resolv.conf"); strings.Contains(r.Stdout, "search") || strings.Contains(r.Stdout, "domain") {
+			t.Errorf("--dns-search .: want no search domains\n%v", r)
+		}
+		name := netName("expose")
+		netDetached(t, u, name, "--expose", "8000-8001", "--expose", "53/udp", "-P", "busybox", "sleep", "60")
+		r = rlOK(t, u, "port", name)
+		if !regexp.MustCompile(`(?s)^53/udp -> 0\.0\.0\.0:\d+\n8000/tcp -> 0\.0\.0\.0:\d+\n8001/tcp -> 0\.0\.0\.0:\d+\n$`).MatchString(r.Stdout) {
+			t.Errorf("--expose 8000-8001 --expose 53/udp -P: want the three published\n%v", r)
+		}
+		for _, c := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--network", "pasta:-T,5000"}, "slirp:OPTIONS"},
+			{[]string{"--dns-search", "a b"}, `--dns-search "a b"`},
+			{[]string{"--dns-option", ""}, `--dns-option ""`},
+			{[]string{"--expose", "1.2.3.4:80:80"}, `--expose "1.2.3.4:80:80"`},
+			{[]string{"--expose", "70000"}, `--expose "70000"`},
+		} {
+			args := append(append([]string{"run", "--rm"}, c.args...), "busybox", "true")
+			r := rl(t, u, args...)
+			if lines := netErrLines(r.Stderr); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Errorf("rl %s: want exit 125 and one line with %q\n%v", strings.Join(args, " "), c.want, r)
+			}
+		}
+	})
+}

@@ -34,10 +34,13 @@ type RunCmd struct {
 	ReadOnly    bool     `name:"read-only" help:"Mount the rootfs read-only (/tmp, /var/tmp and /run stay writable tmpfs)."`
 	Hostname    string   `help:"Container hostname (default: the short container id)."`
 	Pull        string   `help:"Pull the image: missing, always or never." enum:"missing,always,never,newer" default:"missing"`
-	Network     string   `help:"Network: slirp[:OPTIONS] (user-mode, the default; options mtu=, allow_host_loopback=, enable_ipv6=, cidr=), none, or host." default:"slirp"`
+	Network     string   `aliases:"net" help:"Network: slirp[:OPTIONS] (user-mode, the default, also named bridge, pasta, slirp4netns and private; options mtu=, allow_host_loopback=, enable_ipv6=, cidr=), none, host or container:NAME." default:"slirp"`
 	Publish     []string `short:"p" help:"Publish a port: [IP:]HOSTPORT:CTRPORT[/tcp|/udp], ranges as 8000-8010:80-90." sep:"none"`
 	PublishAll  bool     `short:"P" name:"publish-all" help:"Publish the image's EXPOSE ports on free host ports."`
 	DNS         []string `name:"dns" help:"Nameserver for the container (default: rl's DNS relay to the host's resolvers)." sep:"none"`
+	DNSSearch   []string `name:"dns-search" help:"Search domain for the container's /etc/resolv.conf (. for none; default: the host's)." sep:"none"`
+	DNSOption   []string `name:"dns-option" aliases:"dns-opt" help:"Resolver option for the container's /etc/resolv.conf (default: the host's)." sep:"none"`
+	Expose      []string `name:"expose" help:"Expose a port or range (PORT[-PORT][/tcp|/udp]), published with -P as the image's EXPOSE." sep:"none"`
 	AddHost     []string `name:"add-host" help:"Add NAME[;NAME...]:IP to the container's /etc/hosts (IP host-gateway: the host, as host.containers.internal)." sep:"none"`
 	PID         string   `name:"pid" help:"PID namespace: private, host or container:NAME (default: private; host when an outer container masks /proc)."`
 	IPC         string   `name:"ipc" help:"IPC namespace: private, shareable, host or container:NAME." default:"private"`

@@ -130,7 +130,7 @@ func ParseTmpfs(list []string) ([]mounts.Tmpfs, error) {
 func ValidateNetwork(mode string) error {
 	name, _, _ := strings.Cut(mode, ":")
 	switch name {
-	case "", "slirp", "slirp4netns", "private", "none", "host":
+	case "", "slirp", "slirp4netns", "private", "bridge", "pasta", "none", "host":
 		return nil
 	case "container":
 		return ValidateNamespace("network", mode)

@@ -32,7 +32,7 @@ var pureRunFlags = map[string]bool{
 	"stop-timeout": true, "name": true, "workdir": true, "user": true,
 	"entrypoint": true, "tmpfs": true, "read-only": true, "hostname": true,
 	"pull": true, "network": true, "publish": true, "publish-all": true,
-	"dns": true, "add-host": true, "pid": true, "ipc": true, "uts": true, "cgroupns": true,
+	"dns": true, "add-host": true, "dns-search": true, "dns-option": true, "expose": true, "pid": true, "ipc": true, "uts": true, "cgroupns": true,
 	"userns": true, "cap-add": true, "cap-drop": true, "privileged": true,
 	"tls-verify": true, "quiet": true,
 	"root": true, "runroot": true, "storage-driver": true,
