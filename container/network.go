@@ -387,11 +387,12 @@ func exposed(specs []string) ([]string, error) {
 	return out, nil
 }
 
-// resolverWords checks --dns-search or --dns-option values: each one word.
-func resolverWords(flag string, vals []string) error {
+// resolverWords checks --dns-search or --dns-option values: each one word
+// of resolv.conf's line.
+func resolverWords(flag, example string, vals []string) error {
 	for _, v := range vals {
 		if v == "" || strings.ContainsAny(v, " \t\n#;") {
-			return fmt.Errorf("invalid --%s %q: give one word, e.g. %s", flag, v, map[string]string{"dns-search": "example.com", "dns-option": "ndots:2"}[flag])
+			return fmt.Errorf("invalid --%s %q: give one word, e.g. %s", flag, v, example)
 		}
 	}
 	return nil
@@ -450,7 +451,8 @@ func addHosts(specs []string, mode string) ([]hostEntry, error) {
 }
 
 // resolvConf is the container's /etc/resolv.conf: the stack's DNS relay,
-// or --dns, with the host's search domains and options.
+// or --dns, with the host's search domains and options, or --dns-search's
+// and --dns-option's.
 func (n *network) resolvConf() string {
 	host, _ := os.ReadFile("/etc/resolv.conf")
 	var keep []string
@@ -526,10 +528,10 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 	if _, err := addHosts(rec.AddHosts, mode); err != nil {
 		return "", err
 	}
-	if err := resolverWords("dns-search", rec.DNSSearch); err != nil {
+	if err := resolverWords("dns-search", "example.com", rec.DNSSearch); err != nil {
 		return "", err
 	}
-	if err := resolverWords("dns-option", rec.DNSOptions); err != nil {
+	if err := resolverWords("dns-option", "ndots:2", rec.DNSOptions); err != nil {
 		return "", err
 	}
 	return mode, nil
