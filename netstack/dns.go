@@ -71,7 +71,7 @@ func (n *Stack) serveDNSUDP(pc *gonet.UDPConn, sem chan struct{}) {
 // answer, or nil.
 func (n *Stack) askUpstream(query []byte) []byte {
 	for _, up := range n.cfg.DNSServers {
-		c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(up))
+		c, err := net.DialUDP("udp", n.localUDP(up.Addr()), net.UDPAddrFromAddrPort(up))
 		if err != nil {
 			continue
 		}
@@ -107,6 +107,9 @@ func (n *Stack) serveDNSTCP(ln *gonet.TCPListener) {
 		n.goTracked(func() {
 			for _, up := range n.cfg.DNSServers {
 				d := net.Dialer{Timeout: dnsTimeout}
+				if l := n.cfg.LocalFor(up.Addr()); l.IsValid() {
+					d.LocalAddr = &net.TCPAddr{IP: l.AsSlice()}
+				}
 				host, err := d.DialContext(n.ctx, "tcp", up.String())
 				if err == nil {
 					relayTCP(guest, host.(*net.TCPConn))

@@ -76,6 +76,9 @@ func (n *Stack) forwardTCP(r *tcp.ForwarderRequest) {
 		return
 	}
 	d := net.Dialer{Timeout: dialTimeout}
+	if l := n.cfg.LocalFor(target.Addr()); l.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: l.AsSlice()}
+	}
 	host, err := d.DialContext(n.ctx, "tcp", target.String())
 	if err != nil {
 		r.Complete(true)
@@ -102,7 +105,7 @@ func (n *Stack) forwardUDP(r *udp.ForwarderRequest) bool {
 	if !ok {
 		return false
 	}
-	host, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(target))
+	host, err := net.DialUDP("udp", n.localUDP(target.Addr()), net.UDPAddrFromAddrPort(target))
 	if err != nil {
 		return false
 	}
@@ -228,4 +231,13 @@ func (f *udpFlow) pump(src net.Conn, send func([]byte) error) {
 func isPortInUse(err tcpip.Error) bool {
 	_, ok := err.(*tcpip.ErrPortInUse)
 	return ok
+}
+
+// localUDP is the local address of a UDP socket to dst (outbound_addr), nil
+// for the kernel's choice.
+func (n *Stack) localUDP(dst netip.Addr) *net.UDPAddr {
+	if l := n.cfg.LocalFor(dst); l.IsValid() {
+		return &net.UDPAddr{IP: l.AsSlice()}
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -1058,6 +1059,62 @@ func TestNetRunFlagsCompat(t *testing.T) {
 			r := rl(t, u, args...)
 			if lines := netErrLines(r.Stderr); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
 				t.Errorf("rl %s: want exit 125 and one line with %q\n%v", strings.Join(args, " "), c.want, r)
+			}
+		}
+	})
+}
+
+// TestNetOutboundAddr: slirp:outbound_addr=IP makes NAT connections (TCP
+// and UDP) leave from that host address, as slirp4netns's option does: a
+// second address on the host's veth, which the test host routes back, is
+// the echo servers' peer; an interface name takes its first address; an
+// address that is not the host's, or no such interface, fails rl run with
+// 125 and one line.
+func TestNetOutboundAddr(t *testing.T) {
+	nh := netNeedHelper(t)
+	ns := netTestHost(t)
+	b := ns.HostAddr.As4()
+	extra := netip.AddrFrom4([4]byte{192, 168, 251, b[3]})
+	for _, s := range [][]string{
+		{"addr", "add", extra.String() + "/32", "dev", ns.HostIf},
+		{"-n", ns.Name, "route", "add", extra.String() + "/32", "dev", ns.NSIf},
+	} {
+		if out, err := exec.Command("ip", s...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v\n%s", strings.Join(s, " "), err, out)
+		}
+	}
+	tcpAddr := fmt.Sprintf("%s:7010", ns.NSAddr)
+	udpAddr := fmt.Sprintf("%s:7011", ns.NSAddr)
+	netStartServer(t, ns.Command(nh, "tcp-echo", tcpAddr))
+	netStartServer(t, ns.Command(nh, "udp-echo", udpAddr))
+	forEachUser(t, func(t *testing.T, u User) {
+		for _, c := range []struct{ opt, peer string }{
+			{"outbound_addr=" + extra.String(), extra.String()},
+			{"outbound_addr=" + ns.HostIf, ns.HostAddr.String()},
+			{"", ns.HostAddr.String()},
+		} {
+			netw := "slirp"
+			if c.opt != "" {
+				netw += ":" + c.opt
+			}
+			for _, p := range []struct{ client, addr, want string }{
+				{"tcp-client", tcpAddr, `^peer=%s:\d+\nhello$`},
+				{"udp-client", udpAddr, `^peer=%s:\d+ hello\n$`},
+			} {
+				r := rl(t, u, "run", "--rm", "--network", netw, "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "/nh/nethelper", p.client, p.addr, "hello")
+				if want := fmt.Sprintf(p.want, regexp.QuoteMeta(c.peer)); r.Code != 0 || !regexp.MustCompile(want).MatchString(r.Stdout) {
+					t.Errorf("--network %s, %s to %s: want the echo from %s\n%v", netw, p.client, p.addr, c.peer, r)
+				}
+			}
+		}
+		for _, c := range []struct{ opt, want string }{
+			{"outbound_addr=192.0.2.77", "192.0.2.77 is not an address of this host"},
+			{"outbound_addr=rl-no-such0", "no such interface or IP address"},
+			{"outbound_addr6=" + extra.String(), "want an IPv6 address"},
+		} {
+			r := rl(t, u, "run", "--rm", "--network", "slirp:"+c.opt, "busybox", "true")
+			if lines := netErrLines(r.Stderr); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+				t.Errorf("--network slirp:%s: want exit 125 and one line with %q\n%v", c.opt, c.want, r)
 			}
 		}
 	})

@@ -2,6 +2,7 @@ package netconf
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -80,6 +81,11 @@ type Config struct {
 	// AllowHostLoopback lets the gateway addresses reach the host's 127.0.0.1
 	// and ::1 (false: a container must not reach the user's local services unasked).
 	AllowHostLoopback bool
+	// Outbound and Outbound6 are the host's addresses that connections to
+	// the outside leave from (podman's outbound_addr and outbound_addr6);
+	// unset, the host's routes choose.
+	Outbound  netip.Addr
+	Outbound6 netip.Addr
 	// DNSServers are the upstream resolvers the DNS relay asks, in order (HostResolvers).
 	DNSServers []netip.AddrPort
 	// Ports are the published ports; New serves those of its Listeners.
@@ -100,6 +106,18 @@ func DefaultConfig() Config {
 		DNS6:     netip.MustParseAddr("fd00::3"),
 		Guest6:   netip.MustParseAddr("fd00::100"),
 	}
+}
+
+// LocalFor is the host address a socket to dst is bound to: Outbound or
+// Outbound6 for dst's family, none for the host's loopback or when unset.
+func (c Config) LocalFor(dst netip.Addr) netip.Addr {
+	switch dst = dst.Unmap(); {
+	case dst.IsLoopback():
+		return netip.Addr{}
+	case dst.Is4():
+		return c.Outbound
+	}
+	return c.Outbound6
 }
 
 // Link is the container side of this configuration, for link.SetupGuest.
@@ -126,8 +144,8 @@ func (c Config) Nameservers() []netip.Addr {
 
 // options are podman's slirp4netns options that rl understands. Options
 // that only make sense for the slirp4netns binary (port_handler,
-// outbound_addr, enable_sandbox...) are refused rather than ignored.
-var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6"}
+// enable_sandbox...) are refused rather than ignored.
+var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6"}
 
 // ParseOptions reads podman's slirp4netns option list, as given after
 // `--network slirp:`, over DefaultConfig: "mtu=1500,allow_host_loopback=true".
@@ -169,6 +187,16 @@ func ParseOptions(s string) (Config, error) {
 			} else {
 				c.AllowHostLoopback = b
 			}
+		case "outbound_addr", "outbound_addr6":
+			a, err := hostAddress(val, key == "outbound_addr6")
+			if err != nil {
+				return c, fmt.Errorf("network option %s=%s: %v", key, val, err)
+			}
+			if key == "outbound_addr" {
+				c.Outbound = a
+			} else {
+				c.Outbound6 = a
+			}
 		default:
 			return c, fmt.Errorf("unknown network option %q (options: %s)", key, strings.Join(options, ", "))
 		}
@@ -177,6 +205,54 @@ func ParseOptions(s string) (Config, error) {
 		return c, fmt.Errorf("network option mtu=%d: IPv6 needs at least 1280: raise it or add enable_ipv6=false", c.MTU)
 	}
 	return c, nil
+}
+
+// hostAddress is outbound_addr's value: one of the host's addresses of the
+// family asked (IPv6 for outbound_addr6), or an interface, whose first such
+// address it takes (for IPv6, the first that is not link-local). It reads
+// the host's interfaces: it runs in the host's network namespace.
+func hostAddress(val string, want6 bool) (netip.Addr, error) {
+	family := "IPv4"
+	if want6 {
+		family = "IPv6"
+	}
+	local := func(keep func(netip.Addr) bool, addrs []net.Addr) (netip.Addr, bool) {
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				if ip, ok := netip.AddrFromSlice(n.IP); ok && keep(ip.Unmap()) {
+					return ip.Unmap(), true
+				}
+			}
+		}
+		return netip.Addr{}, false
+	}
+	if a, err := netip.ParseAddr(val); err == nil {
+		a = a.Unmap()
+		if a.Is6() != want6 || a.Zone() != "" {
+			return netip.Addr{}, fmt.Errorf("want an %s address or an interface (outbound_addr takes IPv4, outbound_addr6 IPv6)", family)
+		}
+		all, err := net.InterfaceAddrs()
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		if _, ok := local(func(ip netip.Addr) bool { return ip == a }, all); !ok {
+			return netip.Addr{}, fmt.Errorf("%s is not an address of this host: give one of its addresses (ip -br addr) or an interface", a)
+		}
+		return a, nil
+	}
+	ifi, err := net.InterfaceByName(val)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("no such interface or IP address: give an interface (ip -br addr) or one of its %s addresses", family)
+	}
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	a, ok := local(func(ip netip.Addr) bool { return ip.Is6() == want6 && !ip.IsLinkLocalUnicast() }, addrs)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("interface %s has no %s address", val, family)
+	}
+	return a, nil
 }
 
 // Validate checks that c is complete (the stack takes no other).

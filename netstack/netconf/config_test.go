@@ -25,7 +25,7 @@ func TestParseOptions(t *testing.T) {
 		{in: "mtu=576", wantErr: "IPv6 needs at least 1280"},
 		{in: "mtu=70000", wantErr: "from 68 to 65521"},
 		{in: "allow_host_loopback=maybe", wantErr: "want true or false"},
-		{in: "port_handler=slirp4netns", wantErr: "unknown network option \"port_handler\" (options: mtu, cidr, allow_host_loopback, enable_ipv6)"},
+		{in: "port_handler=slirp4netns", wantErr: "unknown network option \"port_handler\" (options: mtu, cidr, allow_host_loopback, enable_ipv6, outbound_addr, outbound_addr6)"},
 		{in: "mtu", wantErr: "want NAME=VALUE"},
 		{in: "cidr=fd00::/64", wantErr: "IPv4 network"},
 	} {
@@ -174,4 +174,54 @@ func TestPortMappingString(t *testing.T) {
 			t.Errorf("ParsePortMapping(%q): no error", bad)
 		}
 	}
+}
+
+// TestOutboundOption: outbound_addr and outbound_addr6 take one of the
+// host's addresses of their family or an interface (lo here, the one every
+// host has), and refuse others with the fix; LocalFor binds only sockets
+// to the outside, of the option's family.
+func TestOutboundOption(t *testing.T) {
+	for _, c := range []struct {
+		in, want4, want6, wantErr string
+	}{
+		{in: "outbound_addr=127.0.0.1", want4: "127.0.0.1"},
+		{in: "outbound_addr=lo", want4: "127.0.0.1"},
+		{in: "outbound_addr6=::1,outbound_addr=lo", want4: "127.0.0.1", want6: "::1"},
+		{in: "outbound_addr=::1", wantErr: "want an IPv4 address or an interface"},
+		{in: "outbound_addr6=127.0.0.1", wantErr: "want an IPv6 address or an interface"},
+		{in: "outbound_addr=192.0.2.77", wantErr: "192.0.2.77 is not an address of this host"},
+		{in: "outbound_addr=rl-no-such0", wantErr: "no such interface or IP address"},
+	} {
+		cfg, err := ParseOptions(c.in)
+		switch {
+		case c.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%q: error %v, want %q", c.in, err, c.wantErr)
+			}
+			continue
+		case err != nil:
+			t.Errorf("%q: %v", c.in, err)
+			continue
+		}
+		if got := addrString(cfg.Outbound); got != c.want4 {
+			t.Errorf("%q: Outbound %q, want %q", c.in, got, c.want4)
+		}
+		if got := addrString(cfg.Outbound6); got != c.want6 {
+			t.Errorf("%q: Outbound6 %q, want %q", c.in, got, c.want6)
+		}
+	}
+	cfg := DefaultConfig()
+	cfg.Outbound, cfg.Outbound6 = netip.MustParseAddr("192.168.1.5"), netip.MustParseAddr("2001:db8::5")
+	for dst, want := range map[string]string{"203.0.113.9": "192.168.1.5", "2001:db8::9": "2001:db8::5", "127.0.0.1": "", "::1": "", "::ffff:203.0.113.9": "192.168.1.5"} {
+		if got := addrString(cfg.LocalFor(netip.MustParseAddr(dst))); got != want {
+			t.Errorf("LocalFor(%s) = %q, want %q", dst, got, want)
+		}
+	}
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
