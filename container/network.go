@@ -78,6 +78,7 @@ type network struct {
 	dnsSearch  []string // --dns-search: instead of the host's search domains ("." for none)
 	dnsOptions []string // --dns-option: instead of the host's options
 	addHosts   []hostEntry
+	discarded  bool // -p or -P with a network that has no ports to publish (discardedWarning)
 	listeners  *netconf.Listeners
 	published  []string // "0.0.0.0:8080->80/tcp", ephemeral ports resolved
 	warn       func(format string, a ...any)
@@ -107,9 +108,7 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 		return nil, err
 	}
 	if mode != NetSlirp {
-		if len(rec.Ports) > 0 || rec.PublishAll {
-			return nil, fmt.Errorf("-p and -P need user-mode networking; --network %s has none (with host, the container's ports are the host's already)", mode)
-		}
+		n.discarded = len(rec.Ports) > 0 || rec.PublishAll
 		return n, nil
 	}
 	if n.cfg, err = netconf.ParseOptions(opts); err != nil {
@@ -366,6 +365,17 @@ func (n *network) hosts(hostname string) string {
 		s += ip + "\t" + strings.Join(e.names, " ") + "\n"
 	}
 	return s
+}
+
+// discardedWarning is the warning for -p or -P with --network host, none or
+// container:NAME, which docker and podman give too (and run the container).
+func (n *network) discardedWarning() string {
+	why := map[string]string{
+		NetHost:      "the container's ports are the host's",
+		NetNone:      "the container has no network to publish on",
+		NetContainer: "the container uses the other container's network: publish the ports on that one",
+	}[n.mode]
+	return fmt.Sprintf("--network %s: the published ports (-p, -P) are discarded: %s", n.mode, why)
 }
 
 // exposed reads --expose PORT[-PORT][/tcp|/udp] into the image's EXPOSE

@@ -166,6 +166,9 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		return c, 0, false, abort(err)
 	}
 	net.warn = rt.warn
+	if net.discarded {
+		rt.warn("%s", net.discardedWarning())
+	}
 	defer net.close()
 	if m.Attach && rec.TTY && stdio.Stdin != nil && term.IsTerminal(int(stdio.Stdin.Fd())) {
 		old, err := term.MakeRaw(int(stdio.Stdin.Fd()))

@@ -1020,8 +1020,9 @@ func TestNetAddHost(t *testing.T) {
 // TestNetRunFlagsCompat: the network flags docker and podman users type:
 // --net, --network bridge and pasta (rl's user-mode network, no foreign
 // options), --dns-search (. for none) and --dns-option in place of the
-// host's, --expose ranges published by -P. Bad values fail with 125 and
-// one line naming them.
+// host's, --expose ranges published by -P, -p with --network host or none
+// (a warning, not a failure). Bad values fail with 125 and one line naming
+// them.
 func TestNetRunFlagsCompat(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		if r := rlOK(t, u, "run", "--rm", "--net", "none", "busybox", "ls", "/sys/class/net"); r.Stdout != "lo\n" {
@@ -1044,6 +1045,14 @@ func TestNetRunFlagsCompat(t *testing.T) {
 		r = rlOK(t, u, "port", name)
 		if !regexp.MustCompile(`(?s)^53/udp -> 0\.0\.0\.0:\d+\n8000/tcp -> 0\.0\.0\.0:\d+\n8001/tcp -> 0\.0\.0\.0:\d+\n$`).MatchString(r.Stdout) {
 			t.Errorf("--expose 8000-8001 --expose 53/udp -P: want the three published\n%v", r)
+		}
+		// -p with a network that has no ports of its own: the container runs,
+		// with a warning, as docker and podman do.
+		for _, n := range []string{"host", "none"} {
+			r := rl(t, u, "run", "--rm", "--network", n, "-p", "8080:80", "-P", "busybox", "true")
+			if lines := netErrLines(r.Stderr); r.Code != 0 || len(lines) != 1 || !strings.Contains(lines[0], "--network "+n+": the published ports (-p, -P) are discarded") {
+				t.Errorf("--network %s -p: want exit 0 and one warning that the ports are discarded\n%v", n, r)
+			}
 		}
 		for _, c := range []struct {
 			args []string
