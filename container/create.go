@@ -19,6 +19,18 @@ import (
 // Create finds the image (pulling it when allowed) and creates the
 // container: its record and its writable layer. Nothing runs yet.
 func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container, rootfs.Record, error) {
+	// The network's options come first: a bad -p fails before an image is
+	// looked up or pulled.
+	if _, err := prepareCheck(rootfs.Record{
+		Namespaces: o.Namespaces, Ports: o.Ports, DNS: o.DNS, AddHosts: o.AddHosts,
+		DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions,
+	}); err != nil {
+		return nil, rootfs.Record{}, err
+	}
+	more, err := exposed(o.Expose)
+	if err != nil {
+		return nil, rootfs.Record{}, err
+	}
 	img, err := ensureImage(ctx, rt, o)
 	trace.Mark("core: image found")
 	if err != nil {
@@ -47,19 +59,12 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 	for p := range cfg.Config.ExposedPorts {
 		rec.ExposedPorts = append(rec.ExposedPorts, p)
 	}
-	more, err := exposed(o.Expose)
-	if err != nil {
-		return nil, rec, err
-	}
 	for _, p := range more {
 		if !slices.Contains(rec.ExposedPorts, p) {
 			rec.ExposedPorts = append(rec.ExposedPorts, p)
 		}
 	}
 	sort.Strings(rec.ExposedPorts)
-	if _, err := prepareCheck(rec); err != nil {
-		return nil, rec, err
-	}
 	if rec.Workdir == "" {
 		rec.Workdir = cfg.Config.WorkingDir
 	}

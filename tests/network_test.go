@@ -1072,6 +1072,15 @@ func TestNetRunFlagsCompat(t *testing.T) {
 				t.Errorf("rl %s: want exit 125 and one line with %q\n%v", strings.Join(args, " "), c.want, r)
 			}
 		}
+		// The network's flags are checked before the image: an image that is
+		// not here is not pulled for a run that cannot start.
+		for _, bad := range [][]string{{"-p", "99999:80"}, {"--expose", "1.2.3.4:80:80"}, {"--add-host", "db"}} {
+			args := append(append([]string{"run", "--rm"}, bad...), "rl-no-such-image", "true")
+			r := rl(t, u, args...)
+			if lines := netErrLines(r.Stderr); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], bad[1]) || strings.Contains(lines[0], "pull") {
+				t.Errorf("rl %s: want exit 125 naming %q, before any pull\n%v", strings.Join(args, " "), bad[1], r)
+			}
+		}
 	})
 }
 
