@@ -128,12 +128,8 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 		}
 		v.Network = inspectNetwork{Mode: v.HostConfig.NetworkMode, Ports: map[string][]inspectHostPort{}}
 		for _, m := range published(st.Ports) {
-			ip := "0.0.0.0"
-			if m.HostIP.IsValid() {
-				ip = m.HostIP.String()
-			}
 			k := m.Container()
-			v.Network.Ports[k] = append(v.Network.Ports[k], inspectHostPort{HostIP: ip, HostPort: strconv.Itoa(int(m.HostPort))})
+			v.Network.Ports[k] = append(v.Network.Ports[k], inspectHostPort{HostIP: m.HostAddr().String(), HostPort: strconv.Itoa(int(m.HostPort))})
 		}
 		views = append(views, v)
 		return nil

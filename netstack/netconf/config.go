@@ -27,11 +27,15 @@ func (p PortMapping) String() string {
 
 // Host is the host's end: "0.0.0.0:8080" (every address), "[::1]:8080".
 func (p PortMapping) Host() string {
-	ip := p.HostIP
-	if !ip.IsValid() {
-		ip = netip.IPv4Unspecified()
+	return netip.AddrPortFrom(p.HostAddr(), p.HostPort).String()
+}
+
+// HostAddr is the host address listened on, 0.0.0.0 for every address.
+func (p PortMapping) HostAddr() netip.Addr {
+	if !p.HostIP.IsValid() {
+		return netip.IPv4Unspecified()
 	}
-	return netip.AddrPortFrom(ip, p.HostPort).String()
+	return p.HostIP
 }
 
 // Container is the container's end: "80/tcp".
@@ -250,7 +254,7 @@ func hostAddress(val string, want6 bool) (netip.Addr, error) {
 	}
 	a, ok := local(func(ip netip.Addr) bool { return ip.Is6() == want6 && !ip.IsLinkLocalUnicast() }, addrs)
 	if !ok {
-		return netip.Addr{}, fmt.Errorf("interface %s has no %s address", val, family)
+		return netip.Addr{}, fmt.Errorf("interface %s has no %s address: give another interface or one of the host's %s addresses (ip -br addr)", val, family, family)
 	}
 	return a, nil
 }

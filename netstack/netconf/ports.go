@@ -122,11 +122,7 @@ type PortError struct {
 
 func (e *PortError) Error() string {
 	m := e.Mapping
-	host := "0.0.0.0"
-	if m.HostIP.IsValid() {
-		host = m.HostIP.String()
-	}
-	port := fmt.Sprintf("port %d/%s on %s", m.HostPort, m.Proto, host)
+	port := fmt.Sprintf("port %d/%s on %s", m.HostPort, m.Proto, m.HostAddr())
 	switch {
 	case errors.Is(e.Err, syscall.EADDRINUSE):
 		return port + " is already in use: choose another -p HOSTPORT"
@@ -137,7 +133,7 @@ func (e *PortError) Error() string {
 		}
 		return fmt.Sprintf("%s: permission denied: ports below %s need root on the host (sysctl net.ipv4.ip_unprivileged_port_start=%d) or another -p HOSTPORT", port, start, m.HostPort)
 	case errors.Is(e.Err, syscall.EADDRNOTAVAIL):
-		return fmt.Sprintf("%s: the host has no address %s", port, host)
+		return fmt.Sprintf("%s: the host has no address %s: give one of its addresses (ip -br addr) in -p IP:HOSTPORT:CTRPORT", port, m.HostAddr())
 	}
 	return fmt.Sprintf("%s: %v", port, e.Err)
 }
