@@ -37,40 +37,13 @@ var (
 	datagramBufs = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
 )
 
-// hostTarget is where the host dials for a guest's connection to dst, or
-// false when the policy refuses it:
-//   - the gateway is the host's loopback, only with AllowHostLoopback;
-//   - the DNS addresses serve DNS only (their own listeners, see dns.go);
-//   - loopback, the rest of the container's subnets, multicast, broadcast
-//     and unspecified destinations are never forwarded;
-//   - every other destination is dialled as is, from the host's sockets.
-func (n *Stack) hostTarget(dst netip.AddrPort) (netip.AddrPort, bool) {
-	a := dst.Addr().Unmap()
-	c := n.cfg
-	switch {
-	case a == c.Gateway || (c.IPv6 && a == c.Gateway6):
-		if !c.AllowHostLoopback {
-			return netip.AddrPort{}, false
-		}
-		lo := netip.IPv6Loopback()
-		if a.Is4() {
-			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		}
-		return netip.AddrPortFrom(lo, dst.Port()), true
-	case c.Subnet.Contains(a), c.IPv6 && c.Subnet6.Contains(a),
-		a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
-		return netip.AddrPort{}, false
-	}
-	return netip.AddrPortFrom(a, dst.Port()), true
-}
-
 // forwardTCP handles a guest's SYN to an address with no listener in the
 // stack: it dials the host first and completes the guest's handshake only
 // once the host accepted, so a refused or unreachable port is refused (RST)
 // in the container, at once, rather than accepted and then dropped.
 func (n *Stack) forwardTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
-	target, ok := n.hostTarget(netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort))
+	target, ok := n.cfg.HostTarget(netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort))
 	if !ok {
 		r.Complete(true)
 		return
@@ -101,7 +74,7 @@ func (n *Stack) forwardTCP(r *tcp.ForwarderRequest) {
 // unreachable, so a refused destination fails fast.
 func (n *Stack) forwardUDP(r *udp.ForwarderRequest) bool {
 	id := r.ID()
-	target, ok := n.hostTarget(netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort))
+	target, ok := n.cfg.HostTarget(netip.AddrPortFrom(fromTCPIP(id.LocalAddress), id.LocalPort))
 	if !ok {
 		return false
 	}

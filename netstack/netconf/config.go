@@ -124,6 +124,35 @@ func (c Config) LocalFor(dst netip.Addr) netip.Addr {
 	return c.Outbound6
 }
 
+// HostTarget is where the host dials for the container's connection to
+// dst, or false when the policy refuses it (the NAT's policy):
+//   - the gateway is the host's loopback, only with AllowHostLoopback;
+//   - the DNS addresses serve DNS only (the stack's relay);
+//   - loopback, the rest of the container's subnets, multicast, broadcast
+//     and unspecified destinations are never forwarded, nor IPv6 ones
+//     without IPv6;
+//   - every other destination is dialled as is, from the host's sockets.
+func (c Config) HostTarget(dst netip.AddrPort) (netip.AddrPort, bool) {
+	a := dst.Addr().Unmap()
+	switch {
+	case a.Is6() && !c.IPv6:
+		return netip.AddrPort{}, false
+	case a == c.Gateway || (c.IPv6 && a == c.Gateway6):
+		if !c.AllowHostLoopback {
+			return netip.AddrPort{}, false
+		}
+		lo := netip.IPv6Loopback()
+		if a.Is4() {
+			lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+		}
+		return netip.AddrPortFrom(lo, dst.Port()), true
+	case c.Subnet.Contains(a), c.IPv6 && c.Subnet6.Contains(a),
+		a.IsLoopback(), a.IsMulticast(), a.IsUnspecified(), a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a, dst.Port()), true
+}
+
 // Link is the container side of this configuration, for link.SetupGuest.
 func (c Config) Link() link.Config {
 	l := link.DefaultConfig()

@@ -43,6 +43,43 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
+// TestHostTarget: the NAT's policy.
+func TestHostTarget(t *testing.T) {
+	def := DefaultConfig()
+	lo := def
+	lo.AllowHostLoopback = true
+	v4only := def
+	v4only.IPv6 = false
+	for _, tc := range []struct {
+		cfg  Config
+		dst  string
+		want string // "" refused
+	}{
+		{def, "192.0.2.7:80", "192.0.2.7:80"},
+		{def, "[2001:db8::1]:443", "[2001:db8::1]:443"},
+		{def, "[::ffff:192.0.2.7]:80", "192.0.2.7:80"},
+		{def, "10.0.2.2:8080", ""},
+		{lo, "10.0.2.2:8080", "127.0.0.1:8080"},
+		{lo, "[fd00::2]:8080", "[::1]:8080"},
+		{lo, "[::ffff:10.0.2.2]:8080", "127.0.0.1:8080"},
+		{def, "10.0.2.3:53", ""},
+		{def, "10.0.2.77:80", ""},
+		{def, "[fd00::3]:53", ""},
+		{def, "127.0.0.1:80", ""},
+		{def, "[::1]:80", ""},
+		{def, "224.0.0.1:5353", ""},
+		{def, "255.255.255.255:67", ""},
+		{def, "0.0.0.0:80", ""},
+		{v4only, "[2001:db8::1]:443", ""},
+		{v4only, "192.0.2.7:80", "192.0.2.7:80"},
+	} {
+		got, ok := tc.cfg.HostTarget(netip.MustParseAddrPort(tc.dst))
+		if ok != (tc.want != "") || ok && got.String() != tc.want {
+			t.Errorf("HostTarget(%s) (loopback %v, IPv6 %v) = %v, %v; want %q", tc.dst, tc.cfg.AllowHostLoopback, tc.cfg.IPv6, got, ok, tc.want)
+		}
+	}
+}
+
 func TestConfigLink(t *testing.T) {
 	c, _ := ParseOptions("mtu=9000,enable_ipv6=false")
 	l := c.Link()
