@@ -15,6 +15,7 @@ import (
 
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/internal/trace"
+	"github.com/rlcontainers/rl/netstack/bypass"
 	"github.com/rlcontainers/rl/netstack/netconf"
 	"github.com/rlcontainers/rl/rootfs"
 	"golang.org/x/sys/unix"
@@ -93,6 +94,8 @@ type network struct {
 	ctl    *os.File      // our end of rl-net's control socket
 	exited chan struct{} // closed when rl-net has exited (and is reaped)
 	quiet  atomic.Bool   // rl-net's exit is expected (close, or a failed start)
+
+	bypass *bypass.Server // bypass=true: the workload's connect(2) calls, answered
 }
 
 // prepareNetwork plans the network and, for user-mode networking, opens the
@@ -200,6 +203,32 @@ func (n *network) start(tap *os.File, pid int) error {
 		}
 	}()
 	return nil
+}
+
+// bypassing says whether the workload's connect(2) calls are to be
+// answered here (bypass=true with user-mode networking of its own).
+func (n *network) bypassing() bool { return n != nil && n.mode == NetSlirp && n.cfg.Bypass }
+
+// startBypass serves the connect filter's listener the init sent: the
+// container's TCP connections to the outside get host sockets
+// (netstack/bypass). pid is the container's init, whose network namespace
+// is the container's.
+func (n *network) startBypass(listener *os.File, pid int) {
+	if !n.bypassing() {
+		listener.Close()
+		return
+	}
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		listener.Close()
+	} else {
+		n.bypass, err = bypass.Start(listener, ns, n.cfg, n.warn)
+		ns.Close()
+	}
+	if err != nil {
+		// The filter is installed: without its listener, connect(2) fails.
+		n.warn("network option bypass=true: %v: the container's connect(2) calls fail (ENOSYS); run it without bypass=true", err)
+	}
 }
 
 // netHelper is the network's binary, beside rl-core.
@@ -317,6 +346,9 @@ func (n *network) ports() []string { return n.published }
 // is closed.
 func (n *network) close() {
 	n.quiet.Store(true)
+	if n.bypass != nil {
+		n.bypass.Close()
+	}
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done

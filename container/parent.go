@@ -48,9 +48,11 @@ type Process struct {
 // fork happens on a goroutine locked to its thread until the workload has
 // been waited for.
 //
-// onTap is called with the container's TAP (user-mode networking) and the
-// init's pid as soon as the init sends the TAP, while it still sets the
-// container up; the TAP is the callee's.
+// onMsg is called with what else the init sends, and the init's pid, as
+// it comes, while the init still sets the container up: the container's
+// TAP (initproc.MsgTap, user-mode networking), the connect filter's
+// listener (initproc.MsgConnect), each the callee's, or a warning (a kind
+// that starts with initproc.MsgWarn, no file).
 //
 // netSpec goes to the init at once after the clone: it sets up its network
 // namespace while specFn runs.
@@ -63,7 +65,7 @@ type Process struct {
 // the tree is how the rootfs gets there. A nil tree means the rootfs was
 // mounted before this clone. terminal says whether the spec will ask for
 // one (the init's stdio is set at the clone).
-func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), ns *nsPlan, user *userNS, stdio Stdio, onTap func(*os.File, int), extra ...*os.File) (*Process, error) {
+func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), ns *nsPlan, user *userNS, stdio Stdio, onMsg func(kind string, f *os.File, pid int), extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -78,7 +80,7 @@ func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 			ch <- started{nil, err}
 			return
 		}
-		p, err := start(initPath, terminal, netSpec, specFn, ns.flags, user, stdio, onTap, extra)
+		p, err := start(initPath, terminal, netSpec, specFn, ns.flags, user, stdio, onMsg, extra)
 		ch <- started{p, err}
 		if err != nil {
 			return
@@ -91,7 +93,7 @@ func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 	return s.p, s.err
 }
 
-func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), flags uintptr, user *userNS, stdio Stdio, onTap func(*os.File, int), extra []*os.File) (*Process, error) {
+func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), flags uintptr, user *userNS, stdio Stdio, onMsg func(kind string, f *os.File, pid int), extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -185,10 +187,8 @@ func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 		switch kind {
 		case initproc.MsgPty:
 			master = f
-		case initproc.MsgTap:
-			onTap(f, p.Pid)
 		default:
-			f.Close()
+			onMsg(kind, f, p.Pid)
 		}
 	})
 	if err != nil {
@@ -244,6 +244,10 @@ func readInit(fd int, onFile func(kind string, f *os.File)) (ie *initproc.InitEr
 				return nil, err
 			}
 			onFile(string(buf[:n]), f)
+			continue
+		}
+		if msg := string(buf[:n]); strings.HasPrefix(msg, initproc.MsgWarn) {
+			onFile(msg, nil)
 			continue
 		}
 		var report initproc.InitError

@@ -105,6 +105,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 		Rootfs: root, Hostname: hostname, Mounts: ops, Args: rec.Command,
 		Env: containerEnv(rec, hostname), Cwd: rec.Workdir, User: rec.User, Terminal: rec.TTY,
 		Caps: recordCaps(rec), NoNewPrivs: rec.NoNewPrivs,
+		ConnectNotify: net.bypassing(),
 	}
 	if !ownUTS {
 		spec.Hostname = "" // not ours to set

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -107,9 +108,23 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		return nil, 0, false, err
 	}
 	var net *network
-	var tap *os.File
+	var tap, connectListener *os.File
 	var tapPid int
-	onTap := func(f *os.File, pid int) { tap, tapPid = f, pid }
+	onMsg := func(kind string, f *os.File, pid int) {
+		switch {
+		case kind == initproc.MsgTap:
+			tap, tapPid = f, pid
+		case kind == initproc.MsgConnect:
+			if connectListener != nil {
+				connectListener.Close()
+			}
+			connectListener = f
+		case strings.HasPrefix(kind, initproc.MsgWarn):
+			rt.warn("%s", strings.TrimPrefix(kind, initproc.MsgWarn))
+		case f != nil:
+			f.Close()
+		}
+	}
 	type specMsg struct {
 		spec *initproc.Spec
 		tree *os.File
@@ -126,7 +141,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 			p, err := Start(rt.InitPath, proto.TTY, netSpec, func() (*initproc.Spec, *os.File, error) {
 				m := <-specs
 				return m.spec, m.tree, m.err
-			}, ns, user, stdio, onTap, extra...)
+			}, ns, user, stdio, onMsg, extra...)
 			starts <- startMsg{p, err}
 		}()
 	}
@@ -208,11 +223,14 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		// relay uses them until the workload exits.)
 		logs.closeWriters()
 	}
-	// onTap ran on Start's goroutine, before Start returned. The network
+	// onMsg ran on Start's goroutine, before Start returned. The network
 	// takes the TAP even after a failure (its close closes it); with
 	// user-mode networking and no TAP, start fails.
 	if netErr := net.start(tap, tapPid); err == nil {
 		err = netErr
+	}
+	if connectListener != nil {
+		net.startBypass(connectListener, p.Pid)
 	}
 	if err != nil && p != nil {
 		_ = p.Signal(syscall.SIGKILL)

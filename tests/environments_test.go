@@ -372,6 +372,15 @@ func testNewerCallsRefused(t *testing.T, helper, profile string) {
 		if r = under(runOpts{}, "ps", "-a", "--format", "{{.Names}}"); r.Code != 0 || strings.Contains(r.Stdout, name) {
 			t.Errorf("rl ps -a after rm: want no %s\n%v", name, r)
 		}
+		// bypass=true without pidfd_open: one warning, and the connection
+		// takes the user-mode network.
+		const body = "through the stack\n"
+		h := netServeHostHTTP(t, "tcp4", "127.0.0.1:0", body)
+		r = under(runOpts{}, "run", "--rm", "--network", "slirp:bypass=true,allow_host_loopback=true", "busybox",
+			"wget", "-qO-", fmt.Sprintf("http://10.0.2.2:%d/", h.Port))
+		if r.Code != 0 || r.Stdout != body || strings.Count(r.Stderr, "bypass=true: pidfd_open") != 1 {
+			t.Errorf("rl run --network slirp:bypass=true without pidfd_open: want the page and one warning naming pidfd_open\n%v", r)
+		}
 	})
 }
 

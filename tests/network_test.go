@@ -1139,3 +1139,96 @@ func TestNetOutboundAddr(t *testing.T) {
 		}
 	})
 }
+
+// TestNetBypass: with --network slirp:bypass=true the container's TCP
+// connections to the outside are host sockets (the supervisor answers its
+// connect through seccomp): the test host's echo server and a server on the
+// host's loopback (allow_host_loopback) answer as through NAT, from the
+// host's address, and the container's socket is connected from the host's
+// address, not 10.0.2.100 as through the stack (blocking connects too:
+// busybox nc); the gateway without allow_host_loopback and a closed port
+// are refused, at once; connections inside the container and UDP take the
+// container's network; the workload holds no descriptor more than without.
+func TestNetBypass(t *testing.T) {
+	nh := netNeedHelper(t)
+	ns := netTestHost(t)
+	tcpAddr := fmt.Sprintf("%s:7000", ns.NSAddr)
+	udpAddr := fmt.Sprintf("%s:7001", ns.NSAddr)
+	netStartServer(t, ns.Command(nh, "tcp-echo", tcpAddr))
+	netStartServer(t, ns.Command(nh, "udp-echo", udpAddr))
+	local := func(stderr string) string {
+		if m := regexp.MustCompile(`local=(\S+):\d+`).FindStringSubmatch(stderr); m != nil {
+			return m[1]
+		}
+		return ""
+	}
+	forEachUser(t, func(t *testing.T, u User) {
+		vol := filepath.Dir(nh) + ":/nh:ro"
+		const bypass = "slirp:bypass=true"
+		echo := fmt.Sprintf(`^peer=%s:\d+\ntcp-hello$`, regexp.QuoteMeta(ns.HostAddr.String()))
+
+		// Through the stack (the default), the socket's address is the container's.
+		r := rl(t, u, "run", "--rm", "-v", vol, "busybox", "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
+		if r.Code != 0 || !regexp.MustCompile(echo).MatchString(r.Stdout) || local(r.Stderr) != "10.0.2.100" {
+			t.Errorf("default network, TCP to the test host: want the echo and local address 10.0.2.100:\n%v", r)
+		}
+		// Bypassed: the host's own socket, connected from the host's address.
+		r = rl(t, u, "run", "--rm", "--network", bypass, "-v", vol, "busybox", "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
+		if r.Code != 0 || !regexp.MustCompile(echo).MatchString(r.Stdout) || local(r.Stderr) != ns.HostAddr.String() {
+			t.Errorf("bypass=true, TCP to the test host %s: want the echo and local address %s (a host socket):\n%v", tcpAddr, ns.HostAddr, r)
+		}
+		// busybox's nc connects blocking.
+		r = rl(t, u, "run", "--rm", "--network", bypass, "busybox", "sh", "-c", fmt.Sprintf("echo nc-hello | nc %s 7000", ns.NSAddr))
+		if r.Code != 0 || !strings.Contains(r.Stdout, "nc-hello") {
+			t.Errorf("bypass=true, busybox nc to the test host: want the echo:\n%v", r)
+		}
+		refused := fmt.Sprintf("%s:7002", ns.NSAddr)
+		r = rl(t, u, "run", "--rm", "--network", bypass, "-v", vol, "busybox", "/nh/nethelper", "tcp-client", refused, "x")
+		if r.Code != 1 || !strings.Contains(r.Stdout, "connection refused") {
+			t.Errorf("bypass=true, TCP to %s (nothing listening): want connection refused:\n%v", refused, r)
+		} else if ms := netElapsedMS(r.Stderr); ms < 0 || ms >= 1000 {
+			t.Errorf("bypass=true, TCP to %s: refused after %d ms, want < 1000:\n%v", refused, ms, r)
+		}
+
+		// The host's loopback: only with allow_host_loopback, as through NAT.
+		const body = "hello from the host's loopback\n"
+		h := netServeHostHTTP(t, "tcp4", "127.0.0.1:0", body)
+		gw := fmt.Sprintf("10.0.2.2:%d", h.Port)
+		r = rl(t, u, "run", "--rm", "--network", bypass+",allow_host_loopback=true", "-v", vol, "busybox",
+			"sh", "-c", fmt.Sprintf("wget -qO- http://host.containers.internal:%d/ && /nh/nethelper tcp-client %s x", h.Port, gw))
+		if r.Code != 0 || !strings.HasPrefix(r.Stdout, body) || local(r.Stderr) != "127.0.0.1" {
+			t.Errorf("bypass=true,allow_host_loopback=true: want the host's page and a socket from 127.0.0.1:\n%v", r)
+		}
+		before := len(h.Clients())
+		r = rl(t, u, "run", "--rm", "--network", bypass, "-v", vol, "busybox", "/nh/nethelper", "tcp-client", gw, "x")
+		if r.Code != 1 || !strings.Contains(r.Stdout, "connection refused") {
+			t.Errorf("bypass=true without allow_host_loopback, TCP to %s: want connection refused:\n%v", gw, r)
+		}
+		if n := len(h.Clients()); n != before {
+			t.Errorf("bypass=true without allow_host_loopback: the host's server got %d request(s)", n-before)
+		}
+
+		// Inside the container, and UDP: the container's own network.
+		script := `/nh/nethelper tcp-echo 127.0.0.1:9000 > /tmp/l & ` +
+			`while ! grep -q listening /tmp/l; do sleep 0.05; done; ` +
+			`/nh/nethelper tcp-client 127.0.0.1:9000 in-hello && /nh/nethelper udp-client ` + udpAddr + ` udp-hello`
+		r = rl(t, u, "run", "--rm", "--network", bypass, "-v", vol, "busybox", "sh", "-c", script)
+		wantUDP := fmt.Sprintf(`peer=%s:\d+ udp-hello`, regexp.QuoteMeta(ns.HostAddr.String()))
+		if r.Code != 0 || !strings.Contains(r.Stdout, "peer=127.0.0.1:") || !strings.Contains(r.Stdout, "in-hello") ||
+			local(r.Stderr) != "127.0.0.1" || !regexp.MustCompile(wantUDP).MatchString(r.Stdout) {
+			t.Errorf("bypass=true, a server on the container's loopback and UDP to the test host: want both echoes:\n%v", r)
+		}
+
+		// The seccomp listener stays the supervisor's.
+		fds := func(network string) string {
+			r := rl(t, u, "run", "--rm", "--network", network, "busybox", "ls", "/proc/self/fd")
+			if r.Code != 0 {
+				t.Errorf("ls /proc/self/fd with --network %s:\n%v", network, r)
+			}
+			return r.Stdout
+		}
+		if a, b := fds("slirp"), fds(bypass); a != b {
+			t.Errorf("the workload's descriptors: %q without bypass, %q with it", a, b)
+		}
+	})
+}

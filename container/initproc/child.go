@@ -181,7 +181,11 @@ func startExecThread(spec *Spec) *execThread {
 			err = caps.Bound(spec.Caps)
 		}
 		// Installed while the thread still has CAP_SYS_ADMIN, which a
-		// non-root user is about to lose.
+		// non-root user is about to lose; the connect filter first (the
+		// container's may not allow seccomp(2)).
+		if err == nil && spec.ConnectNotify {
+			err = sendConnectNotify()
+		}
 		if err == nil {
 			err = InstallSeccomp(spec.Seccomp)
 		}
@@ -202,6 +206,27 @@ func (t *execThread) exec(f func() (int, error)) (int, error) {
 	t.run <- f
 	r := <-t.done
 	return r.code, r.err
+}
+
+// sendConnectNotify installs the connect filter and sends its listener to
+// the supervisor. A filter that cannot be installed is a warning (the
+// workload's connections take the container's network); one whose
+// listener cannot be sent is an error, since every connect(2) would then
+// fail (ENOSYS).
+func sendConnectNotify() error {
+	fd, err := InstallConnectNotify()
+	if err != nil {
+		msg := MsgWarn + "network option bypass=true: " + err.Error() + ": the container's connections take the user-mode network"
+		_ = unix.Sendmsg(socketFd, []byte(msg), nil, nil, 0)
+		return nil
+	}
+	err = unix.Sendmsg(socketFd, []byte(MsgConnect), unix.UnixRights(fd), nil, 0)
+	// Not the workload's to keep: it would answer its own calls.
+	unix.Close(fd)
+	if err != nil {
+		return fmt.Errorf("sending the connect filter's listener to the supervisor: %w", err)
+	}
+	return nil
 }
 
 // setupNetwork gives a new network namespace lo, and for user-mode

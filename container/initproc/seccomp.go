@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -98,4 +99,44 @@ func InstallSeccomp(prog []BPF) error {
 		return fmt.Errorf("installing the seccomp filter: %w", errno)
 	}
 	return nil
+}
+
+// connectNotifyArch is the audit architecture whose connect(2) the
+// connect-notify filter reports (the native one; other ABIs, such as
+// i386's socketcall, go on through the container's network).
+var connectNotifyArch = map[string]uint32{
+	"amd64": unix.AUDIT_ARCH_X86_64,
+	"arm64": unix.AUDIT_ARCH_AARCH64,
+}
+
+// InstallConnectNotify installs, on the calling thread, a filter that
+// hands each connect(2) of the native ABI to a listener (netstack/bypass,
+// in the supervisor) and allows everything else, and returns the
+// listener's fd. Installed before the container's own filter, which may
+// not allow seccomp(2); the kernel takes the strictest of both answers, so
+// the container's filter still refuses what it refuses.
+func InstallConnectNotify() (int, error) {
+	arch, ok := connectNotifyArch[runtime.GOARCH]
+	if !ok {
+		return -1, fmt.Errorf("not on %s", runtime.GOARCH)
+	}
+	const (
+		ldAbs = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		ret   = unix.BPF_RET | unix.BPF_K
+	)
+	filter := []unix.SockFilter{
+		{Code: ldAbs, K: 4}, // seccomp_data.arch
+		{Code: jeq, Jt: 0, Jf: 3, K: arch},
+		{Code: ldAbs, K: 0}, // seccomp_data.nr
+		{Code: jeq, Jt: 0, Jf: 1, K: uint32(unix.SYS_CONNECT)},
+		{Code: ret, K: unix.SECCOMP_RET_USER_NOTIF},
+		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
+	}
+	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
+	fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&fprog)))
+	if errno != 0 {
+		return -1, fmt.Errorf("installing the connect filter: %w", errno)
+	}
+	return int(fd), nil
 }

@@ -51,12 +51,22 @@ type Spec struct {
 	// Seccomp is the workload's seccomp filter; empty: none (unconfined,
 	// --privileged).
 	Seccomp Program `json:"seccomp,omitempty"`
+	// ConnectNotify has the workload's connect(2) calls answered by the
+	// supervisor (netstack/bypass): the init sends it the listener
+	// (MsgConnect), or a warning (MsgWarn) when it cannot install it.
+	ConnectNotify bool `json:"connectNotify,omitempty"`
 }
 
 // Files the init sends the supervisor, named by the datagram they ride on.
 const (
 	MsgPty = "pty" // the pty master (-t)
 	MsgTap = "tap" // the TAP device (user-mode networking)
+	// MsgConnect is the seccomp listener of the workload's connect(2)
+	// calls (Spec.ConnectNotify).
+	MsgConnect = "connect"
+	// MsgWarn starts a datagram without a file: a warning for the user,
+	// the rest of the datagram (the container runs on).
+	MsgWarn = "warn: "
 )
 
 // Exit codes as docker and podman use them.

@@ -77,6 +77,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	appendStrings(e, s.Caps)
 	e.Bool(s.NoNewPrivs)
 	e.Blob(s.Seccomp.bytes())
+	e.Bool(s.ConnectNotify)
 	return e.Bytes(), nil
 }
 
@@ -94,6 +95,7 @@ func (s *Spec) UnmarshalBinary(msg []byte) error {
 		}
 		s.Seccomp = p
 	}
+	s.ConnectNotify = d.Bool()
 	return d.Finish()
 }
 

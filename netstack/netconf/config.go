@@ -90,6 +90,10 @@ type Config struct {
 	// unset, the host's routes choose.
 	Outbound  netip.Addr
 	Outbound6 netip.Addr
+	// Bypass gives the container's TCP connections to the outside host
+	// sockets of their own instead of the stack (netstack/bypass: its
+	// connect(2) is answered by the supervisor through seccomp).
+	Bypass bool
 	// DNSServers are the upstream resolvers the DNS relay asks, in order (HostResolvers).
 	DNSServers []netip.AddrPort
 	// Ports are the published ports; New serves those of its Listeners.
@@ -125,7 +129,8 @@ func (c Config) LocalFor(dst netip.Addr) netip.Addr {
 }
 
 // HostTarget is where the host dials for the container's connection to
-// dst, or false when the policy refuses it (the NAT's policy):
+// dst, or false when the policy refuses it (the NAT's and the bypass's
+// one policy):
 //   - the gateway is the host's loopback, only with AllowHostLoopback;
 //   - the DNS addresses serve DNS only (the stack's relay);
 //   - loopback, the rest of the container's subnets, multicast, broadcast
@@ -178,7 +183,7 @@ func (c Config) Nameservers() []netip.Addr {
 // options are podman's slirp4netns options that rl understands. Options
 // that only make sense for the slirp4netns binary (port_handler,
 // enable_sandbox...) are refused rather than ignored.
-var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6"}
+var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6", "bypass"}
 
 // ParseOptions reads podman's slirp4netns option list, as given after
 // `--network slirp:`, over DefaultConfig: "mtu=1500,allow_host_loopback=true".
@@ -210,14 +215,17 @@ func ParseOptions(s string) (Config, error) {
 			base := p.Addr().As4()
 			at := func(last byte) netip.Addr { b := base; b[3] = last; return netip.AddrFrom4(b) }
 			c.Subnet, c.Gateway, c.DNS, c.Guest = p, at(2), at(3), at(100)
-		case "allow_host_loopback", "enable_ipv6":
+		case "allow_host_loopback", "enable_ipv6", "bypass":
 			b, err := strconv.ParseBool(val)
 			if err != nil {
 				return c, fmt.Errorf("network option %s=%s: want true or false", key, val)
 			}
-			if key == "enable_ipv6" {
+			switch key {
+			case "enable_ipv6":
 				c.IPv6 = b
-			} else {
+			case "bypass":
+				c.Bypass = b
+			default:
 				c.AllowHostLoopback = b
 			}
 		case "outbound_addr", "outbound_addr6":

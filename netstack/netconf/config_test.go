@@ -25,7 +25,10 @@ func TestParseOptions(t *testing.T) {
 		{in: "mtu=576", wantErr: "IPv6 needs at least 1280"},
 		{in: "mtu=70000", wantErr: "from 68 to 65521"},
 		{in: "allow_host_loopback=maybe", wantErr: "want true or false"},
-		{in: "port_handler=slirp4netns", wantErr: "unknown network option \"port_handler\" (options: mtu, cidr, allow_host_loopback, enable_ipv6, outbound_addr, outbound_addr6)"},
+		{in: "bypass=true", check: func(c Config) bool { return c.Bypass && !c.AllowHostLoopback }},
+		{in: "bypass=1,allow_host_loopback=true", check: func(c Config) bool { return c.Bypass && c.AllowHostLoopback }},
+		{in: "bypass=yes", wantErr: "network option bypass=yes: want true or false"},
+		{in: "port_handler=slirp4netns", wantErr: "unknown network option \"port_handler\" (options: mtu, cidr, allow_host_loopback, enable_ipv6, outbound_addr, outbound_addr6, bypass)"},
 		{in: "mtu", wantErr: "want NAME=VALUE"},
 		{in: "cidr=fd00::/64", wantErr: "IPv4 network"},
 	} {
@@ -43,7 +46,7 @@ func TestParseOptions(t *testing.T) {
 	}
 }
 
-// TestHostTarget: the NAT's policy.
+// TestHostTarget: the policy NAT and bypass share.
 func TestHostTarget(t *testing.T) {
 	def := DefaultConfig()
 	lo := def

@@ -214,7 +214,8 @@ func (b *lockedBuffer) String() string {
 //	nethelper udp-echo ADDR        answer each datagram with "peer=IP:PORT DATA"; log it on stdout
 //	nethelper dns ADDR IPV4        answer every DNS query with one A record IPV4 (none for other types)
 //	nethelper tcp-client ADDR MSG  connect, send MSG, half-close, print the reply;
-//	                               on failure print "error: ERR" and exit 1; stderr: "elapsed=MSms"
+//	                               on failure print "error: ERR" and exit 1; stderr: "elapsed=MSms",
+//	                               and once connected "local=IP:PORT" (the socket's own address)
 //	nethelper udp-client ADDR MSG  send MSG, print the reply (3 tries of 2 s)
 //	nethelper ping IPV4            ICMP echo from an unprivileged ICMP socket (no
 //	                               CAP_NET_RAW: net.ipv4.ping_group_range must allow
@@ -387,6 +388,7 @@ func tcpClient(addr, msg string) {
 		fmt.Fprintf(os.Stderr, "elapsed=%dms\n", time.Since(start).Milliseconds())
 		os.Exit(1)
 	}
+	fmt.Fprintf(os.Stderr, "local=%s\n", c.LocalAddr())
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	c.Write([]byte(msg))
 	c.(*net.TCPConn).CloseWrite()

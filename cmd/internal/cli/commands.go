@@ -34,7 +34,7 @@ type RunCmd struct {
 	ReadOnly    bool     `name:"read-only" help:"Mount the rootfs read-only (/tmp, /var/tmp and /run stay writable tmpfs)."`
 	Hostname    string   `help:"Container hostname (default: the short container id)."`
 	Pull        string   `help:"Pull the image: missing, always or never." enum:"missing,always,never,newer" default:"missing"`
-	Network     string   `aliases:"net" help:"Network: slirp[:OPTIONS] (user-mode, the default, also named bridge, pasta, slirp4netns and private; options mtu=, allow_host_loopback=, enable_ipv6=, cidr=, outbound_addr=, outbound_addr6=), none, host or container:NAME." default:"slirp"`
+	Network     string   `aliases:"net" help:"Network: slirp[:OPTIONS] (user-mode, the default, also named bridge, pasta, slirp4netns and private; options mtu=, allow_host_loopback=, enable_ipv6=, cidr=, outbound_addr=, outbound_addr6=, bypass=), none, host or container:NAME." default:"slirp"`
 	Publish     []string `short:"p" help:"Publish a port: [IP:]HOSTPORT:CTRPORT[/tcp|/udp], ranges as 8000-8010:80-90." sep:"none"`
 	PublishAll  bool     `short:"P" name:"publish-all" help:"Publish the image's EXPOSE ports on free host ports."`
 	DNS         []string `name:"dns" help:"Nameserver for the container (default: rl's DNS relay to the host's resolvers)." sep:"none"`

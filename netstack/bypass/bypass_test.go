@@ -1,0 +1,282 @@
+package bypass
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rlcontainers/rl/container/initproc"
+	"github.com/rlcontainers/rl/netstack/netconf"
+	"golang.org/x/sys/unix"
+)
+
+// onFilteredThread runs f on a thread of its own with the connect filter
+// installed (no_new_privs: no privilege needed) and served by a Server for
+// cfg, this process's network namespace standing for the container's. The
+// thread ends with f (its filter with it).
+func onFilteredThread(t testing.TB, cfg netconf.Config, f func(s *Server)) {
+	t.Helper()
+	ns, err := os.Open("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	done := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			done <- err
+			return
+		}
+		fd, err := initproc.InstallConnectNotify()
+		if err != nil {
+			done <- err
+			return
+		}
+		s, err := Start(os.NewFile(uintptr(fd), "listener"), ns, cfg, t.Errorf)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer s.Close()
+		f(s)
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a connect on the filtered thread was not answered in 30 s")
+	}
+}
+
+// hostService listens on the host's loopback and writes each client its
+// address, as the host saw it.
+func hostService(t testing.TB) *net.TCPListener {
+	t.Helper()
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			fmt.Fprintf(c, "client %s\n", c.RemoteAddr())
+			c.Close()
+		}
+	}()
+	return ln
+}
+
+// closedPort is a loopback port nothing listens on.
+func closedPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return port
+}
+
+// TestBypassNonBlocking: Go's dialer connects non-blocking (EINPROGRESS,
+// then epoll): a connection to the gateway becomes a host socket connected
+// to the host's loopback; one the policy does not take goes on as made; a
+// refused port is refused.
+func TestBypassNonBlocking(t *testing.T) {
+	port := hostService(t).Addr().(*net.TCPAddr).Port
+	closed := closedPort(t)
+	cfg := netconf.DefaultConfig()
+	cfg.AllowHostLoopback = true
+	onFilteredThread(t, cfg, func(s *Server) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("10.0.2.2:%d", port), 5*time.Second)
+		if err != nil {
+			t.Errorf("dial the gateway: %v", err)
+		} else {
+			b, _ := io.ReadAll(c)
+			c.Close()
+			want := fmt.Sprintf("127.0.0.1:%d", port)
+			if c.RemoteAddr().String() != want || !strings.HasPrefix(string(b), "client 127.0.0.1:") {
+				t.Errorf("dial the gateway: peer %v, read %q; want a host socket to %s", c.RemoteAddr(), b, want)
+			}
+		}
+		if n := s.Bypassed(); n != 1 {
+			t.Errorf("after one connection to the gateway: %d bypassed, want 1", n)
+		}
+		// The host's loopback itself is the container's own: not taken.
+		before := s.Bypassed()
+		c, err = net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
+		if err != nil {
+			t.Errorf("dial 127.0.0.1: %v", err)
+		} else {
+			c.Close()
+		}
+		if n := s.Bypassed(); n != before {
+			t.Errorf("a connection to loopback was bypassed (%d, %d before)", n, before)
+		}
+		_, err = net.DialTimeout("tcp", fmt.Sprintf("10.0.2.2:%d", closed), 5*time.Second)
+		if err == nil || !strings.Contains(err.Error(), "connection refused") {
+			t.Errorf("dial the gateway's closed port %d: %v, want connection refused", closed, err)
+		}
+	})
+}
+
+// TestBypassBlocking: a blocking connect waits for the host's handshake and
+// its descriptor keeps its number, its close-on-exec flag and its blocking
+// mode; UDP is not taken.
+func TestBypassBlocking(t *testing.T) {
+	port := hostService(t).Addr().(*net.TCPAddr).Port
+	closed := closedPort(t)
+	cfg := netconf.DefaultConfig()
+	cfg.AllowHostLoopback = true
+	onFilteredThread(t, cfg, func(s *Server) {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
+			t.Error(err)
+		}
+		gw := &unix.SockaddrInet4{Port: port, Addr: [4]byte{10, 0, 2, 2}}
+		if err := unix.Connect(fd, gw); err != nil {
+			t.Errorf("blocking connect to the gateway: %v", err)
+			return
+		}
+		peer, err := unix.Getpeername(fd)
+		if p, ok := peer.(*unix.SockaddrInet4); err != nil || !ok || p.Addr != [4]byte{127, 0, 0, 1} || p.Port != port {
+			t.Errorf("peer after a blocking connect: %#v, %v; want 127.0.0.1:%d", peer, err, port)
+		}
+		if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
+			t.Errorf("the host socket lost close-on-exec")
+		}
+		if fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK != 0 {
+			t.Errorf("the host socket is non-blocking; the workload's was not")
+		}
+		if v, _ := unix.GetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY); v != 1 {
+			t.Errorf("TCP_NODELAY not carried over to the host socket")
+		}
+		buf := make([]byte, 64)
+		n, err := unix.Read(fd, buf)
+		if err != nil || !strings.HasPrefix(string(buf[:n]), "client 127.0.0.1:") {
+			t.Errorf("read on the host socket: %q, %v", buf[:n], err)
+		}
+
+		refused, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		defer unix.Close(refused)
+		if err := unix.Connect(refused, &unix.SockaddrInet4{Port: closed, Addr: [4]byte{10, 0, 2, 2}}); err != unix.ECONNREFUSED {
+			t.Errorf("blocking connect to a closed port: %v, want ECONNREFUSED", err)
+		}
+
+		udp, _ := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		defer unix.Close(udp)
+		_ = unix.Connect(udp, &unix.SockaddrInet4{Port: port, Addr: [4]byte{127, 0, 0, 1}})
+		if n := s.Bypassed(); n != 1 {
+			t.Errorf("%d bypassed, want 1 (the TCP connection only)", n)
+		}
+	})
+}
+
+// TestBypassPolicy: without allow_host_loopback the gateway is not taken
+// (the connect goes on as made: here, in a namespace without 10.0.2.0/24,
+// it fails as the kernel says).
+func TestBypassPolicy(t *testing.T) {
+	port := hostService(t).Addr().(*net.TCPAddr).Port
+	onFilteredThread(t, netconf.DefaultConfig(), func(s *Server) {
+		fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		defer unix.Close(fd)
+		err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{10, 0, 2, 2}})
+		if peer, perr := unix.Getpeername(fd); perr == nil {
+			if p, ok := peer.(*unix.SockaddrInet4); ok && p.Addr == [4]byte{127, 0, 0, 1} {
+				t.Errorf("the gateway reached the host's loopback without allow_host_loopback (connect: %v)", err)
+			}
+		}
+		if n := s.Bypassed(); n != 0 {
+			t.Errorf("%d bypassed without allow_host_loopback, want 0", n)
+		}
+	})
+}
+
+func TestSockaddrAddr(t *testing.T) {
+	v4 := make([]byte, unix.SizeofSockaddrInet4)
+	v4[0], v4[1] = byte(unix.AF_INET), 0 // little-endian family
+	v4[2], v4[3] = 0x1f, 0x90            // 8080
+	copy(v4[4:], []byte{192, 0, 2, 7})
+	v6 := make([]byte, unix.SizeofSockaddrInet6)
+	v6[0] = byte(unix.AF_INET6)
+	v6[2], v6[3] = 0, 80
+	a6 := netip.MustParseAddr("2001:db8::1").As16()
+	copy(v6[8:], a6[:])
+	ll := append([]byte{}, v6...)
+	llAddr := netip.MustParseAddr("fe80::1").As16()
+	copy(ll[8:], llAddr[:])
+	scoped := append([]byte{}, v6...)
+	scoped[24] = 2
+	for _, c := range []struct {
+		b    []byte
+		want string
+	}{
+		{v4, "192.0.2.7:8080"},
+		{v4[:8], ""},
+		{v6, "[2001:db8::1]:80"},
+		{v6[:24], "[2001:db8::1]:80"},
+		{ll, ""},
+		{scoped, ""},
+		{[]byte{byte(unix.AF_UNIX), 0, '/', 'x'}, ""},
+	} {
+		got, ok := sockaddrAddr(c.b)
+		if s := got.String(); ok != (c.want != "") || ok && s != c.want {
+			t.Errorf("sockaddrAddr(%x) = %v, %v; want %q", c.b, got, ok, c.want)
+		}
+	}
+}
+
+// BenchmarkConnect: a blocking connect(2) and close to a host loopback
+// listener, without the filter, through it as made (CONTINUE), and
+// bypassed (the gateway, a host socket put in its place).
+func BenchmarkConnect(b *testing.B) {
+	port := hostService(b).Addr().(*net.TCPAddr).Port
+	cfg := netconf.DefaultConfig()
+	cfg.AllowHostLoopback = true
+	loop := func(b *testing.B, addr [4]byte) {
+		for i := 0; i < b.N; i++ {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			err = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: addr})
+			unix.Close(fd)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	}
+	lo := [4]byte{127, 0, 0, 1}
+	b.Run("plain", func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		loop(b, lo)
+	})
+	b.Run("continue", func(b *testing.B) {
+		onFilteredThread(b, cfg, func(*Server) { loop(b, lo) })
+	})
+	b.Run("bypassed", func(b *testing.B) {
+		onFilteredThread(b, cfg, func(*Server) { loop(b, [4]byte{10, 0, 2, 2}) })
+	})
+}
