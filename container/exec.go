@@ -125,7 +125,23 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files, preserved []*os.File) (
 	}
 	// The exec'd process gets the container's seccomp filter,
 	// capabilities and no_new_privs: all are the forking thread's to pass
-	// on. The filter goes first, while the thread has CAP_SYS_ADMIN.
+	// on. The filters go first, while the thread has CAP_SYS_ADMIN; with
+	// bypass=true the connect filter before the container's, its listener
+	// (in this process) served from the fork on.
+	listener := -1
+	if s.net.bypassing() {
+		fd, err := initproc.InstallConnectNotify()
+		if err != nil {
+			s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network", err)
+		} else {
+			listener = fd
+			defer func() {
+				if listener >= 0 {
+					unix.Close(listener)
+				}
+			}()
+		}
+	}
 	if err := initproc.InstallSeccomp(s.seccomp); err != nil {
 		return nil, nil, err
 	}
@@ -205,6 +221,10 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files, preserved []*os.File) (
 			return nil, nil, fmt.Errorf("exec: workdir %s: %v", dir, pe.Err)
 		}
 		return nil, nil, &ExitError{Code: code, Err: err}
+	}
+	if listener >= 0 {
+		s.net.serveExec(os.NewFile(uintptr(listener), "connect listener"), s.proc.Pid)
+		listener = -1
 	}
 	return cmd, master, nil
 }

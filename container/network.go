@@ -231,6 +231,28 @@ func (n *network) startBypass(listener *os.File, pid int) {
 	}
 }
 
+// serveExec serves the connect filter of a process rl exec started (and
+// what it starts): until none of them is left, when the server ends itself.
+// It is called on the exec's thread, whose /proc is the container's: the
+// server starts from another (the calls wait for it meanwhile).
+func (n *network) serveExec(listener *os.File, pid int) {
+	go func() {
+		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err != nil {
+			listener.Close()
+		} else {
+			var srv *bypass.Server
+			if srv, err = bypass.Start(listener, ns, n.cfg, n.warn); err == nil {
+				srv.CloseWhenDone()
+			}
+			ns.Close()
+		}
+		if err != nil {
+			n.warn("network option bypass=true: %v: the exec'd process's connect(2) calls fail (ENOSYS)", err)
+		}
+	}()
+}
+
 // netHelper is the network's binary, beside rl-core.
 const netHelper = "rl-net"
 

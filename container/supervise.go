@@ -46,7 +46,10 @@ type supervisor struct {
 	code     int
 	handlers sync.WaitGroup // control connections still answering
 	// seccomp is the workload's filter, which rl exec's processes get too.
-	seccomp  []initproc.BPF
+	seccomp []initproc.BPF
+	// net is the container's network (rl exec's processes get bypass=true's
+	// connect filter too).
+	net      *network
 	stopping sync.Once
 	// Of a detached container: its log (and attach's output), and the
 	// write end of its stdin (-i), which rl attach feeds.
@@ -181,6 +184,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		return c, 0, false, abort(err)
 	}
 	net.warn = rt.warn
+	s.net = net
 	if net.discarded {
 		rt.warn("%s", net.discardedWarning())
 	}

@@ -1219,7 +1219,26 @@ func TestNetBypass(t *testing.T) {
 			t.Errorf("bypass=true, a server on the container's loopback and UDP to the test host: want both echoes:\n%v", r)
 		}
 
-		// The seccomp listener stays the supervisor's.
+		// --userns keep-id (a nested user namespace): taken too.
+		r = rl(t, u, "run", "--rm", "--userns", "keep-id", "--network", bypass, "-v", vol, "busybox", "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
+		if r.Code != 0 || !regexp.MustCompile(echo).MatchString(r.Stdout) || local(r.Stderr) != ns.HostAddr.String() {
+			t.Errorf("bypass=true, --userns keep-id: want the echo and local address %s:\n%v", ns.HostAddr, r)
+		}
+
+		// rl exec's processes get host sockets too.
+		name := "byp-" + u.Name
+		if r = rl(t, u, "run", "-d", "--name", name, "--network", bypass, "-v", vol, "busybox", "sleep", "60"); r.Code != 0 {
+			t.Fatalf("rl run -d:\n%v", r)
+		}
+		defer rl(t, u, "rm", "-f", name)
+		for i := 0; i < 2; i++ {
+			r = rl(t, u, "exec", name, "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
+			if r.Code != 0 || !regexp.MustCompile(echo).MatchString(r.Stdout) || local(r.Stderr) != ns.HostAddr.String() {
+				t.Errorf("bypass=true, rl exec (%d): want the echo and local address %s:\n%v", i+1, ns.HostAddr, r)
+			}
+		}
+
+		// The seccomp listeners stay the supervisor's.
 		fds := func(network string) string {
 			r := rl(t, u, "run", "--rm", "--network", network, "busybox", "ls", "/proc/self/fd")
 			if r.Code != 0 {
@@ -1227,8 +1246,12 @@ func TestNetBypass(t *testing.T) {
 			}
 			return r.Stdout
 		}
-		if a, b := fds("slirp"), fds(bypass); a != b {
-			t.Errorf("the workload's descriptors: %q without bypass, %q with it", a, b)
+		want := fds("slirp")
+		if b := fds(bypass); b != want {
+			t.Errorf("the workload's descriptors: %q without bypass, %q with it", want, b)
+		}
+		if r = rl(t, u, "exec", name, "ls", "/proc/self/fd"); r.Stdout != want {
+			t.Errorf("rl exec's descriptors with bypass=true: %q, want %q:\n%v", r.Stdout, want, r)
 		}
 	})
 }

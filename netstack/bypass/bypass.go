@@ -22,7 +22,7 @@
 // before connect are carried over (keep-alive, TCP_NODELAY, timeouts,
 // linger, TOS; not the buffer sizes); a program that registered the socket
 // with epoll before connecting it keeps watching the socket it made, which
-// is no longer its descriptor's. Processes `rl exec` starts take the stack.
+// is no longer its descriptor's.
 package bypass
 
 import (
@@ -131,13 +131,24 @@ func Start(listener *os.File, netns *os.File, cfg netconf.Config, warn func(form
 // running then gets ENOSYS from connect(2) (the kernel's answer when
 // nobody listens).
 func (s *Server) Close() {
-	s.closing.Store(true)
+	if s.closing.Swap(true) {
+		return
+	}
 	one := [8]byte{1}
 	_, _ = unix.Write(s.stop, one[:])
 	<-s.served
 	s.wg.Wait()
 	unix.Close(s.lfd)
 	unix.Close(s.stop)
+}
+
+// CloseWhenDone closes s (Close) once no process uses its filter any more,
+// for a server nobody else closes.
+func (s *Server) CloseWhenDone() {
+	go func() {
+		<-s.served
+		s.Close()
+	}()
 }
 
 // Bypassed is how many connections got host sockets so far.

@@ -39,6 +39,10 @@ func onFilteredThread(t testing.TB, cfg netconf.Config, f func(s *Server)) {
 			done <- err
 			return
 		}
+		if fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil || fl&unix.FD_CLOEXEC == 0 {
+			done <- fmt.Errorf("the listener is not close-on-exec (%#x, %v): what the thread execs would hold it", fl, err)
+			return
+		}
 		s, err := Start(os.NewFile(uintptr(fd), "listener"), ns, cfg, t.Errorf)
 		if err != nil {
 			done <- err
