@@ -195,6 +195,69 @@ func TestBypassBlocking(t *testing.T) {
 	})
 }
 
+// TestBypassIPv6: an IPv6 socket to the IPv6 gateway reaches the host's ::1;
+// one to the IPv4 gateway, v4-mapped, the host's 127.0.0.1 (still an IPv6
+// socket).
+func TestBypassIPv6(t *testing.T) {
+	ln6, err := net.ListenTCP("tcp6", &net.TCPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skip("no IPv6 loopback here:", err)
+	}
+	ln6.Close()
+	port := hostService(t).Addr().(*net.TCPAddr).Port
+	cfg := netconf.DefaultConfig()
+	cfg.AllowHostLoopback = true
+	onFilteredThread(t, cfg, func(s *Server) {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer unix.Close(fd)
+		mapped := netip.AddrFrom4([4]byte{10, 0, 2, 2}).As16()
+		mapped[10], mapped[11] = 0xff, 0xff
+		if err := unix.Connect(fd, &unix.SockaddrInet6{Port: port, Addr: mapped}); err != nil {
+			t.Errorf("connect to [::ffff:10.0.2.2]:%d: %v", port, err)
+			return
+		}
+		peer, err := unix.Getpeername(fd)
+		want := netip.AddrFrom4([4]byte{127, 0, 0, 1}).As16()
+		want[10], want[11] = 0xff, 0xff
+		if p, ok := peer.(*unix.SockaddrInet6); err != nil || !ok || p.Addr != want || p.Port != port {
+			t.Errorf("peer of the v4-mapped connect: %#v, %v; want [::ffff:127.0.0.1]:%d", peer, err, port)
+		}
+	})
+	ln6 = func() *net.TCPListener {
+		l, err := net.ListenTCP("tcp6", &net.TCPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		return l
+	}()
+	port6 := ln6.Addr().(*net.TCPAddr).Port
+	onFilteredThread(t, cfg, func(s *Server) {
+		c, err := net.DialTimeout("tcp6", fmt.Sprintf("[fd00::2]:%d", port6), 5*time.Second)
+		if err != nil {
+			t.Errorf("dial [fd00::2]:%d: %v", port6, err)
+			return
+		}
+		defer c.Close()
+		if got := c.RemoteAddr().String(); got != fmt.Sprintf("[::1]:%d", port6) {
+			t.Errorf("dial [fd00::2]: peer %s, want the host's [::1]:%d", got, port6)
+		}
+	})
+}
+
 // TestBypassPolicy: without allow_host_loopback the gateway is not taken
 // (the connect goes on as made: here, in a namespace without 10.0.2.0/24,
 // it fails as the kernel says).
