@@ -352,17 +352,25 @@ func netElapsedMS(stderr string) int {
 	return n
 }
 
+// netEchoTestHost is a test host with nethelper's TCP and UDP echo servers
+// at tcpAddr (port 7000) and udpAddr (7001); port 7002 is closed.
+func netEchoTestHost(t *testing.T) (nh string, ns *testenv.NetNS, tcpAddr, udpAddr string) {
+	t.Helper()
+	nh = netNeedHelper(t)
+	ns = netTestHost(t)
+	tcpAddr = fmt.Sprintf("%s:7000", ns.NSAddr)
+	udpAddr = fmt.Sprintf("%s:7001", ns.NSAddr)
+	netStartServer(t, ns.Command(nh, "tcp-echo", tcpAddr))
+	netStartServer(t, ns.Command(nh, "udp-echo", udpAddr))
+	return nh, ns, tcpAddr, udpAddr
+}
+
 // TestNetNATTestHost: TCP and UDP from the container to a test host in a
 // network namespace, through NAT: the host sees the connection from the
 // host's own address on the veth; a port with nothing listening is refused
 // in under a second.
 func TestNetNATTestHost(t *testing.T) {
-	nh := netNeedHelper(t)
-	ns := netTestHost(t)
-	tcpAddr := fmt.Sprintf("%s:7000", ns.NSAddr)
-	udpAddr := fmt.Sprintf("%s:7001", ns.NSAddr)
-	netStartServer(t, ns.Command(nh, "tcp-echo", tcpAddr))
-	netStartServer(t, ns.Command(nh, "udp-echo", udpAddr))
+	nh, ns, tcpAddr, udpAddr := netEchoTestHost(t)
 	forEachUser(t, func(t *testing.T, u User) {
 		r := rl(t, u, "run", "--rm", "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
 		want := fmt.Sprintf(`^peer=%s:\d+\ntcp-hello$`, regexp.QuoteMeta(ns.HostAddr.String()))
@@ -1150,12 +1158,7 @@ func TestNetOutboundAddr(t *testing.T) {
 // are refused, at once; connections inside the container and UDP take the
 // container's network; the workload holds no descriptor more than without.
 func TestNetBypass(t *testing.T) {
-	nh := netNeedHelper(t)
-	ns := netTestHost(t)
-	tcpAddr := fmt.Sprintf("%s:7000", ns.NSAddr)
-	udpAddr := fmt.Sprintf("%s:7001", ns.NSAddr)
-	netStartServer(t, ns.Command(nh, "tcp-echo", tcpAddr))
-	netStartServer(t, ns.Command(nh, "udp-echo", udpAddr))
+	nh, ns, tcpAddr, udpAddr := netEchoTestHost(t)
 	local := func(stderr string) string {
 		if m := regexp.MustCompile(`local=(\S+):\d+`).FindStringSubmatch(stderr); m != nil {
 			return m[1]

@@ -62,11 +62,11 @@ func onFilteredThread(t testing.TB, cfg netconf.Config, f func(s *Server)) {
 	}
 }
 
-// hostService listens on the host's loopback and writes each client its
-// address, as the host saw it.
-func hostService(t testing.TB) *net.TCPListener {
+// hostService listens on the host's loopback (ip: 127.0.0.1 or ::1) and
+// writes each client its address, as the host saw it.
+func hostService(t testing.TB, ip net.IP) *net.TCPListener {
 	t.Helper()
-	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	ln, err := net.ListenTCP("tcp", &net.TCPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func closedPort(t *testing.T) int {
 // to the host's loopback; one the policy does not take goes on as made; a
 // refused port is refused.
 func TestBypassNonBlocking(t *testing.T) {
-	port := hostService(t).Addr().(*net.TCPAddr).Port
+	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	closed := closedPort(t)
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
@@ -142,7 +142,7 @@ func TestBypassNonBlocking(t *testing.T) {
 // its descriptor keeps its number, its close-on-exec flag and its blocking
 // mode; UDP is not taken.
 func TestBypassBlocking(t *testing.T) {
-	port := hostService(t).Addr().(*net.TCPAddr).Port
+	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	closed := closedPort(t)
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
@@ -204,7 +204,7 @@ func TestBypassIPv6(t *testing.T) {
 		t.Skip("no IPv6 loopback here:", err)
 	}
 	ln6.Close()
-	port := hostService(t).Addr().(*net.TCPAddr).Port
+	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
 	onFilteredThread(t, cfg, func(s *Server) {
@@ -227,24 +227,7 @@ func TestBypassIPv6(t *testing.T) {
 			t.Errorf("peer of the v4-mapped connect: %#v, %v; want [::ffff:127.0.0.1]:%d", peer, err, port)
 		}
 	})
-	ln6 = func() *net.TCPListener {
-		l, err := net.ListenTCP("tcp6", &net.TCPAddr{IP: net.IPv6loopback})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				c.Close()
-			}
-		}()
-		return l
-	}()
-	port6 := ln6.Addr().(*net.TCPAddr).Port
+	port6 := hostService(t, net.IPv6loopback).Addr().(*net.TCPAddr).Port
 	onFilteredThread(t, cfg, func(s *Server) {
 		c, err := net.DialTimeout("tcp6", fmt.Sprintf("[fd00::2]:%d", port6), 5*time.Second)
 		if err != nil {
@@ -262,7 +245,7 @@ func TestBypassIPv6(t *testing.T) {
 // (the connect goes on as made: here, in a namespace without 10.0.2.0/24,
 // it fails as the kernel says).
 func TestBypassPolicy(t *testing.T) {
-	port := hostService(t).Addr().(*net.TCPAddr).Port
+	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	onFilteredThread(t, netconf.DefaultConfig(), func(s *Server) {
 		fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		defer unix.Close(fd)
@@ -316,7 +299,7 @@ func TestSockaddrAddr(t *testing.T) {
 // listener, without the filter, through it as made (CONTINUE), and
 // bypassed (the gateway, a host socket put in its place).
 func BenchmarkConnect(b *testing.B) {
-	port := hostService(b).Addr().(*net.TCPAddr).Port
+	port := hostService(b, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
 	loop := func(b *testing.B, addr [4]byte) {
