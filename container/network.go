@@ -218,14 +218,8 @@ func (n *network) startBypass(listener *os.File, pid int) {
 		listener.Close()
 		return
 	}
-	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
-	if err != nil {
-		listener.Close()
-	} else {
-		n.bypass, err = bypass.Start(listener, ns, n.cfg, n.warn)
-		ns.Close()
-	}
-	if err != nil {
+	var err error
+	if n.bypass, err = n.serveConnect(listener, pid); err != nil {
 		// The filter is installed: without its listener, connect(2) fails.
 		n.warn("network option bypass=true: %v: the container's connect(2) calls fail (ENOSYS); run it without bypass=true", err)
 	}
@@ -237,20 +231,25 @@ func (n *network) startBypass(listener *os.File, pid int) {
 // server starts from another (the calls wait for it meanwhile).
 func (n *network) serveExec(listener *os.File, pid int) {
 	go func() {
-		ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
-		if err != nil {
-			listener.Close()
-		} else {
-			var srv *bypass.Server
-			if srv, err = bypass.Start(listener, ns, n.cfg, n.warn); err == nil {
-				srv.CloseWhenDone()
-			}
-			ns.Close()
-		}
+		srv, err := n.serveConnect(listener, pid)
 		if err != nil {
 			n.warn("network option bypass=true: %v: the exec'd process's connect(2) calls fail (ENOSYS)", err)
+			return
 		}
+		srv.CloseWhenDone()
 	}()
+}
+
+// serveConnect starts a bypass server on listener (its own from now on) for
+// the network namespace of process pid.
+func (n *network) serveConnect(listener *os.File, pid int) (*bypass.Server, error) {
+	ns, err := os.Open(fmt.Sprintf("/proc/%d/ns/net", pid))
+	if err != nil {
+		listener.Close()
+		return nil, err
+	}
+	defer ns.Close()
+	return bypass.Start(listener, ns, n.cfg, n.warn)
 }
 
 // netHelper is the network's binary, beside rl-core.

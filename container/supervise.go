@@ -234,7 +234,11 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		err = netErr
 	}
 	if connectListener != nil {
-		net.startBypass(connectListener, p.Pid)
+		if err == nil {
+			net.startBypass(connectListener, p.Pid)
+		} else {
+			connectListener.Close()
+		}
 	}
 	if err != nil && p != nil {
 		_ = p.Signal(syscall.SIGKILL)

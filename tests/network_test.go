@@ -1118,6 +1118,7 @@ func TestNetOutboundAddr(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		for _, c := range []struct{ opt, peer string }{
 			{"outbound_addr=" + extra.String(), extra.String()},
+			{"outbound_addr=" + extra.String() + ",bypass=true", extra.String()},
 			{"outbound_addr=" + ns.HostIf, ns.HostAddr.String()},
 			{"", ns.HostAddr.String()},
 		} {

@@ -186,6 +186,9 @@ func (s *Server) serve() {
 			if err == unix.ENOENT || err == unix.EINTR {
 				continue // the caller went away before we took its call
 			}
+			if s.warn != nil {
+				s.warn("network option bypass=true: the seccomp listener: %v: the container's connect(2) calls are no longer answered", err)
+			}
 			return
 		}
 		if d, ok := s.read(&req); !ok {
