@@ -20,9 +20,9 @@
 // getsockname names the host's address and the container's own view (ss,
 // /proc/net/tcp, its firewall) does not see the connection; options set
 // before connect are carried over (keep-alive, TCP_NODELAY, timeouts,
-// linger, TOS; not the buffer sizes); a program that registered the socket
-// with epoll before connecting it keeps watching the socket it made, which
-// is no longer its descriptor's.
+// linger, TOS; not the buffer sizes); a socket in one of the caller's epoll
+// sets before its connect is left to the stack (the set would go on
+// watching the socket it was given).
 package bypass
 
 import (
@@ -284,7 +284,7 @@ func (s *Server) connect(req *notif, d dial) (errno unix.Errno, cont bool) {
 		return errGone, false
 	}
 	domain, ok := s.takeable(orig, dst)
-	if !ok {
+	if !ok || inEpollSet(tgid, orig) {
 		return 0, true
 	}
 	flags, err := unix.FcntlInt(uintptr(orig), unix.F_GETFL, 0)
@@ -537,6 +537,42 @@ func fdCloexec(pid, fd int) bool {
 		}
 	}
 	return true
+}
+
+// inEpollSet says whether the socket orig is a copy of is in one of
+// process pid's epoll sets (their fdinfo names each watched file by its
+// inode): a program that watches a socket before connecting it (nginx
+// does) would go on watching the socket it made, which would be no longer
+// its descriptor's, and never hear of the host socket; such a connect
+// takes the stack.
+func inEpollSet(pid, orig int) bool {
+	var st unix.Stat_t
+	if unix.Fstat(orig, &st) != nil {
+		return true
+	}
+	// The inode alone (sdev is the kernel's encoding of the device): another
+	// file of the same number elsewhere only makes the connect take the stack.
+	want := fmt.Sprintf(" ino:%x sdev:", st.Ino)
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err != nil || l != "anon_inode:[eventpoll]" {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", pid, e.Name()))
+		if err != nil {
+			return true
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "tfd:") && strings.Contains(line, want) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // sameFile says whether fd of pidfd's process is still the socket orig is

@@ -241,6 +241,38 @@ func TestBypassIPv6(t *testing.T) {
 	})
 }
 
+// TestBypassEpollFirst: a socket in an epoll set before its connect (as
+// nginx does) is left to the stack: the set watches that socket.
+func TestBypassEpollFirst(t *testing.T) {
+	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
+	cfg := netconf.DefaultConfig()
+	cfg.AllowHostLoopback = true
+	onFilteredThread(t, cfg, func(s *Server) {
+		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer unix.Close(ep)
+		fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		defer unix.Close(fd)
+		if err := unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLOUT, Fd: int32(fd)}); err != nil {
+			t.Error(err)
+			return
+		}
+		_ = unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{10, 0, 2, 2}})
+		if n := s.Bypassed(); n != 0 {
+			t.Errorf("a socket in an epoll set was bypassed (%d)", n)
+		}
+		// Out of the set, the next socket is taken.
+		fd2, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		defer unix.Close(fd2)
+		if err := unix.Connect(fd2, &unix.SockaddrInet4{Port: port, Addr: [4]byte{10, 0, 2, 2}}); err != nil || s.Bypassed() != 1 {
+			t.Errorf("a socket in no epoll set: connect %v, %d bypassed, want 1", err, s.Bypassed())
+		}
+	})
+}
+
 // TestBypassPolicy: without allow_host_loopback the gateway is not taken
 // (the connect goes on as made: here, in a namespace without 10.0.2.0/24,
 // it fails as the kernel says).
