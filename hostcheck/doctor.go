@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/rlcontainers/rl/netstack/bypass"
 	"github.com/rlcontainers/rl/userns"
 	"golang.org/x/sys/unix"
 )
@@ -84,6 +85,7 @@ func Doctor(in DoctorInput) []Check {
 		CheckTun(CheckDevice("/dev/net/tun"), ProbeTun(), in.ConfigPath),
 		CheckSeccomp(sec, nested),
 		CheckNestedUserns(nested, sec, sysctls),
+		CheckBypass(bypass.Probe()),
 		CheckRunDir(in.RunRoot, in.RunRootReason),
 		CheckCgroups(CheckCgroup()),
 	}
@@ -450,6 +452,27 @@ func CheckSeccomp(s Seccomp, nested error) Check {
 	c.Detail = fmt.Sprintf("rl runs under %d seccomp filter(s), likely %s", s.Filters, s.LikelySource)
 	c.Cause = "the filter refuses clone(CLONE_NEWUSER) (" + nested.Error() + "): Docker's default profile does so without CAP_SYS_ADMIN"
 	c.Fix = fixSeccomp
+	return c
+}
+
+// CheckBypass reports whether `--network slirp:bypass=true` works here
+// (bypass.Probe's result): without it, connections take the user-mode
+// network, so the option changes nothing.
+func CheckBypass(probe error) Check {
+	c := Check{Name: "bypass"}
+	if probe == nil {
+		c.Status, c.Detail = OK, "--network slirp:bypass=true works: a test connect(2) got a host socket"
+		return c
+	}
+	c.Status = Degraded
+	c.Detail = "--network slirp:bypass=true falls back to the user-mode network"
+	c.Cause = probe.Error()
+	switch {
+	case errors.Is(probe, unix.EPERM):
+		c.Fix = "give the outer container CAP_SYS_PTRACE (--cap-add SYS_PTRACE: Docker's default seccomp profile then allows pidfd_getfd) or --security-opt seccomp=unconfined"
+	default:
+		c.Fix = "a kernel with seccomp user notification and SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9 or later) and pidfd_getfd (5.6)"
+	}
 	return c
 }
 

@@ -2,6 +2,7 @@ package hostcheck
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -203,6 +204,20 @@ func TestCheckSeccomp(t *testing.T) {
 	}
 	if !errors.Is(refused, syscall.EPERM) {
 		t.Error("ProbeError does not unwrap")
+	}
+}
+
+func TestCheckBypass(t *testing.T) {
+	if c := CheckBypass(nil); c.Status != OK || c.Name != "bypass" {
+		t.Errorf("%+v", c)
+	}
+	denied := fmt.Errorf("pidfd_getfd: %w", syscall.EPERM)
+	if c := CheckBypass(denied); c.Status != Degraded || !strings.Contains(c.Cause, "pidfd_getfd") || !strings.Contains(c.Fix, "SYS_PTRACE") {
+		t.Errorf("%+v", c)
+	}
+	old := fmt.Errorf("SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9): %w", syscall.ENOTTY)
+	if c := CheckBypass(old); c.Status != Degraded || !strings.Contains(c.Fix, "Linux 5.9") {
+		t.Errorf("%+v", c)
 	}
 }
 

@@ -28,10 +28,14 @@ func TestDoctor(t *testing.T) {
 		} else if !strings.HasPrefix(sub, "degraded ") || !strings.Contains(sub, "usermod --add-subuids") || !strings.Contains(sub, u.Name) {
 			t.Errorf("subid-ranges for %s: %q, want degraded naming usermod --add-subuids\n%v", u.Name, sub, r)
 		}
-		for _, name := range []string{"userns", "newuidmap", "storage", "proc", "tun", "seccomp", "run-dir", "cgroups"} {
+		for _, name := range []string{"userns", "newuidmap", "storage", "proc", "tun", "seccomp", "bypass", "run-dir", "cgroups"} {
 			if lineNamed(lines, name) == "" {
 				t.Errorf("no %s line\n%v", name, r)
 			}
+		}
+		// This kernel has all bypass=true needs (TestNetBypass uses it).
+		if l := lineNamed(lines, "bypass"); !strings.HasPrefix(l, "ok ") {
+			t.Errorf("bypass: %q, want ok\n%v", l, r)
 		}
 	})
 }

@@ -96,7 +96,8 @@ type Server struct {
 	// bypassed counts the connections given host sockets (tests).
 	bypassed atomic.Int64
 	warn     func(format string, a ...any)
-	warned   atomic.Bool
+	failMu   sync.Mutex
+	failed   error // the first call refused to rl (Failed)
 }
 
 // Start serves listener, the seccomp listener of a container's workload
@@ -330,6 +331,7 @@ func (s *Server) connect(req *notif, d dial) (errno unix.Errno, cont bool) {
 		if e == unix.ENOENT {
 			return errGone, false
 		}
+		s.unavailable("SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9)", e)
 		return 0, true
 	}
 	s.bypassed.Add(1)
@@ -587,13 +589,34 @@ func sameFile(pidfd, fd, orig int) bool {
 	return unix.Fstat(again, &a) == nil && unix.Fstat(orig, &b) == nil && a.Ino == b.Ino && a.Dev == b.Dev
 }
 
-// denied warns, once, when call is refused to rl itself (EPERM, ENOSYS:
-// a seccomp profile or an old kernel around rl), not for a caller that
-// went away.
+// denied reports call refused to rl itself (EPERM, ENOSYS: a seccomp
+// profile or an old kernel around rl), not a caller that went away.
 func (s *Server) denied(call string, err error) {
-	if (err == unix.EPERM || err == unix.ENOSYS) && s.warn != nil && !s.warned.Swap(true) {
+	if err == unix.EPERM || err == unix.ENOSYS {
+		s.unavailable(call, err)
+	}
+}
+
+// unavailable records that call failed with err, so that connections
+// cannot be taken, and warns about the first such failure.
+func (s *Server) unavailable(call string, err error) {
+	s.failMu.Lock()
+	first := s.failed == nil
+	if first {
+		s.failed = fmt.Errorf("%s: %w", call, err)
+	}
+	s.failMu.Unlock()
+	if first && s.warn != nil {
 		s.warn("network option bypass=true: %s: %v (a seccomp profile or kernel around rl forbids it): the container's connections take the user-mode network", call, err)
 	}
+}
+
+// Failed is the first failure that kept a connection from being taken
+// (a call refused to rl), or nil.
+func (s *Server) Failed() error {
+	s.failMu.Lock()
+	defer s.failMu.Unlock()
+	return s.failed
 }
 
 // valid says whether call id still waits for its answer.

@@ -362,3 +362,11 @@ func BenchmarkConnect(b *testing.B) {
 		onFilteredThread(b, cfg, func(*Server) { loop(b, [4]byte{10, 0, 2, 2}) })
 	})
 }
+
+// TestProbe: rl doctor's probe works on this machine (the tests above run
+// the same path).
+func TestProbe(t *testing.T) {
+	if err := Probe(); err != nil {
+		t.Fatalf("Probe: %v", err)
+	}
+}
