@@ -337,8 +337,22 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files, preserved []*os.File) (
 		return nil, nil, p.err
 	}
 	pid := fmt.Sprint(s.proc.Pid)
-	args := []string{"nsenter", "--target", pid, "--user", "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup",
-		"--setuid", fmt.Sprint(p.uid), "--setgid", fmt.Sprint(p.gid), "--wd=" + p.dir, "--"}
+	ids := []string{"--setuid", fmt.Sprint(p.uid), "--setgid", fmt.Sprint(p.gid)}
+	if u := keepID(s.rt.Plan); !u.setgroups {
+		// A single-ID namespace denies setgroups, which nsenter's --setgid
+		// calls; the one id mapped in the container's is the user's, which
+		// nsenter's own credentials become there.
+		if p.uid != u.uid || p.gid != u.gid {
+			if p.slave != nil {
+				p.master.Close()
+				p.slave.Close()
+			}
+			return nil, nil, fmt.Errorf("exec as uid %d gid %d: only your own ids (%d:%d) are mapped in this --userns keep-id container (no /etc/subuid range for you): add ranges to /etc/subuid and /etc/subgid, or exec as yourself", p.uid, p.gid, u.uid, u.gid)
+		}
+		ids = []string{"--preserve-credentials"}
+	}
+	args := append([]string{"nsenter", "--target", pid, "--user", "--mount", "--pid", "--net", "--ipc", "--uts", "--cgroup"},
+		append(ids, "--wd="+p.dir, "--")...)
 	// nsenter leaves fds 3 on open for the command it execs.
 	cmd := &exec.Cmd{Path: nsenter, Args: append(args, e.Args...), Env: p.env, ExtraFiles: preserved}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

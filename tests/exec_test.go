@@ -393,3 +393,34 @@ func TestExecPreserveFDs(t *testing.T) {
 		}
 	})
 }
+
+// TestExecKeepID: --userns keep-id gives the user's own uid and gid inside,
+// in rl run and in what rl exec starts there (through nsenter); exec as
+// root is the subordinate range's, which the single-ID user lacks: one line
+// naming the fix.
+func TestExecKeepID(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		ids := fmt.Sprintf("%d %d\n", u.UID, u.GID)
+		r := rl(t, u, "run", "--rm", "--userns", "keep-id", "busybox", "sh", "-c", "echo $(id -u) $(id -g)")
+		if r.Code != 0 || r.Stdout != ids {
+			t.Errorf("rl run --userns keep-id: want %q\n%v", ids, r)
+		}
+		name := "keepid-" + u.Name
+		if r = rl(t, u, "run", "-d", "--name", name, "--userns", "keep-id", "busybox", "sleep", "60"); r.Code != 0 {
+			t.Fatalf("rl run -d --userns keep-id:\n%v", r)
+		}
+		defer rl(t, u, "rm", "-f", name)
+		r = rl(t, u, "exec", name, "sh", "-c", "echo $(id -u) $(id -g)")
+		if r.Code != 0 || r.Stdout != ids {
+			t.Errorf("rl exec into a --userns keep-id container: want %q\n%v", ids, r)
+		}
+		r = rl(t, u, "exec", "-u", "0", name, "id", "-u")
+		if u.Name == full.Name {
+			if r.Code != 0 || r.Stdout != "0\n" {
+				t.Errorf("rl exec -u 0 into a --userns keep-id container: want 0\n%v", r)
+			}
+		} else if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); r.Code != 125 || !strings.Contains(r.Stderr, "only your own ids") || !strings.Contains(lines[len(lines)-1], "/etc/subuid") {
+			t.Errorf("rl exec -u 0 as the single-ID user: want exit 125 and one line naming /etc/subuid\n%v", r)
+		}
+	})
+}
