@@ -371,6 +371,8 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files, preserved []*os.File) (
 	}
 	// Fork from a thread whose bounding set is the container's: entering
 	// the user namespace gives nsenter every capability, bounded by it.
+	// With bypass=true the thread installs the connect filter first (it
+	// allows nsenter's setns), served from the fork on.
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
@@ -378,7 +380,24 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files, preserved []*os.File) (
 			errc <- err
 			return
 		}
-		errc <- cmd.Start()
+		listener := -1
+		if s.net.bypassing() {
+			fd, err := initproc.InstallConnectNotify()
+			if err != nil {
+				s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network", err)
+			} else {
+				listener = fd
+			}
+		}
+		err := cmd.Start()
+		if listener >= 0 {
+			if err == nil {
+				s.net.serveExec(os.NewFile(uintptr(listener), "connect listener"), s.proc.Pid)
+			} else {
+				unix.Close(listener)
+			}
+		}
+		errc <- err
 	}()
 	if err := <-errc; err != nil {
 		if p.master != nil {

@@ -1223,10 +1223,20 @@ func TestNetBypass(t *testing.T) {
 			t.Errorf("bypass=true, a server on the container's loopback and UDP to the test host: want both echoes:\n%v", r)
 		}
 
-		// --userns keep-id (a nested user namespace): taken too.
+		// --userns keep-id (a nested user namespace): taken too, and in
+		// what rl exec (nsenter) starts there.
 		r = rl(t, u, "run", "--rm", "--userns", "keep-id", "--network", bypass, "-v", vol, "busybox", "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
 		if r.Code != 0 || !regexp.MustCompile(echo).MatchString(r.Stdout) || local(r.Stderr) != ns.HostAddr.String() {
 			t.Errorf("bypass=true, --userns keep-id: want the echo and local address %s:\n%v", ns.HostAddr, r)
+		}
+		kname := "bypk-" + u.Name
+		if r = rl(t, u, "run", "-d", "--name", kname, "--userns", "keep-id", "--network", bypass, "-v", vol, "busybox", "sleep", "60"); r.Code != 0 {
+			t.Fatalf("rl run -d --userns keep-id:\n%v", r)
+		}
+		defer rl(t, u, "rm", "-f", kname)
+		r = rl(t, u, "exec", kname, "/nh/nethelper", "tcp-client", tcpAddr, "tcp-hello")
+		if r.Code != 0 || !regexp.MustCompile(echo).MatchString(r.Stdout) || local(r.Stderr) != ns.HostAddr.String() {
+			t.Errorf("bypass=true, rl exec into a --userns keep-id container: want the echo and local address %s:\n%v", ns.HostAddr, r)
 		}
 
 		// rl exec's processes get host sockets too.
