@@ -128,20 +128,12 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files, preserved []*os.File) (
 	// on. The filters go first, while the thread has CAP_SYS_ADMIN; with
 	// bypass=true the connect filter before the container's, its listener
 	// (in this process) served from the fork on.
-	listener := -1
-	if s.net.bypassing() {
-		fd, err := initproc.InstallConnectNotify()
-		if err != nil {
-			s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network", err)
-		} else {
-			listener = fd
-			defer func() {
-				if listener >= 0 {
-					unix.Close(listener)
-				}
-			}()
+	listener := s.execConnectFilter()
+	defer func() {
+		if listener >= 0 {
+			unix.Close(listener)
 		}
-	}
+	}()
 	if err := initproc.InstallSeccomp(s.seccomp); err != nil {
 		return nil, nil, err
 	}
@@ -227,6 +219,22 @@ func (s *supervisor) startExecLocked(e *ctl.Exec, files, preserved []*os.File) (
 		listener = -1
 	}
 	return cmd, master, nil
+}
+
+// execConnectFilter installs, with bypass=true, the connect filter on the
+// calling thread, which forks an rl exec process, and returns its listener
+// (for network.serveExec once the fork is done), or -1: no bypass, or a
+// filter that cannot be installed (a warning; the process takes the stack).
+func (s *supervisor) execConnectFilter() int {
+	if !s.net.bypassing() {
+		return -1
+	}
+	fd, err := initproc.InstallConnectNotify()
+	if err != nil {
+		s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network", err)
+		return -1
+	}
+	return fd
 }
 
 // joinNamespace enters the workload's namespace of the given kind, unless
@@ -380,15 +388,7 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files, preserved []*os.File) (
 			errc <- err
 			return
 		}
-		listener := -1
-		if s.net.bypassing() {
-			fd, err := initproc.InstallConnectNotify()
-			if err != nil {
-				s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network", err)
-			} else {
-				listener = fd
-			}
-		}
+		listener := s.execConnectFilter()
 		err := cmd.Start()
 		if listener >= 0 {
 			if err == nil {
