@@ -41,7 +41,7 @@ func ParseNetwork(s string) (mode, opts string, err error) {
 		// docker's default network and podman 5's: rl's user-mode network
 		// stands in for both, with its own options.
 		if opts != "" {
-			return "", "", fmt.Errorf("--network %s: rl's user-mode network has slirp's options, not %s's: use slirp:OPTIONS (mtu=, allow_host_loopback=, enable_ipv6=, cidr=, outbound_addr=, outbound_addr6=)", s, mode)
+			return "", "", fmt.Errorf("--network %s: rl's user-mode network has slirp's options, not %s's: use slirp:OPTIONS (%s)", s, mode, netconf.OptionNames())
 		}
 		mode = NetSlirp
 	case "", "private", "slirp4netns", NetSlirp:

@@ -106,10 +106,7 @@ func (n *Stack) serveDNSTCP(ln *gonet.TCPListener) {
 		guest := c.(*gonet.TCPConn)
 		n.goTracked(func() {
 			for _, up := range n.cfg.DNSServers {
-				d := net.Dialer{Timeout: dnsTimeout}
-				if l := n.cfg.LocalFor(up.Addr()); l.IsValid() {
-					d.LocalAddr = &net.TCPAddr{IP: l.AsSlice()}
-				}
+				d := n.dialer(up.Addr(), dnsTimeout)
 				host, err := d.DialContext(n.ctx, "tcp", up.String())
 				if err == nil {
 					relayTCP(guest, host.(*net.TCPConn))

@@ -48,10 +48,7 @@ func (n *Stack) forwardTCP(r *tcp.ForwarderRequest) {
 		r.Complete(true)
 		return
 	}
-	d := net.Dialer{Timeout: dialTimeout}
-	if l := n.cfg.LocalFor(target.Addr()); l.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: l.AsSlice()}
-	}
+	d := n.dialer(target.Addr(), dialTimeout)
 	host, err := d.DialContext(n.ctx, "tcp", target.String())
 	if err != nil {
 		r.Complete(true)
@@ -204,6 +201,16 @@ func (f *udpFlow) pump(src net.Conn, send func([]byte) error) {
 func isPortInUse(err tcpip.Error) bool {
 	_, ok := err.(*tcpip.ErrPortInUse)
 	return ok
+}
+
+// dialer dials TCP to dst from its local address (outbound_addr), or the
+// kernel's choice.
+func (n *Stack) dialer(dst netip.Addr, timeout time.Duration) net.Dialer {
+	d := net.Dialer{Timeout: timeout}
+	if l := n.cfg.LocalFor(dst); l.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: l.AsSlice()}
+	}
+	return d
 }
 
 // localUDP is the local address of a UDP socket to dst (outbound_addr), nil

@@ -185,6 +185,9 @@ func (c Config) Nameservers() []netip.Addr {
 // enable_sandbox...) are refused rather than ignored.
 var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6", "bypass"}
 
+// OptionNames lists the options ParseOptions takes, for messages: "mtu, cidr, ...".
+func OptionNames() string { return strings.Join(options, ", ") }
+
 // ParseOptions reads podman's slirp4netns option list, as given after
 // `--network slirp:`, over DefaultConfig: "mtu=1500,allow_host_loopback=true".
 func ParseOptions(s string) (Config, error) {
@@ -195,7 +198,7 @@ func ParseOptions(s string) (Config, error) {
 	for _, opt := range strings.Split(s, ",") {
 		key, val, ok := strings.Cut(opt, "=")
 		if !ok {
-			return c, fmt.Errorf("network option %q: want NAME=VALUE (options: %s)", opt, strings.Join(options, ", "))
+			return c, fmt.Errorf("network option %q: want NAME=VALUE (options: %s)", opt, OptionNames())
 		}
 		switch key {
 		case "mtu":
@@ -239,7 +242,7 @@ func ParseOptions(s string) (Config, error) {
 				c.Outbound6 = a
 			}
 		default:
-			return c, fmt.Errorf("unknown network option %q (options: %s)", key, strings.Join(options, ", "))
+			return c, fmt.Errorf("unknown network option %q (options: %s)", key, OptionNames())
 		}
 	}
 	if c.IPv6 && c.MTU < 1280 {
