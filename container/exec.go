@@ -231,7 +231,7 @@ func (s *supervisor) execConnectFilter() int {
 	}
 	fd, err := initproc.InstallConnectNotify()
 	if err != nil {
-		s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network", err)
+		s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network; rl doctor names the fix", err)
 		return -1
 	}
 	return fd

@@ -216,7 +216,7 @@ func (t *execThread) exec(f func() (int, error)) (int, error) {
 func sendConnectNotify() error {
 	fd, err := InstallConnectNotify()
 	if err != nil {
-		msg := MsgWarn + "network option bypass=true: " + err.Error() + ": the container's connections take the user-mode network"
+		msg := MsgWarn + "network option bypass=true: " + err.Error() + ": the container's connections take the user-mode network; rl doctor names the fix"
 		_ = unix.Sendmsg(socketFd, []byte(msg), nil, nil, 0)
 		return nil
 	}

@@ -44,13 +44,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The kernel's seccomp notification interface (linux/seccomp.h) that x/sys
-// does not define.
-const (
-	ioctlNotifIDValid  = 0x40082102 // SECCOMP_IOCTL_NOTIF_ID_VALID: _IOW('!', 2, __u64)
-	ioctlNotifAddfd    = 0x40182103 // SECCOMP_IOCTL_NOTIF_ADDFD: _IOW('!', 3, struct seccomp_notif_addfd)
-	ioctlNotifSetFlags = 0x40082104 // SECCOMP_IOCTL_NOTIF_SET_FLAGS: _IOW('!', 4, __u64)
-)
+// The kernel's seccomp notification structures (linux/seccomp.h), which
+// x/sys has the ioctls for but not the types.
 
 // notif is struct seccomp_notif (80 bytes).
 type notif struct {
@@ -123,7 +118,7 @@ func Start(listener *os.File, netns *os.File, cfg netconf.Config, warn func(form
 	// The caller sleeps while we answer: wake us on its CPU, as a hand-off
 	// (Linux 6.6; older kernels refuse the flag, which changes nothing).
 	flags := uint64(unix.SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP)
-	_ = ioctl(uintptr(s.lfd), ioctlNotifSetFlags, unsafe.Pointer(&flags))
+	_ = ioctl(uintptr(s.lfd), unix.SECCOMP_IOCTL_NOTIF_SET_FLAGS, unsafe.Pointer(&flags))
 	go s.serve()
 	return s, nil
 }
@@ -327,7 +322,7 @@ func (s *Server) connect(req *notif, d dial) (errno unix.Errno, cont bool) {
 	if cloexec {
 		add.NewfdFlags = unix.O_CLOEXEC
 	}
-	if e := s.ioctl(ioctlNotifAddfd, unsafe.Pointer(&add)); e != nil {
+	if e := s.ioctl(unix.SECCOMP_IOCTL_NOTIF_ADDFD, unsafe.Pointer(&add)); e != nil {
 		if e == unix.ENOENT {
 			return errGone, false
 		}
@@ -607,7 +602,7 @@ func (s *Server) unavailable(call string, err error) {
 	}
 	s.failMu.Unlock()
 	if first && s.warn != nil {
-		s.warn("network option bypass=true: %s: %v (a seccomp profile or kernel around rl forbids it): the container's connections take the user-mode network", call, err)
+		s.warn("network option bypass=true: %s: %v (a seccomp profile or kernel around rl forbids it): the container's connections take the user-mode network; rl doctor names the fix", call, err)
 	}
 }
 
@@ -621,7 +616,7 @@ func (s *Server) Failed() error {
 
 // valid says whether call id still waits for its answer.
 func (s *Server) valid(id uint64) bool {
-	return s.ioctl(ioctlNotifIDValid, unsafe.Pointer(&id)) == nil
+	return s.ioctl(unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id)) == nil
 }
 
 // ioctl runs an ioctl on the listener (which Close closes only once the
