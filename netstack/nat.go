@@ -16,6 +16,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/rlcontainers/rl/netstack/netconf"
 )
 
 const (
@@ -102,22 +104,7 @@ type halfCloser interface {
 // becomes a FIN on the other side, so half-closed protocols work; an error
 // (reset, abort) ends both.
 func relayTCP(guest *gonet.TCPConn, host *net.TCPConn) {
-	bothWays[halfCloser](guest, host, pipeTCP)
-}
-
-// bothWays runs half(a, b) and half(b, a) side by side, each copying its
-// source into its destination, and closes both once both are done.
-func bothWays[T io.Closer](a, b T, half func(dst, src T)) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		half(a, b)
-	}()
-	half(b, a)
-	wg.Wait()
-	a.Close()
-	b.Close()
+	netconf.BothWays[halfCloser](guest, host, pipeTCP)
 }
 
 // pipeTCP copies src to dst with a large pooled buffer. The io.Reader and

@@ -29,25 +29,18 @@ import (
 func (n *Stack) guestPeer(client netip.AddrPort, guestPort uint16) [][2]netip.AddrPort {
 	c := n.cfg
 	a := client.Addr().Unmap()
-	v4 := [2]netip.AddrPort{
-		netip.AddrPortFrom(c.Gateway, client.Port()),
-		netip.AddrPortFrom(c.Guest, guestPort),
-	}
-	if a.Is4() {
-		if !a.IsLoopback() && !c.Subnet.Contains(a) && !a.IsLinkLocalUnicast() && !a.IsUnspecified() {
-			v4[0] = netip.AddrPortFrom(a, client.Port())
+	var out [][2]netip.AddrPort
+	for _, g := range c.GuestAddrs(a) {
+		src, subnet := c.Gateway, c.Subnet
+		if g.Is6() {
+			src, subnet = c.Gateway6, c.Subnet6
 		}
-		return [][2]netip.AddrPort{v4}
+		if a.Is6() == g.Is6() && !a.IsLoopback() && !subnet.Contains(a) && !a.IsLinkLocalUnicast() && !a.IsUnspecified() {
+			src = a.WithZone("")
+		}
+		out = append(out, [2]netip.AddrPort{netip.AddrPortFrom(src, client.Port()), netip.AddrPortFrom(g, guestPort)})
 	}
-	if !c.IPv6 {
-		return [][2]netip.AddrPort{v4}
-	}
-	src := c.Gateway6
-	if !a.IsLoopback() && !c.Subnet6.Contains(a) && !a.IsLinkLocalUnicast() && !a.IsUnspecified() {
-		src = a.WithZone("")
-	}
-	v6 := [2]netip.AddrPort{netip.AddrPortFrom(src, client.Port()), netip.AddrPortFrom(c.Guest6, guestPort)}
-	return [][2]netip.AddrPort{v6, v4}
+	return out
 }
 
 // publish serves one published port until Close.

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
-	"runtime"
-	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/rlcontainers/rl/netstack/netconf"
 )
 
 // Published ports spliced on loopback.
@@ -28,10 +25,6 @@ import (
 // listens on the container's 127.0.0.1 only is still not published, as
 // through the stack. Clients from other addresses take the stack and are
 // seen with their own address.
-
-// spliceDialTimeout bounds a connect inside the container's namespace; on
-// loopback it completes or is refused at once.
-const spliceDialTimeout = 10 * time.Second
 
 // SpliceLoopback makes published ports (TCP and UDP) take host loopback
 // clients through the container's network namespace netns (an open
@@ -64,61 +57,38 @@ func (n *Stack) dialGuestNS(network string, client netip.AddrPort, port uint16) 
 	if g == nil || !client.Addr().Unmap().IsLoopback() {
 		return nil, errNoSplice
 	}
-	// The container's addresses in guestPeer's order, each from the
-	// container's loopback of its family.
-	type target struct {
-		local  netip.Addr
-		remote netip.AddrPort
-	}
-	var targets []target
+	// The container's addresses in guestPeer's order.
+	var targets []netip.AddrPort
 	for _, p := range n.guestPeer(client, port) {
-		local := netip.AddrFrom4([4]byte{127, 0, 0, 1})
-		if p[1].Addr().Is6() {
-			local = netip.IPv6Loopback()
-		}
-		targets = append(targets, target{local, p[1]})
+		targets = append(targets, p[1])
 	}
-	if network == "udp" {
-		targets = targets[:1]
+	if network == "tcp" {
+		c, err := netconf.DialFromLoopback(n.ctx, g, targets, nil)
+		if err != nil {
+			return nil, spliceErr(err)
+		}
+		return c, nil
 	}
-	type result struct {
-		c   net.Conn
-		err error
+	// UDP, with no handshake to tell, takes the first.
+	t := targets[0]
+	var c net.Conn
+	err := netconf.InNamespace(g, func() error {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: netconf.LoopbackFor(t.Addr()).AsSlice()})
+		if err == nil {
+			c = udpTo{u, t}
+		}
+		return err
+	})
+	return c, spliceErr(err)
+}
+
+// spliceErr makes a namespace that cannot be entered errNoSplice (the
+// stack then takes the client); other errors are the container's answer.
+func spliceErr(err error) error {
+	if errors.Is(err, netconf.ErrNamespace) {
+		return fmt.Errorf("%w: %v", errNoSplice, err)
 	}
-	ch := make(chan result, 1)
-	// setns affects the calling thread only: the dial runs on a thread of
-	// its own, which the runtime discards when the goroutine ends still
-	// locked to it, so no other goroutine ever runs in the container's
-	// namespace. The socket stays in the namespace it was made in.
-	go func() {
-		runtime.LockOSThread()
-		if err := unix.Setns(int(g.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{err: fmt.Errorf("%w: entering the container's network namespace: %v", errNoSplice, err)}
-			return
-		}
-		if network == "udp" {
-			t := targets[0]
-			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: t.local.AsSlice()})
-			if err != nil {
-				ch <- result{err: err}
-				return
-			}
-			ch <- result{c: udpTo{c, t.remote}}
-			return
-		}
-		var err error
-		for _, t := range targets {
-			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: t.local.AsSlice()}, Timeout: spliceDialTimeout}
-			var c net.Conn
-			if c, err = d.DialContext(n.ctx, network, t.remote.String()); err == nil {
-				ch <- result{c: c}
-				return
-			}
-		}
-		ch <- result{err: err}
-	}()
-	r := <-ch
-	return r.c, r.err
+	return err
 }
 
 // udpTo is a UDP socket on the container's loopback that sends to the
@@ -132,26 +102,13 @@ type udpTo struct {
 
 func (u udpTo) Write(b []byte) (int, error) { return u.WriteToUDPAddrPort(b, u.to) }
 
-// relaySplice copies both ways between two kernel TCP sockets; io.Copy
-// between *net.TCPConn is splice(2) through a pipe, no user-space copy.
-// FIN and errors are carried as in relayTCP; closing the stack ends it.
+// relaySplice copies both ways between two kernel TCP sockets
+// (netconf.Splice); closing the stack ends it.
 func (n *Stack) relaySplice(a, b *net.TCPConn) {
 	stop := context.AfterFunc(n.ctx, func() {
 		a.Close()
 		b.Close()
 	})
 	defer stop()
-	bothWays(a, b, spliceHalf)
-}
-
-func spliceHalf(dst, src *net.TCPConn) {
-	if _, err := io.Copy(dst, src); err != nil {
-		// Reset both: an abort on one side is one on the other.
-		dst.SetLinger(0)
-		src.SetLinger(0)
-		dst.Close()
-		src.Close()
-		return
-	}
-	dst.CloseWrite()
+	netconf.Splice(a, b)
 }

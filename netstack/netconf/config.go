@@ -128,6 +128,17 @@ func (c Config) LocalFor(dst netip.Addr) netip.Addr {
 	return c.Outbound6
 }
 
+// GuestAddrs are the container's addresses that a host client at client
+// reaches a published port at, in the order to try: an IPv6 client the
+// container's IPv6 address first (with IPv6), then its IPv4 one, for a
+// service that listens on IPv4 only.
+func (c Config) GuestAddrs(client netip.Addr) []netip.Addr {
+	if client.Unmap().Is4() || !c.IPv6 {
+		return []netip.Addr{c.Guest}
+	}
+	return []netip.Addr{c.Guest6, c.Guest}
+}
+
 // HostTarget is where the host dials for the container's connection to
 // dst, or false when the policy refuses it (the NAT's and the bypass's
 // one policy):
