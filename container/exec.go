@@ -229,7 +229,7 @@ func (s *supervisor) execConnectFilter() int {
 	if !s.net.bypassing() {
 		return -1
 	}
-	fd, err := initproc.InstallConnectNotify()
+	fd, err := initproc.InstallConnectNotify(s.net.handingPorts())
 	if err != nil {
 		s.rt.warn("network option bypass=true: %v: the exec'd process's connections take the user-mode network; rl doctor names the fix", err)
 		return -1

@@ -96,6 +96,12 @@ type network struct {
 	quiet  atomic.Bool   // rl-net's exit is expected (close, or a failed start)
 
 	bypass *bypass.Server // bypass=true: the workload's connect(2) calls, answered
+	// With bypass=true the published TCP ports are served here, their
+	// clients handed to the workload as host sockets (bypass.Ports): tcp
+	// until start, then handing.
+	tcp     *netconf.Listeners
+	handing *bypass.Ports
+	accepts bool // the workload's accept(2) calls are to be reported
 }
 
 // prepareNetwork plans the network and, for user-mode networking, opens the
@@ -138,6 +144,10 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 	}
 	for _, p := range n.listeners.Ports() {
 		n.published = append(n.published, p.String())
+	}
+	if n.cfg.Bypass {
+		n.tcp = n.listeners.TakeTCP()
+		n.accepts = n.tcp != nil
 	}
 	return n, nil
 }
@@ -190,6 +200,17 @@ func (n *network) start(tap *os.File, pid int) error {
 			n.netns = ns
 		}
 	}
+	if n.tcp != nil {
+		if n.netns == nil {
+			return fmt.Errorf("the container's network namespace is gone")
+		}
+		var err error
+		n.handing, err = bypass.ServePorts(n.tcp, n.netns, n.cfg)
+		n.tcp = nil
+		if err != nil {
+			return fmt.Errorf("serving the published ports: %w", err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan struct{})
 	go func() {
@@ -209,17 +230,26 @@ func (n *network) start(tap *os.File, pid int) error {
 // answered here (bypass=true with user-mode networking of its own).
 func (n *network) bypassing() bool { return n != nil && n.mode == NetSlirp && n.cfg.Bypass }
 
+// handingPorts says whether its accept(2) calls are too (bypassing, with
+// published TCP ports).
+func (n *network) handingPorts() bool { return n.bypassing() && n.accepts }
+
 // startBypass serves the connect filter's listener the init sent: the
 // container's TCP connections to the outside get host sockets
 // (netstack/bypass). pid is the container's init, whose network namespace
-// is the container's.
+// is the container's. No listener (the init could not install the filter,
+// and warned): published ports' clients are spliced.
 func (n *network) startBypass(listener *os.File, pid int) {
-	if !n.bypassing() {
-		listener.Close()
+	if !n.bypassing() || listener == nil {
+		if listener != nil {
+			listener.Close()
+		}
+		n.handing.Degrade()
 		return
 	}
 	var err error
 	if n.bypass, err = n.serveConnect(listener, pid); err != nil {
+		n.handing.Degrade()
 		// The filter is installed: without its listener, connect(2) fails.
 		n.warn("network option bypass=true: %v: the container's connect(2) calls fail (ENOSYS); run it without bypass=true", err)
 	}
@@ -249,7 +279,7 @@ func (n *network) serveConnect(listener *os.File, pid int) (*bypass.Server, erro
 		return nil, err
 	}
 	defer ns.Close()
-	return bypass.Start(listener, ns, n.cfg, n.warn)
+	return bypass.Start(listener, ns, n.cfg, n.handing, n.warn)
 }
 
 // netHelper is the network's binary, beside rl-core.
@@ -370,6 +400,9 @@ func (n *network) close() {
 	if n.bypass != nil {
 		n.bypass.Close()
 	}
+	if n.handing != nil {
+		n.handing.Close()
+	}
 	if n.cancel != nil {
 		n.cancel()
 		<-n.done
@@ -388,9 +421,8 @@ func (n *network) close() {
 			f.Close()
 		}
 	}
-	if n.listeners != nil {
-		n.listeners.Close()
-	}
+	n.listeners.Close()
+	n.tcp.Close()
 }
 
 // hosts is the container's /etc/hosts.

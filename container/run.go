@@ -106,6 +106,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 		Env: containerEnv(rec, hostname), Cwd: rec.Workdir, User: rec.User, Terminal: rec.TTY,
 		Caps: recordCaps(rec), NoNewPrivs: rec.NoNewPrivs,
 		ConnectNotify: net.bypassing(),
+		AcceptNotify:  net.handingPorts(),
 	}
 	if !ownUTS {
 		spec.Hostname = "" // not ours to set

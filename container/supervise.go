@@ -233,12 +233,10 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	if netErr := net.start(tap, tapPid); err == nil {
 		err = netErr
 	}
-	if connectListener != nil {
-		if err == nil {
-			net.startBypass(connectListener, p.Pid)
-		} else {
-			connectListener.Close()
-		}
+	if err == nil {
+		net.startBypass(connectListener, p.Pid)
+	} else if connectListener != nil {
+		connectListener.Close()
 	}
 	if err != nil && p != nil {
 		_ = p.Signal(syscall.SIGKILL)

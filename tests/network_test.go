@@ -1269,3 +1269,91 @@ func TestNetBypass(t *testing.T) {
 		}
 	})
 }
+
+// TestNetBypassPublish: with bypass=true a published TCP port's clients are
+// handed to the container's service as the host's own sockets (the
+// workload's accept(2) gets the client's socket): the service sees each
+// client's own address and port (the test host's, the host loopback
+// client's) and its socket's local address is the host's published one,
+// not 10.0.2.100; a client inside the container is accepted as it is; a
+// blocking accept (busybox httpd) gets its clients too.
+func TestNetBypassPublish(t *testing.T) {
+	nh := netNeedHelper(t)
+	ns := netTestHost(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		port := netFreePort(t, "tcp")
+		hport := netFreePort(t, "tcp")
+		xport := netFreePort(t, "tcp")
+		name := netName("byppub")
+		netDetached(t, u, name, "--network", "slirp:bypass=true", "-p", fmt.Sprintf("%d:7000", port),
+			"-p", fmt.Sprintf("%d:80", hport), "-p", fmt.Sprintf("%d:7001", xport), "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "sh", "-c",
+			"echo served > /tmp/index.html; httpd -p 80 -h /tmp; exec /nh/nethelper tcp-echo :7000")
+		netWaitLogs(t, u, name, "listening")
+		client := func(cmd *exec.Cmd) (peer, local string) {
+			t.Helper()
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			m := regexp.MustCompile(`^peer=(\S+)\nhello\n?$`).FindStringSubmatch(string(out))
+			l := regexp.MustCompile(`local=(\S+)`).FindStringSubmatch(stderr.String())
+			if err != nil || m == nil || l == nil {
+				t.Fatalf("%v: want the peer line and the echo: %q, %v, stderr %q", cmd.Args, out, err, stderr.String())
+			}
+			return m[1], l[1]
+		}
+		// From the host's loopback: the service sees the client's own port.
+		peer, local := client(exec.Command(nh, "tcp-client", fmt.Sprintf("127.0.0.1:%d", port), "hello"))
+		if peer != local {
+			t.Errorf("host loopback client %s: the service saw %s, want the client itself (handed over, not spliced)", local, peer)
+		}
+		// From the test host: its own address, at the host's address.
+		peer, local = client(ns.Command(nh, "tcp-client", fmt.Sprintf("%s:%d", ns.HostAddr, port), "hello"))
+		if peer != local {
+			t.Errorf("test host client %s: the service saw %s, want the client itself", local, peer)
+		}
+		logs := netWaitLogs(t, u, name, regexp.QuoteMeta(ns.NSAddr.String()))
+		hostSide := fmt.Sprintf(`tcp peer=%s:\d+ local=%s:%d\n`, regexp.QuoteMeta(ns.NSAddr.String()), regexp.QuoteMeta(ns.HostAddr.String()), port)
+		if !regexp.MustCompile(hostSide).MatchString(logs) {
+			t.Errorf("the service's log: want the test host's connection on the host's socket (%s):\n%s", hostSide, logs)
+		}
+		// Inside the container: its own connection, as without bypass.
+		r := rl(t, u, "exec", name, "/nh/nethelper", "tcp-client", "10.0.2.100:7000", "hello")
+		if r.Code != 0 || !regexp.MustCompile(`^peer=10\.0\.2\.100:\d+\nhello`).MatchString(r.Stdout) {
+			t.Errorf("a client in the container: want its echo:\n%v", r)
+		}
+		logs = netWaitLogs(t, u, name, `local=10\.0\.2\.100:7000`)
+		// busybox httpd accepts blocking.
+		got, err := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", hport))
+		if err != nil || got != "served\n" {
+			t.Errorf("GET from busybox httpd (a blocking accept) through -p %d:80: %q, %v", hport, got, err)
+		}
+		// A service rl exec started: its accept is reported too.
+		rlOK(t, u, "exec", "-d", name, "/nh/nethelper", "tcp-echo", ":7001")
+		var err2 error
+		for i := 0; i < 50; i++ {
+			var c net.Conn
+			if c, err2 = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", xport)); err2 == nil {
+				c.SetDeadline(time.Now().Add(time.Second))
+				_, err2 = c.Read(make([]byte, 1)) // the peer line: the service is up
+				c.Close()
+				if err2 == nil {
+					break
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		peer, local = client(exec.Command(nh, "tcp-client", fmt.Sprintf("127.0.0.1:%d", xport), "hello"))
+		if peer != local {
+			t.Errorf("a service rl exec started, host loopback client %s: the service saw %s, want the client itself", local, peer)
+		}
+		// httpd waits in accept(2) again: the supervisor must not wait for
+		// it in the kernel, where nothing would end its wait at rm.
+		start := time.Now()
+		if r := rl(t, u, "rm", "-f", name); r.Code != 0 || time.Since(start) > 10*time.Second {
+			t.Errorf("rl rm -f with a blocking accept waiting: %v after %v, want it removed at once", r, time.Since(start))
+		}
+		if t.Failed() {
+			t.Logf("logs:\n%s", logs)
+		}
+	})
+}

@@ -184,7 +184,7 @@ func startExecThread(spec *Spec) *execThread {
 		// non-root user is about to lose; the connect filter first (the
 		// container's may not allow seccomp(2)).
 		if err == nil && spec.ConnectNotify {
-			err = sendConnectNotify()
+			err = sendConnectNotify(spec.AcceptNotify)
 		}
 		if err == nil {
 			err = InstallSeccomp(spec.Seccomp)
@@ -213,8 +213,8 @@ func (t *execThread) exec(f func() (int, error)) (int, error) {
 // workload's connections take the container's network); one whose
 // listener cannot be sent is an error, since every connect(2) would then
 // fail (ENOSYS).
-func sendConnectNotify() error {
-	fd, err := InstallConnectNotify()
+func sendConnectNotify(accept bool) error {
+	fd, err := InstallConnectNotify(accept)
 	if err != nil {
 		msg := MsgWarn + "network option bypass=true: " + err.Error() + ": the container's connections take the user-mode network; rl doctor names the fix"
 		_ = unix.Sendmsg(socketFd, []byte(msg), nil, nil, 0)

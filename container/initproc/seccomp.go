@@ -111,11 +111,13 @@ var connectNotifyArch = map[string]uint32{
 
 // InstallConnectNotify installs, on the calling thread, a filter that
 // hands each connect(2) of the native ABI to a listener (netstack/bypass,
-// in the supervisor) and allows everything else, and returns the
-// listener's fd. Installed before the container's own filter, which may
-// not allow seccomp(2); the kernel takes the strictest of both answers, so
-// the container's filter still refuses what it refuses.
-func InstallConnectNotify() (int, error) {
+// in the supervisor), and with accept each accept(2) and accept4(2) too
+// (published ports' connections handed over as host sockets), and allows
+// everything else, and returns the listener's fd. Installed before the
+// container's own filter, which may not allow seccomp(2); the kernel takes
+// the strictest of both answers, so the container's filter still refuses
+// what it refuses.
+func InstallConnectNotify(accept bool) (int, error) {
 	arch, ok := connectNotifyArch[runtime.GOARCH]
 	if !ok {
 		return -1, fmt.Errorf("not on %s", runtime.GOARCH)
@@ -125,14 +127,24 @@ func InstallConnectNotify() (int, error) {
 		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
 		ret   = unix.BPF_RET | unix.BPF_K
 	)
-	filter := []unix.SockFilter{
-		{Code: ldAbs, K: 4}, // seccomp_data.arch
-		{Code: jeq, Jt: 0, Jf: 3, K: arch},
-		{Code: ldAbs, K: 0}, // seccomp_data.nr
-		{Code: jeq, Jt: 0, Jf: 1, K: uint32(unix.SYS_CONNECT)},
-		{Code: ret, K: unix.SECCOMP_RET_USER_NOTIF},
-		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
+	calls := []uint32{uint32(unix.SYS_CONNECT)}
+	if accept {
+		calls = append(calls, uint32(unix.SYS_ACCEPT), uint32(unix.SYS_ACCEPT4))
 	}
+	n := uint8(len(calls))
+	filter := []unix.SockFilter{
+		{Code: ldAbs, K: 4},                    // seccomp_data.arch
+		{Code: jeq, Jt: 0, Jf: n + 1, K: arch}, // else ALLOW
+		{Code: ldAbs, K: 0},                    // seccomp_data.nr
+	}
+	for i, nr := range calls {
+		// Equal: past the calls left and ALLOW, to the notification.
+		filter = append(filter, unix.SockFilter{Code: jeq, Jt: n - uint8(i), K: nr})
+	}
+	filter = append(filter,
+		unix.SockFilter{Code: ret, K: unix.SECCOMP_RET_ALLOW},
+		unix.SockFilter{Code: ret, K: unix.SECCOMP_RET_USER_NOTIF},
+	)
 	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, unix.SECCOMP_FILTER_FLAG_NEW_LISTENER, uintptr(unsafe.Pointer(&fprog)))
 	if errno != 0 {

@@ -55,6 +55,9 @@ type Spec struct {
 	// supervisor (netstack/bypass): the init sends it the listener
 	// (MsgConnect), or a warning (MsgWarn) when it cannot install it.
 	ConnectNotify bool `json:"connectNotify,omitempty"`
+	// AcceptNotify adds accept(2) and accept4(2) to those calls: published
+	// ports' connections are handed to the workload as host sockets.
+	AcceptNotify bool `json:"acceptNotify,omitempty"`
 }
 
 // Files the init sends the supervisor, named by the datagram they ride on.

@@ -78,6 +78,7 @@ func (s *Spec) MarshalBinary() ([]byte, error) {
 	e.Bool(s.NoNewPrivs)
 	e.Blob(s.Seccomp.bytes())
 	e.Bool(s.ConnectNotify)
+	e.Bool(s.AcceptNotify)
 	return e.Bytes(), nil
 }
 
@@ -96,6 +97,7 @@ func (s *Spec) UnmarshalBinary(msg []byte) error {
 		s.Seccomp = p
 	}
 	s.ConnectNotify = d.Bool()
+	s.AcceptNotify = d.Bool()
 	return d.Finish()
 }
 

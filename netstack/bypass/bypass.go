@@ -93,17 +93,22 @@ type Server struct {
 	warn     func(format string, a ...any)
 	failMu   sync.Mutex
 	failed   error // the first call refused to rl (Failed)
+	// ports, with published TCP ports, takes the workload's accept(2)
+	// calls too (ports.go); nil: none are reported.
+	ports *Ports
 }
 
 // Start serves listener, the seccomp listener of a container's workload
 // (which Start owns from now on), for the container whose network
 // namespace netns is (an open /proc/PID/ns/net, which the caller keeps),
-// until Close or until no process uses the filter any more. warn reports,
-// once, that calls cannot be taken (a sandbox around rl that forbids
-// reading the caller: they then take the container's network).
-func Start(listener *os.File, netns *os.File, cfg netconf.Config, warn func(format string, a ...any)) (*Server, error) {
+// until Close or until no process uses the filter any more. ports, unless
+// nil, are the published TCP ports whose clients the workload's accept(2)
+// calls are given (the filter reports those calls). warn reports, once,
+// that calls cannot be taken (a sandbox around rl that forbids reading the
+// caller: they then take the container's network).
+func Start(listener *os.File, netns *os.File, cfg netconf.Config, ports *Ports, warn func(format string, a ...any)) (*Server, error) {
 	defer listener.Close()
-	s := &Server{cfg: cfg, served: make(chan struct{}), warn: warn}
+	s := &Server{cfg: cfg, served: make(chan struct{}), warn: warn, ports: ports}
 	if err := unix.Fstat(int(netns.Fd()), &s.netns); err != nil {
 		return nil, fmt.Errorf("bypass: the container's network namespace: %w", err)
 	}
@@ -187,7 +192,13 @@ func (s *Server) serve() {
 			}
 			return
 		}
-		if d, ok := s.read(&req); !ok {
+		if req.Nr == unix.SYS_ACCEPT || req.Nr == unix.SYS_ACCEPT4 {
+			if s.ports == nil {
+				s.reply(req.ID, 0, true)
+			} else {
+				s.takeAccept(&req)
+			}
+		} else if d, ok := s.read(&req); !ok {
 			s.reply(req.ID, 0, true)
 		} else {
 			s.wg.Add(1)
@@ -211,7 +222,12 @@ func (s *Server) answer(req *notif, d dial) {
 // reply answers call id: go on as made (cont), or return errno (0:
 // success). ENOENT (the caller was interrupted meanwhile) is no matter.
 func (s *Server) reply(id uint64, errno unix.Errno, cont bool) {
-	resp := notifResp{ID: id}
+	s.replyVal(id, 0, errno, cont)
+}
+
+// replyVal is reply with the call's result val when errno is 0.
+func (s *Server) replyVal(id uint64, val int64, errno unix.Errno, cont bool) {
+	resp := notifResp{ID: id, Val: val}
 	if cont {
 		resp.Flags = unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE
 	} else {
@@ -239,11 +255,7 @@ func (s *Server) read(req *notif) (dial, bool) {
 		return dial{}, false // the kernel answers that
 	}
 	addr := make([]byte, size)
-	local := []unix.Iovec{{Base: &addr[0]}}
-	local[0].SetLen(size)
-	remote := []unix.RemoteIovec{{Base: uintptr(req.Args[1]), Len: size}}
-	if n, err := unix.ProcessVMReadv(int(req.Pid), local, remote, 0); err != nil || n != size {
-		s.denied("process_vm_readv", err)
+	if !s.peek(req, uintptr(req.Args[1]), addr) {
 		return dial{}, false
 	}
 	dst, ok := sockaddrAddr(addr)
@@ -348,14 +360,7 @@ func (s *Server) takeable(orig int, dst netip.AddrPort) (int, bool) {
 	if p, err := unix.GetsockoptInt(orig, unix.SOL_SOCKET, unix.SO_PROTOCOL); err != nil || p != unix.IPPROTO_TCP {
 		return 0, false
 	}
-	nsfd, err := unix.IoctlRetInt(orig, unix.SIOCGSKNS)
-	if err != nil {
-		return 0, false
-	}
-	var st unix.Stat_t
-	err = unix.Fstat(nsfd, &st)
-	unix.Close(nsfd)
-	if err != nil || st.Ino != s.netns.Ino || st.Dev != s.netns.Dev {
+	if !s.ours(orig) {
 		return 0, false // a host socket (ours, from an earlier connect) or another namespace's
 	}
 	if info, err := unix.GetsockoptTCPInfo(orig, unix.IPPROTO_TCP, unix.TCP_INFO); err != nil || info.State != tcpClose {
@@ -386,6 +391,18 @@ func (s *Server) takeable(orig int, dst netip.AddrPort) (int, bool) {
 	return domain, true
 }
 
+// ours says whether socket fd is of the container's network namespace.
+func (s *Server) ours(fd int) bool {
+	nsfd, err := unix.IoctlRetInt(fd, unix.SIOCGSKNS)
+	if err != nil {
+		return false
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(nsfd, &st)
+	unix.Close(nsfd)
+	return err == nil && st.Ino == s.netns.Ino && st.Dev == s.netns.Dev
+}
+
 // tcpClose is TCP_CLOSE, a socket neither connecting nor connected.
 const tcpClose = 7
 
@@ -393,32 +410,50 @@ const tcpClose = 7
 // long as the call lasts; the workload's send timeout (SO_SNDTIMEO, which
 // bounds a blocking connect) ends it with EINPROGRESS, as the kernel does.
 func (s *Server) wait(id uint64, hs, orig int) error {
-	var deadline time.Time
-	if tv, err := unix.GetsockoptTimeval(orig, unix.SOL_SOCKET, unix.SO_SNDTIMEO); err == nil && (tv.Sec != 0 || tv.Usec != 0) {
-		deadline = time.Now().Add(time.Duration(tv.Nano()))
+	if err := s.waitFor(id, hs, unix.POLLOUT, timeout(orig, unix.SO_SNDTIMEO)); err != nil {
+		if err == unix.EAGAIN {
+			return unix.EINPROGRESS
+		}
+		return err
 	}
+	v, err := unix.GetsockoptInt(hs, unix.SOL_SOCKET, unix.SO_ERROR)
+	if err != nil {
+		return err
+	}
+	if v != 0 {
+		return unix.Errno(v)
+	}
+	return nil
+}
+
+// timeout is the deadline socket option opt of fd sets from now (zero:
+// none).
+func timeout(fd, opt int) time.Time {
+	if tv, err := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, opt); err == nil && (tv.Sec != 0 || tv.Usec != 0) {
+		return time.Now().Add(time.Duration(tv.Nano()))
+	}
+	return time.Time{}
+}
+
+// waitFor waits until fd has one of events, as long as call id lasts:
+// errGone when it ended (a signal) or the server closes, EAGAIN at
+// deadline (zero: none).
+func (s *Server) waitFor(id uint64, fd int, events int16, deadline time.Time) error {
 	for {
 		step := waitStep
 		if !deadline.IsZero() {
 			left := time.Until(deadline)
 			if left <= 0 {
-				return unix.EINPROGRESS
+				return unix.EAGAIN
 			}
 			step = min(step, left)
 		}
-		p := []unix.PollFd{{Fd: int32(hs), Events: unix.POLLOUT}}
+		p := []unix.PollFd{{Fd: int32(fd), Events: events}}
 		n, err := unix.Poll(p, int(step.Milliseconds())+1)
 		if err != nil && err != unix.EINTR {
 			return err
 		}
 		if n > 0 {
-			v, err := unix.GetsockoptInt(hs, unix.SOL_SOCKET, unix.SO_ERROR)
-			if err != nil {
-				return err
-			}
-			if v != 0 {
-				return unix.Errno(v)
-			}
 			return nil
 		}
 		if s.closing.Load() || !s.valid(id) {
@@ -499,6 +534,20 @@ func sockaddr(domain int, a netip.AddrPort) unix.Sockaddr {
 		return &unix.SockaddrInet4{Port: int(a.Port()), Addr: a.Addr().Unmap().As4()}
 	}
 	return &unix.SockaddrInet6{Port: int(a.Port()), Addr: a.Addr().As16()}
+}
+
+// pidfdThread is PIDFD_THREAD (Linux 6.9): a pidfd of a thread.
+const pidfdThread = unix.O_EXCL
+
+// openThread is a pidfd for thread tid, whose descriptor table it names
+// (pidfd_getfd): the thread's own since Linux 6.9 (PIDFD_THREAD), its
+// process's before.
+func openThread(tid int) (int, error) {
+	fd, err := unix.PidfdOpen(tid, pidfdThread)
+	if err == unix.EINVAL {
+		fd, err = unix.PidfdOpen(threadGroup(tid), 0)
+	}
+	return fd, err
 }
 
 // threadGroup is the process of thread tid (the notification names the
@@ -601,6 +650,9 @@ func (s *Server) unavailable(call string, err error) {
 		s.failed = fmt.Errorf("%s: %w", call, err)
 	}
 	s.failMu.Unlock()
+	if first {
+		s.ports.Degrade()
+	}
 	if first && s.warn != nil {
 		s.warn("network option bypass=true: %s: %v (a seccomp profile or kernel around rl forbids it): the container's connections take the user-mode network; rl doctor names the fix", call, err)
 	}
@@ -625,16 +677,26 @@ func (s *Server) ioctl(req uint, arg unsafe.Pointer) error {
 	return ioctl(uintptr(s.lfd), req, arg)
 }
 
+// ioctlRet is ioctl with the call's result.
+func (s *Server) ioctlRet(req uint, arg unsafe.Pointer) (int, error) {
+	return ioctlRet(uintptr(s.lfd), req, arg)
+}
+
 func ioctl(fd uintptr, req uint, arg unsafe.Pointer) error {
+	_, err := ioctlRet(fd, req, arg)
+	return err
+}
+
+func ioctlRet(fd uintptr, req uint, arg unsafe.Pointer) (int, error) {
 	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
+		r, _, e := unix.Syscall(unix.SYS_IOCTL, fd, uintptr(req), uintptr(arg))
 		if e == unix.EINTR {
 			continue
 		}
 		if e != 0 {
-			return e
+			return -1, e
 		}
-		return nil
+		return int(r), nil
 	}
 }
 

@@ -17,10 +17,10 @@ import (
 )
 
 // onFilteredThread runs f on a thread of its own with the connect filter
-// installed (no_new_privs: no privilege needed) and served by a Server for
+// installed (with ports, reporting accept too) (no_new_privs: no privilege needed) and served by a Server for
 // cfg, this process's network namespace standing for the container's. The
 // thread ends with f (its filter with it).
-func onFilteredThread(t testing.TB, cfg netconf.Config, f func(s *Server)) {
+func onFilteredThread(t testing.TB, cfg netconf.Config, ports *Ports, f func(s *Server)) {
 	t.Helper()
 	ns, err := os.Open("/proc/self/ns/net")
 	if err != nil {
@@ -34,7 +34,7 @@ func onFilteredThread(t testing.TB, cfg netconf.Config, f func(s *Server)) {
 			done <- err
 			return
 		}
-		fd, err := initproc.InstallConnectNotify()
+		fd, err := initproc.InstallConnectNotify(ports != nil)
 		if err != nil {
 			done <- err
 			return
@@ -43,7 +43,7 @@ func onFilteredThread(t testing.TB, cfg netconf.Config, f func(s *Server)) {
 			done <- fmt.Errorf("the listener is not close-on-exec (%#x, %v): what the thread execs would hold it", fl, err)
 			return
 		}
-		s, err := Start(os.NewFile(uintptr(fd), "listener"), ns, cfg, t.Errorf)
+		s, err := Start(os.NewFile(uintptr(fd), "listener"), ns, cfg, ports, t.Errorf)
 		if err != nil {
 			done <- err
 			return
@@ -105,7 +105,7 @@ func TestBypassNonBlocking(t *testing.T) {
 	closed := closedPort(t)
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
-	onFilteredThread(t, cfg, func(s *Server) {
+	onFilteredThread(t, cfg, nil, func(s *Server) {
 		c, err := net.DialTimeout("tcp", fmt.Sprintf("10.0.2.2:%d", port), 5*time.Second)
 		if err != nil {
 			t.Errorf("dial the gateway: %v", err)
@@ -146,7 +146,7 @@ func TestBypassBlocking(t *testing.T) {
 	closed := closedPort(t)
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
-	onFilteredThread(t, cfg, func(s *Server) {
+	onFilteredThread(t, cfg, nil, func(s *Server) {
 		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Error(err)
@@ -207,7 +207,7 @@ func TestBypassIPv6(t *testing.T) {
 	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
-	onFilteredThread(t, cfg, func(s *Server) {
+	onFilteredThread(t, cfg, nil, func(s *Server) {
 		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Error(err)
@@ -228,7 +228,7 @@ func TestBypassIPv6(t *testing.T) {
 		}
 	})
 	port6 := hostService(t, net.IPv6loopback).Addr().(*net.TCPAddr).Port
-	onFilteredThread(t, cfg, func(s *Server) {
+	onFilteredThread(t, cfg, nil, func(s *Server) {
 		c, err := net.DialTimeout("tcp6", fmt.Sprintf("[fd00::2]:%d", port6), 5*time.Second)
 		if err != nil {
 			t.Errorf("dial [fd00::2]:%d: %v", port6, err)
@@ -247,7 +247,7 @@ func TestBypassEpollFirst(t *testing.T) {
 	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
-	onFilteredThread(t, cfg, func(s *Server) {
+	onFilteredThread(t, cfg, nil, func(s *Server) {
 		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		if err != nil {
 			t.Error(err)
@@ -278,7 +278,7 @@ func TestBypassEpollFirst(t *testing.T) {
 // it fails as the kernel says).
 func TestBypassPolicy(t *testing.T) {
 	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
-	onFilteredThread(t, netconf.DefaultConfig(), func(s *Server) {
+	onFilteredThread(t, netconf.DefaultConfig(), nil, func(s *Server) {
 		fd, _ := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 		defer unix.Close(fd)
 		err := unix.Connect(fd, &unix.SockaddrInet4{Port: port, Addr: [4]byte{10, 0, 2, 2}})
@@ -356,10 +356,10 @@ func BenchmarkConnect(b *testing.B) {
 		loop(b, lo)
 	})
 	b.Run("continue", func(b *testing.B) {
-		onFilteredThread(b, cfg, func(*Server) { loop(b, lo) })
+		onFilteredThread(b, cfg, nil, func(*Server) { loop(b, lo) })
 	})
 	b.Run("bypassed", func(b *testing.B) {
-		onFilteredThread(b, cfg, func(*Server) { loop(b, [4]byte{10, 0, 2, 2}) })
+		onFilteredThread(b, cfg, nil, func(*Server) { loop(b, [4]byte{10, 0, 2, 2}) })
 	})
 }
 

@@ -47,12 +47,12 @@ func Probe() error {
 			result <- fmt.Errorf("no_new_privs: %w", err)
 			return
 		}
-		fd, err := initproc.InstallConnectNotify()
+		fd, err := initproc.InstallConnectNotify(false)
 		if err != nil {
 			result <- err
 			return
 		}
-		s, err := Start(os.NewFile(uintptr(fd), "probe listener"), ns, cfg, nil)
+		s, err := Start(os.NewFile(uintptr(fd), "probe listener"), ns, cfg, nil, nil)
 		if err != nil {
 			result <- err
 			return

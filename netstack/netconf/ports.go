@@ -255,3 +255,25 @@ func (l *Listeners) Sockets() []Socket {
 	}
 	return out
 }
+
+// TakeTCP moves l's TCP listeners to a Listeners of their own, which it
+// returns (nil when there are none): with bypass=true the supervisor
+// serves them (netstack/bypass.Ports), the stack the UDP ones.
+func (l *Listeners) TakeTCP() *Listeners {
+	if l == nil {
+		return nil
+	}
+	var tcp, rest []*portListener
+	for _, pl := range l.ls {
+		if pl.tcp != nil {
+			tcp = append(tcp, pl)
+		} else {
+			rest = append(rest, pl)
+		}
+	}
+	l.ls = rest
+	if len(tcp) == 0 {
+		return nil
+	}
+	return &Listeners{ls: tcp}
+}

@@ -210,7 +210,8 @@ func (b *lockedBuffer) String() string {
 // the host, in a test network namespace and inside a busybox container
 // (bind-mounted). Modes:
 //
-//	nethelper tcp-echo ADDR        accept; per connection write "peer=IP:PORT\n" then echo
+//	nethelper tcp-echo ADDR        accept; per connection write "peer=IP:PORT\n" then echo;
+//	                               log "tcp peer=IP:PORT local=IP:PORT" on stdout
 //	nethelper udp-echo ADDR        answer each datagram with "peer=IP:PORT DATA"; log it on stdout
 //	nethelper dns ADDR IPV4        answer every DNS query with one A record IPV4 (none for other types)
 //	nethelper tcp-client ADDR MSG  connect, send MSG, half-close, print the reply;
@@ -302,7 +303,7 @@ func tcpEcho(addr string) {
 		if err != nil {
 			fail(err)
 		}
-		fmt.Printf("tcp peer=%s\n", c.RemoteAddr())
+		fmt.Printf("tcp peer=%s local=%s\n", c.RemoteAddr(), c.LocalAddr())
 		go func(c net.Conn) {
 			defer c.Close()
 			fmt.Fprintf(c, "peer=%s\n", c.RemoteAddr())
