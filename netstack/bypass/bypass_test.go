@@ -22,7 +22,7 @@ import (
 // thread ends with f (its filter with it).
 func onFilteredThread(t testing.TB, cfg netconf.Config, ports *Ports, f func(s *Server)) {
 	t.Helper()
-	ns, err := os.Open("/proc/self/ns/net")
+	ns, err := os.Open("/proc/thread-self/ns/net") // not self: a test may have left the main thread wedged in a namespace of its own (Probe)
 	if err != nil {
 		t.Fatal(err)
 	}

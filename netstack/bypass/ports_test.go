@@ -34,7 +34,7 @@ func publishFixture(t testing.TB, guest int, hostIP ...netip.Addr) (*Ports, netc
 		t.Fatal(err)
 	}
 	host := l.Ports()[0].Host()
-	ns, err := os.Open("/proc/self/ns/net")
+	ns, err := os.Open("/proc/thread-self/ns/net") // not self: a test may have left the main thread wedged in a namespace of its own (Probe)
 	if err != nil {
 		t.Fatal(err)
 	}
