@@ -1284,10 +1284,12 @@ func TestNetBypassPublish(t *testing.T) {
 		port := netFreePort(t, "tcp")
 		hport := netFreePort(t, "tcp")
 		xport := netFreePort(t, "tcp")
+		uport := netFreePort(t, "udp")
 		name := netName("byppub")
 		netDetached(t, u, name, "--network", "slirp:bypass=true", "-p", fmt.Sprintf("%d:7000", port),
-			"-p", fmt.Sprintf("%d:80", hport), "-p", fmt.Sprintf("%d:7001", xport), "-v", filepath.Dir(nh)+":/nh:ro", "busybox", "sh", "-c",
-			"echo served > /tmp/index.html; httpd -p 80 -h /tmp; exec /nh/nethelper tcp-echo :7000")
+			"-p", fmt.Sprintf("%d:80", hport), "-p", fmt.Sprintf("%d:7001", xport), "-p", fmt.Sprintf("%d:5353/udp", uport),
+			"-v", filepath.Dir(nh)+":/nh:ro", "busybox", "sh", "-c",
+			"echo served > /tmp/index.html; httpd -p 80 -h /tmp; /nh/nethelper udp-echo :5353 & exec /nh/nethelper tcp-echo :7000")
 		netWaitLogs(t, u, name, "listening")
 		client := func(cmd *exec.Cmd) (peer, local string) {
 			t.Helper()
@@ -1326,6 +1328,11 @@ func TestNetBypassPublish(t *testing.T) {
 		got, err := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", hport))
 		if err != nil || got != "served\n" {
 			t.Errorf("GET from busybox httpd (a blocking accept) through -p %d:80: %q, %v", hport, got, err)
+		}
+		// UDP ports stay the stack's (rl-net's), beside the TCP ones.
+		out, err := exec.Command(nh, "udp-client", fmt.Sprintf("127.0.0.1:%d", uport), "udp-hello").CombinedOutput()
+		if err != nil || !regexp.MustCompile(`^peer=127\.0\.0\.1:\d+ udp-hello\n$`).MatchString(string(out)) {
+			t.Errorf("UDP to -p %d/udp beside the handed-over TCP ports: want the echo, got %q, %v", uport, out, err)
 		}
 		// A service rl exec started: its accept is reported too.
 		rlOK(t, u, "exec", "-d", name, "/nh/nethelper", "tcp-echo", ":7001")
