@@ -209,8 +209,8 @@ func (s *Server) give(a *acceptCall, fd int, from netip.AddrPort) unix.Errno {
 	switch e {
 	case nil:
 		return 0
-	case unix.ENOENT:
-		return errGone
+	case unix.ENOENT, unix.ESRCH:
+		return errGone // the call ended (a signal) before or while the descriptor went in
 	}
 	s.unavailable("SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9)", e)
 	return unix.EIO // no way left to give it: the connection is lost

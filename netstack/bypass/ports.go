@@ -185,8 +185,18 @@ func (p *Ports) hand(fd int, client netip.AddrPort, guestPort uint16) {
 		key = unmapPort(bell.LocalAddr().(*net.TCPAddr).AddrPort())
 	}
 	for _, a := range rung {
-		if a != key {
-			p.take(a) // an attempt refused
+		if a == key {
+			continue
+		}
+		if _, ok := p.take(a); !ok {
+			// An attempt the dial gave up on (Close cancelled it) that
+			// the workload accepted and took: fd is the taker's.
+			if <-h.done {
+				if bell != nil {
+					bell.Close()
+				}
+				return
+			}
 		}
 	}
 	if err != nil {
