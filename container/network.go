@@ -202,7 +202,7 @@ func (n *network) start(tap *os.File, pid int) error {
 	}
 	if n.tcp != nil {
 		if n.netns == nil {
-			return fmt.Errorf("the container's network namespace is gone")
+			return fmt.Errorf("the container's init exited before its published ports could be served (its network namespace is gone); run it again")
 		}
 		var err error
 		n.handing, err = bypass.ServePorts(n.tcp, n.netns, n.cfg)

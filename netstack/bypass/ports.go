@@ -124,7 +124,7 @@ func (p *Ports) Handed() int  { return int(p.handed.Load()) }
 func (p *Ports) Spliced() int { return int(p.spliced.Load()) }
 
 // published says whether the container's port is published.
-func (p *Ports) published(port uint16) bool { return p != nil && p.guest[port] }
+func (p *Ports) published(port uint16) bool { return p.guest[port] }
 
 // serve accepts the clients of one published port (raw sockets: a socket
 // handed over must not be in our poller).
@@ -250,9 +250,6 @@ func (p *Ports) hand(fd int, client netip.AddrPort, guestPort uint16) {
 // loopback address and port) and returns it, for the one who then owns
 // its socket: the workload's accept, or hand when nobody took it in time.
 func (p *Ports) take(bell netip.AddrPort) (*handoff, bool) {
-	if p == nil {
-		return nil, false
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	h, ok := p.bells[bell]
