@@ -379,8 +379,12 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files, preserved []*os.File) (
 	}
 	// Fork from a thread whose bounding set is the container's: entering
 	// the user namespace gives nsenter every capability, bounded by it.
-	// With bypass=true the thread installs the connect filter first (it
-	// allows nsenter's setns), served from the fork on.
+	// The thread's seccomp filter and no_new_privs are the container's
+	// too, which nsenter passes on, but for setns(2), which nsenter needs
+	// and moby's profile allows only with CAP_SYS_ADMIN (the command still
+	// needs that capability in the container's namespace to enter any).
+	// With bypass=true the thread installs the connect filter first,
+	// served from the fork on.
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
@@ -389,7 +393,13 @@ func (s *supervisor) startExecNested(e *ctl.Exec, files, preserved []*os.File) (
 			return
 		}
 		listener := s.execConnectFilter()
-		err := cmd.Start()
+		err := initproc.InstallSeccomp(initproc.AllowingFirst(s.seccomp, unix.SYS_SETNS))
+		if err == nil && s.rec.NoNewPrivs {
+			err = unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+		}
+		if err == nil {
+			err = cmd.Start()
+		}
 		if listener >= 0 {
 			if err == nil {
 				s.net.serveExec(os.NewFile(uintptr(listener), "connect listener"), s.proc.Pid)

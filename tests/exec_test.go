@@ -395,7 +395,8 @@ func TestExecPreserveFDs(t *testing.T) {
 }
 
 // TestExecKeepID: --userns keep-id gives the user's own uid and gid inside,
-// in rl run and in what rl exec starts there (through nsenter); exec as
+// in rl run and in what rl exec starts there (through nsenter), which has
+// the container's seccomp filter and no_new_privs too; exec as
 // root is the subordinate range's, which the single-ID user lacks: one line
 // naming the fix.
 func TestExecKeepID(t *testing.T) {
@@ -406,13 +407,27 @@ func TestExecKeepID(t *testing.T) {
 			t.Errorf("rl run --userns keep-id: want %q\n%v", ids, r)
 		}
 		name := "keepid-" + u.Name
-		if r = rl(t, u, "run", "-d", "--name", name, "--userns", "keep-id", "busybox", "sleep", "60"); r.Code != 0 {
+		nnp := "--security-opt=no-new-privileges"
+		if r = rl(t, u, "run", "-d", "--name", name, "--userns", "keep-id", nnp, "busybox", "sleep", "60"); r.Code != 0 {
 			t.Fatalf("rl run -d --userns keep-id:\n%v", r)
 		}
 		defer rl(t, u, "rm", "-f", name)
 		r = rl(t, u, "exec", name, "sh", "-c", "echo $(id -u) $(id -g)")
 		if r.Code != 0 || r.Stdout != ids {
 			t.Errorf("rl exec into a --userns keep-id container: want %q\n%v", ids, r)
+		}
+		// The container's seccomp filter and no_new_privs, as in what rl
+		// run started (moby's profile refuses unshare(2) without
+		// CAP_SYS_ADMIN; a new user namespace needs no capability).
+		want := rlOK(t, u, "run", "--rm", "--userns", "keep-id", nnp, "busybox", "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status").Stdout
+		if want != "NoNewPrivs:\t1\nSeccomp:\t2\n" {
+			t.Errorf("rl run --userns keep-id %s: want no_new_privs and seccomp mode 2 (filter): %q", nnp, want)
+		}
+		if r = rl(t, u, "exec", name, "grep", "-E", "^(Seccomp|NoNewPrivs):", "/proc/self/status"); r.Code != 0 || r.Stdout != want {
+			t.Errorf("rl exec into a --userns keep-id container: want %q\n%v", want, r)
+		}
+		if r = rl(t, u, "exec", name, "unshare", "-U", "true"); r.Code != 1 {
+			t.Errorf("rl exec into a --userns keep-id container: unshare -U: want exit 1 (refused by moby's profile)\n%v", r)
 		}
 		r = rl(t, u, "exec", "-u", "0", name, "id", "-u")
 		if u.Name == full.Name {

@@ -101,6 +101,32 @@ func InstallSeccomp(prog []BPF) error {
 	return nil
 }
 
+// AllowingFirst is prog with, in front, an answer of ALLOW for the native
+// ABI's syscall nr: the container's filter for a process that must make
+// that call on its way in (nsenter's setns(2) in rl exec), and whose
+// next program then gets the filter unchanged but for it. No filter stays
+// none.
+func AllowingFirst(prog []BPF, nr uint32) []BPF {
+	if len(prog) == 0 {
+		return nil
+	}
+	arch, ok := connectNotifyArch[runtime.GOARCH]
+	if !ok {
+		return prog
+	}
+	const (
+		ldAbs = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+	)
+	return append([]BPF{
+		{Code: ldAbs, K: 4},         // seccomp_data.arch
+		{Code: jeq, Jf: 3, K: arch}, // else to prog
+		{Code: ldAbs, K: 0},         // seccomp_data.nr
+		{Code: jeq, Jf: 1, K: nr},   // else to prog
+		{Code: unix.BPF_RET | unix.BPF_K, K: unix.SECCOMP_RET_ALLOW},
+	}, prog...)
+}
+
 // connectNotifyArch is the audit architecture whose connect(2) the
 // connect-notify filter reports (the native one; other ABIs, such as
 // i386's socketcall, go on through the container's network).

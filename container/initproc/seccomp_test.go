@@ -3,7 +3,10 @@ package initproc
 import (
 	"encoding/json"
 	"reflect"
+	"runtime"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestProgramJSON(t *testing.T) {
@@ -26,5 +29,51 @@ func TestProgramJSON(t *testing.T) {
 	var none Spec
 	if b, _ := json.Marshal(Spec{}); json.Unmarshal(b, &none) != nil || none.Seccomp != nil {
 		t.Fatalf("an empty filter must stay empty (unconfined): %s", b)
+	}
+}
+
+// TestAllowingFirst: the program in front lets the one call through to
+// the kernel and leaves every other answer to the filter.
+func TestAllowingFirst(t *testing.T) {
+	const (
+		ldAbs = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
+		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		ret   = unix.BPF_RET | unix.BPF_K
+	)
+	// EPERM for setns(2) and unshare(2), the rest allowed.
+	deny := []BPF{
+		{Code: ldAbs, K: 0},
+		{Code: jeq, Jt: 2, K: unix.SYS_SETNS},
+		{Code: jeq, Jt: 1, K: unix.SYS_UNSHARE},
+		{Code: ret, K: unix.SECCOMP_RET_ALLOW},
+		{Code: ret, K: unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)},
+	}
+	if AllowingFirst(nil, unix.SYS_SETNS) != nil {
+		t.Error("no filter: want none")
+	}
+	for _, c := range []struct {
+		prog          []BPF
+		setns, unshar error
+	}{
+		{deny, unix.EPERM, unix.EPERM},
+		{AllowingFirst(deny, unix.SYS_SETNS), unix.EBADF, unix.EPERM},
+	} {
+		errs := make(chan [2]error, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the filter ends with the thread
+			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+				errs <- [2]error{err, err}
+				return
+			}
+			if err := InstallSeccomp(c.prog); err != nil {
+				errs <- [2]error{err, err}
+				return
+			}
+			errs <- [2]error{unix.Setns(-1, 0), unix.Unshare(0)}
+		}()
+		got := <-errs
+		if got[0] != c.setns || got[1] != c.unshar {
+			t.Errorf("%d instructions: setns(-1, 0) %v, unshare(0) %v; want %v, %v", len(c.prog), got[0], got[1], c.setns, c.unshar)
+		}
 	}
 }
