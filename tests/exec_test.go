@@ -54,7 +54,7 @@ func nsLinks(out string) map[string]string {
 
 // TestExecNamespaces: the exec'd process is in each of the container's
 // namespaces (as the container's own process reports them), none of them
-// the host's.
+// the host's, and has its seccomp filter.
 func TestExecNamespaces(t *testing.T) {
 	host := map[string]string{}
 	for _, k := range nsKinds {
@@ -88,6 +88,10 @@ func TestExecNamespaces(t *testing.T) {
 		}
 		if t.Failed() {
 			t.Logf("host %v\ncontainer %v\nexec'd %v", host, inner, exec)
+		}
+		// And under the container's seccomp filter (TestExecKeepID: nsenter's).
+		if r := rl(t, u, "exec", name, "unshare", "-U", "true"); r.Code != 1 {
+			t.Errorf("unshare -U in the exec'd process: want exit 1 (refused by moby's profile)\n%v", r)
 		}
 	})
 }
