@@ -136,8 +136,9 @@ var connectNotifyArch = map[string]uint32{
 }
 
 // InstallConnectNotify installs, on the calling thread, a filter that
-// hands each connect(2) of the native ABI to a listener (netstack/bypass,
-// in the supervisor), and with accept each accept(2) and accept4(2) too
+// hands each connect(2) of the native ABI with an address of an IP
+// address's length to a listener (netstack/bypass, in the supervisor),
+// and with accept each accept(2) and accept4(2) too
 // (published ports' connections handed over as host sockets), and allows
 // everything else, and returns the listener's fd. Installed before the
 // container's own filter, which may not allow seccomp(2); the kernel takes
@@ -151,21 +152,38 @@ func InstallConnectNotify(accept bool) (int, error) {
 	const (
 		ldAbs = unix.BPF_LD | unix.BPF_W | unix.BPF_ABS
 		jeq   = unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K
+		jgt   = unix.BPF_JMP | unix.BPF_JGT | unix.BPF_K
 		ret   = unix.BPF_RET | unix.BPF_K
 	)
-	calls := []uint32{uint32(unix.SYS_CONNECT)}
+	var accepts []uint32
 	if accept {
-		calls = append(calls, uint32(unix.SYS_ACCEPT), uint32(unix.SYS_ACCEPT4))
+		accepts = []uint32{uint32(unix.SYS_ACCEPT), uint32(unix.SYS_ACCEPT4)}
 	}
-	n := uint8(len(calls))
+	// The instructions' places: the two answers last.
+	m := uint8(len(accepts))
+	const firstAccept = 9
+	allow, notify := firstAccept+m, firstAccept+m+1
+	to := func(from, target uint8) uint8 { return target - from - 1 }
 	filter := []unix.SockFilter{
-		{Code: ldAbs, K: 4},                    // seccomp_data.arch
-		{Code: jeq, Jt: 0, Jf: n + 1, K: arch}, // else ALLOW
-		{Code: ldAbs, K: 0},                    // seccomp_data.nr
+		0: {Code: ldAbs, K: 4}, // seccomp_data.arch
+		1: {Code: jeq, Jf: to(1, allow), K: arch},
+		2: {Code: ldAbs, K: 0}, // seccomp_data.nr
+		3: {Code: jeq, Jf: to(3, firstAccept), K: unix.SYS_CONNECT},
+		// connect(2)'s addrlen (seccomp_data.args[2], its low 32 bits):
+		// an IPv4 or IPv6 address's lengths (sockaddr_in, sockaddr_in6 with
+		// and without its scope id) or more than a Unix socket's address
+		// can be (sockaddr_storage's); not the lengths of most Unix
+		// sockets' addresses, which then go on without a round trip to
+		// the supervisor.
+		4: {Code: ldAbs, K: 16 + 2*8},
+		5: {Code: jeq, Jt: to(5, notify), K: unix.SizeofSockaddrInet4},
+		6: {Code: jeq, Jt: to(6, notify), K: 24}, // SIN6_LEN_RFC2133
+		7: {Code: jeq, Jt: to(7, notify), K: unix.SizeofSockaddrInet6},
+		8: {Code: jgt, Jt: to(8, notify), Jf: to(8, allow), K: unix.SizeofSockaddrUnix},
 	}
-	for i, nr := range calls {
-		// Equal: past the calls left and ALLOW, to the notification.
-		filter = append(filter, unix.SockFilter{Code: jeq, Jt: n - uint8(i), K: nr})
+	for i, nr := range accepts {
+		at := firstAccept + uint8(i)
+		filter = append(filter, unix.SockFilter{Code: jeq, Jt: to(at, notify), K: nr})
 	}
 	filter = append(filter,
 		unix.SockFilter{Code: ret, K: unix.SECCOMP_RET_ALLOW},

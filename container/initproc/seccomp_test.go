@@ -2,9 +2,11 @@ package initproc
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"runtime"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -74,6 +76,71 @@ func TestAllowingFirst(t *testing.T) {
 		got := <-errs
 		if got[0] != c.setns || got[1] != c.unshar {
 			t.Errorf("%d instructions: setns(-1, 0) %v, unshare(0) %v; want %v, %v", len(c.prog), got[0], got[1], c.setns, c.unshar)
+		}
+	}
+}
+
+// TestConnectNotifyLengths: the connect filter reports connect(2) with an
+// IP address's lengths (or more than a Unix address can have) and, asked
+// to, accept(2); a Unix address of sockaddr_un's length goes on to the
+// kernel. With its listener closed, a reported call fails with ENOSYS.
+func TestConnectNotifyLengths(t *testing.T) {
+	connect := func(domain int, addrlen uintptr) error {
+		fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		// An AF_UNIX address of a path that is not there.
+		var sun unix.RawSockaddrUnix
+		sun.Family = unix.AF_UNIX
+		for i, c := range "/nonexistent/rl" {
+			sun.Path[i] = int8(c)
+		}
+		var buf [128]byte
+		copy(buf[:], unsafe.Slice((*byte)(unsafe.Pointer(&sun)), unsafe.Sizeof(sun)))
+		if _, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&buf)), addrlen); errno != 0 {
+			return errno
+		}
+		return nil
+	}
+	for _, accept := range []bool{false, true} {
+		type call struct {
+			name string
+			err  error
+		}
+		calls := make(chan []call, 1)
+		go func() {
+			runtime.LockOSThread() // never unlocked: the filter ends with the thread
+			var got []call
+			defer func() { calls <- got }()
+			if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+				got = append(got, call{"prctl", err})
+				return
+			}
+			fd, err := InstallConnectNotify(accept)
+			if err != nil {
+				got = append(got, call{"install", err})
+				return
+			}
+			unix.Close(fd)
+			for _, n := range []uintptr{16, 24, 28, 110, 111, 128, 19} {
+				got = append(got, call{fmt.Sprintf("unix %d", n), connect(unix.AF_UNIX, n)})
+			}
+			_, _, errno := unix.Syscall(unix.SYS_ACCEPT, ^uintptr(0), 0, 0)
+			got = append(got, call{"accept", errno})
+		}()
+		acceptErr := error(unix.EBADF)
+		if accept {
+			acceptErr = unix.ENOSYS
+		}
+		want := []call{
+			{"unix 16", unix.ENOSYS}, {"unix 24", unix.ENOSYS}, {"unix 28", unix.ENOSYS},
+			{"unix 110", unix.ENOENT}, {"unix 111", unix.ENOSYS}, {"unix 128", unix.ENOSYS},
+			{"unix 19", unix.ENOENT}, {"accept", acceptErr},
+		}
+		if got := <-calls; fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("accept %v: got %v\nwant %v", accept, got, want)
 		}
 	}
 }

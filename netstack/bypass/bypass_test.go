@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/netstack/netconf"
@@ -360,6 +361,51 @@ func BenchmarkConnect(b *testing.B) {
 	})
 	b.Run("bypassed", func(b *testing.B) {
 		onFilteredThread(b, cfg, nil, func(*Server) { loop(b, [4]byte{10, 0, 2, 2}) })
+	})
+	// A Unix socket's, with the length C programs pass for it
+	// (sizeof(struct sockaddr_un)), through the filter.
+	path := b.TempDir() + "/s"
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	var sun unix.RawSockaddrUnix
+	sun.Family = unix.AF_UNIX
+	for i := range path {
+		sun.Path[i] = int8(path[i])
+	}
+	unixLoop := func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _, errno := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(&sun)), unix.SizeofSockaddrUnix)
+			unix.Close(fd)
+			if errno != 0 {
+				b.Error(errno)
+				return
+			}
+		}
+	}
+	b.Run("unix-plain", func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		unixLoop(b)
+	})
+	b.Run("unix", func(b *testing.B) {
+		onFilteredThread(b, cfg, nil, func(*Server) { unixLoop(b) })
 	})
 }
 
