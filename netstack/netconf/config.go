@@ -191,10 +191,14 @@ func (c Config) Nameservers() []netip.Addr {
 	return []netip.Addr{c.DNS}
 }
 
-// options are podman's slirp4netns options that rl understands. Options
-// that only make sense for the slirp4netns binary (port_handler,
-// enable_sandbox...) are refused rather than ignored.
-var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6", "bypass"}
+// options are podman's slirp4netns options that rl understands. Those
+// that only make sense for the slirp4netns binary (enable_sandbox,
+// enable_seccomp: a sandbox rl could not give) are refused rather than
+// ignored. port_handler is taken and changes nothing: rl's one port
+// handler gives what either of podman's does, the client's own address
+// (slirp4netns's) and a relay in the kernel for the host's loopback
+// (rootlesskit's speed), so podman's command lines run.
+var options = []string{"mtu", "cidr", "allow_host_loopback", "enable_ipv6", "outbound_addr", "outbound_addr6", "port_handler", "bypass"}
 
 // OptionNames lists the options ParseOptions takes, for messages: "mtu, cidr, ...".
 func OptionNames() string { return strings.Join(options, ", ") }
@@ -241,6 +245,10 @@ func ParseOptions(s string) (Config, error) {
 				c.Bypass = b
 			default:
 				c.AllowHostLoopback = b
+			}
+		case "port_handler":
+			if val != "rootlesskit" && val != "slirp4netns" {
+				return c, fmt.Errorf("network option port_handler=%s: want rootlesskit or slirp4netns (either gives rl's port handler)", val)
 			}
 		case "outbound_addr", "outbound_addr6":
 			a, err := hostAddress(val, key == "outbound_addr6")

@@ -28,7 +28,10 @@ func TestParseOptions(t *testing.T) {
 		{in: "bypass=true", check: func(c Config) bool { return c.Bypass && !c.AllowHostLoopback }},
 		{in: "bypass=1,allow_host_loopback=true", check: func(c Config) bool { return c.Bypass && c.AllowHostLoopback }},
 		{in: "bypass=yes", wantErr: "network option bypass=yes: want true or false"},
-		{in: "port_handler=slirp4netns", wantErr: "unknown network option \"port_handler\" (options: mtu, cidr, allow_host_loopback, enable_ipv6, outbound_addr, outbound_addr6, bypass)"},
+		{in: "port_handler=slirp4netns,mtu=1500", check: func(c Config) bool { return c.MTU == 1500 }},
+		{in: "port_handler=rootlesskit", check: func(c Config) bool { return reflect.DeepEqual(c, DefaultConfig()) }},
+		{in: "port_handler=socat", wantErr: "network option port_handler=socat: want rootlesskit or slirp4netns"},
+		{in: "enable_sandbox=true", wantErr: "unknown network option \"enable_sandbox\" (options: mtu, cidr, allow_host_loopback, enable_ipv6, outbound_addr, outbound_addr6, port_handler, bypass)"},
 		{in: "mtu", wantErr: "want NAME=VALUE"},
 		{in: "cidr=fd00::/64", wantErr: "IPv4 network"},
 	} {
