@@ -32,10 +32,21 @@ import (
 // the container) is given as it is. A doorbell nobody takes through the
 // filter within handWait (a workload that accepts through io_uring) has
 // its connection spliced to the client's instead, as without bypass.
+//
+// A doorbell carries no data, so a listener with TCP_DEFER_ACCEPT (nginx's
+// `listen ... deferred`) would not queue it until the kernel's timeout: one
+// not taken within nudgeAfter sends one byte of urgent data (MSG_OOB),
+// which completes it. The byte goes with the doorbell when the client is
+// handed over; when spliced, it is out of band, unseen by read(2) (unless
+// the workload asked for SO_OOBINLINE).
 
 // handWait is how long a client waits for the workload's accept to take
 // its host socket before it is spliced instead.
 const handWait = 2 * time.Second
+
+// nudgeAfter is how long a doorbell waits for the workload's accept before
+// it sends its urgent byte.
+const nudgeAfter = 20 * time.Millisecond
 
 // Ports serves published TCP ports by handing each client's socket to the
 // workload.
@@ -207,12 +218,22 @@ func (p *Ports) hand(fd int, client netip.AddrPort, guestPort uint16) {
 	if len(rung) > 0 {
 		t := time.NewTimer(handWait)
 		defer t.Stop()
+		nudge := time.NewTimer(nudgeAfter)
+		defer nudge.Stop()
 		handed, told := false, false
-		select {
-		case handed = <-h.done:
-			told = true
-		case <-t.C:
-		case <-p.ctx.Done():
+	wait:
+		for {
+			select {
+			case handed = <-h.done:
+				told = true
+				break wait
+			case <-nudge.C:
+				urgent(bell)
+			case <-t.C:
+				break wait
+			case <-p.ctx.Done():
+				break wait
+			}
 		}
 		if _, ok := p.take(key); !ok && !told {
 			// Being taken: wait for the taker's word.
@@ -244,6 +265,19 @@ func (p *Ports) hand(fd int, client netip.AddrPort, guestPort uint16) {
 	})
 	defer stop()
 	netconf.Splice(c.(*net.TCPConn), bell)
+}
+
+// urgent sends one byte of urgent data on c, which completes its
+// connection at a listener with TCP_DEFER_ACCEPT.
+func urgent(c *net.TCPConn) {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = raw.Write(func(fd uintptr) bool {
+		_ = unix.Sendto(int(fd), []byte{0}, unix.MSG_OOB|unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
+		return true
+	})
 }
 
 // take removes the client whose doorbell came from bell (the container's
