@@ -243,8 +243,27 @@ func TestBypassIPv6(t *testing.T) {
 }
 
 // TestBypassEpollFirst: a socket in an epoll set before its connect (as
-// nginx does) is left to the stack: the set watches that socket.
+// nginx does) is left to the stack: the set watches that socket. The same
+// in a process with more descriptors than the serving thread looks through
+// itself (taken on a goroutine).
 func TestBypassEpollFirst(t *testing.T) {
+	for _, many := range []bool{false, true} {
+		t.Run(fmt.Sprintf("many=%v", many), func(t *testing.T) {
+			if many {
+				for range inlineFiles {
+					f, err := os.Open(os.DevNull)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer f.Close()
+				}
+			}
+			testEpollFirst(t)
+		})
+	}
+}
+
+func testEpollFirst(t *testing.T) {
 	port := hostService(t, net.IPv4(127, 0, 0, 1)).Addr().(*net.TCPAddr).Port
 	cfg := netconf.DefaultConfig()
 	cfg.AllowHostLoopback = true
