@@ -101,11 +101,11 @@ func InstallSeccomp(prog []BPF) error {
 	return nil
 }
 
-// AllowingFirst is prog with, in front, an answer of ALLOW for the native
-// ABI's syscall nr: the container's filter for a process that must make
-// that call on its way in (nsenter's setns(2) in rl exec), and whose
-// next program then gets the filter unchanged but for it. No filter stays
-// none.
+// AllowingFirst is prog with an ALLOW for the native ABI's syscall nr in
+// front: the container's filter for a process that must make that call on
+// its way into the container (nsenter's setns(2), for rl exec into a
+// --userns keep-id container). What it execs keeps that filter, the call
+// allowed. No filter stays none.
 func AllowingFirst(prog []BPF, nr uint32) []BPF {
 	if len(prog) == 0 {
 		return nil

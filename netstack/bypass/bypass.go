@@ -209,8 +209,8 @@ func (s *Server) serve() {
 // answer takes one call read and sends the answer, here, but for a
 // blocking caller whose host handshake is still under way: that one waits
 // on a goroutine of its own. (A goroutine for every call took a blocking
-// connect to the host's loopback 0.47-0.56 ms, BenchmarkConnect; here
-// 0.40-0.43 ms, with 9 context switches instead of 14.)
+// connect to the host's loopback 0.54 ms, BenchmarkConnect; here 0.35-0.40
+// ms, with 9 context switches instead of 14.)
 //
 // A caller with many descriptors (more than inlineFiles: its epoll sets are
 // looked for among them all) is taken on a goroutine from the start, so
@@ -656,8 +656,7 @@ func threadGroup(tid int) int {
 
 // procFiles is a thread's /proc/TID/fd and /proc/TID/fdinfo (its
 // descriptor table's), opened once for one call's lookups: names relative
-// to them spare procfs the walk to the thread for each file (a connect's
-// epoll check took 0.21 ms with whole paths, in a process of 17 files).
+// to them spare procfs the walk to the thread for each file.
 type procFiles struct{ fd, fdinfo int }
 
 func openProcFiles(tid int) (procFiles, error) {
