@@ -112,7 +112,9 @@ func ServePorts(l *netconf.Listeners, netns *os.File, cfg netconf.Config) (*Port
 // Close stops serving: clients not yet handed over are reset, those
 // spliced are ended.
 func (p *Ports) Close() {
+	p.mu.Lock() // again adds to wg under mu, only before this
 	p.cancel()
+	p.mu.Unlock()
 	p.l.Close()
 	for _, f := range p.files {
 		f.Close()
@@ -168,6 +170,23 @@ func (p *Ports) serve(ln *os.File, guestPort uint16) {
 			p.hand(fd, netconf.SockaddrAddrPort(sa), guestPort)
 		}()
 	}
+}
+
+// again hands fd, a connection accepted for a caller that could not be
+// given it (its call ended), to the service once more: a new doorbell,
+// which its next accept takes. After Close it is reset.
+func (p *Ports) again(fd int, from netip.AddrPort, guestPort uint16) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx.Err() != nil {
+		resetClose(fd)
+		return
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.hand(fd, from, guestPort)
+	}()
 }
 
 // hand rings the container's service for the client on fd and waits for

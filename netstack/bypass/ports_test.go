@@ -287,6 +287,50 @@ func TestPortsAcceptFlags(t *testing.T) {
 	}
 }
 
+// TestPortsAcceptInterrupted: a signal that ends the accept call between
+// the supervisor's accept and its answer does not lose the client: the
+// restarted call (SA_RESTART, as Go's handlers are) gets it.
+func TestPortsAcceptInterrupted(t *testing.T) {
+	lfd, port := rawListener(t, unix.AF_INET, 8)
+	// Without the client, the restarted accept would wait: bound it.
+	unix.SetsockoptTimeval(lfd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
+	p, cfg, host := publishFixture(t, port)
+	signalled := 0
+	beforeGive = func(tid int) {
+		if signalled++; signalled == 1 {
+			unix.Tgkill(unix.Getpid(), tid, unix.SIGURG) // Go's preemption signal: handled, SA_RESTART
+			time.Sleep(50 * time.Millisecond)            // the call is ended before the answer
+		}
+	}
+	defer func() { beforeGive = nil }()
+	onFilteredThread(t, cfg, p, func(s *Server) {
+		got := echoClient(host, "interrupted")
+		fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+		if e != 0 {
+			t.Fatalf("accept4: %v (the client was lost)", e)
+		}
+		c := os.NewFile(fd, "client")
+		conn, err := net.FileConn(c)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		serveOne(t, conn)
+		r := <-got
+		var client, peer string
+		fmt.Sscanf(r, "%s peer=%s", &client, &peer)
+		if peer != client || !strings.HasSuffix(r, " interrupted") {
+			t.Errorf("after the signal: %q, want the client's own connection", r)
+		}
+	})
+	if signalled < 2 {
+		t.Errorf("%d connections given, want 2 (the first one's call ended by the signal)", signalled)
+	}
+	if n := p.Handed(); n != 1 {
+		t.Errorf("%d clients handed over, want 1", n)
+	}
+}
+
 // TestPortsAcceptWaiting: a blocking accept waiting for a client is
 // waited for where Close ends it (the supervisor must not wait in the
 // kernel's accept, which nothing would end), and SO_RCVTIMEO bounds it.
