@@ -95,20 +95,32 @@ func netStartServer(t *testing.T, cmd *exec.Cmd) *testenv.Server {
 // netFreePort is a TCP or UDP port free on every host address right now.
 func netFreePort(t *testing.T, proto string) int {
 	t.Helper()
-	if proto == "udp" {
-		pc, err := net.ListenPacket("udp", ":0")
+	return netFreePorts(t, proto, 1)[0]
+}
+
+// netFreePorts is n distinct free ports: each is held until all are found
+// (one at a time, the kernel may give the port it just gave again).
+func netFreePorts(t *testing.T, proto string, n int) []int {
+	t.Helper()
+	var ports []int
+	for range n {
+		if proto == "udp" {
+			pc, err := net.ListenPacket("udp", ":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pc.Close()
+			ports = append(ports, pc.LocalAddr().(*net.UDPAddr).Port)
+			continue
+		}
+		ln, err := net.Listen("tcp", ":0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer pc.Close()
-		return pc.LocalAddr().(*net.UDPAddr).Port
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	return ports
 }
 
 // netRLInMountNS runs rl as u in a private mount namespace that root prepared
@@ -448,8 +460,8 @@ func TestNetPublishTCP(t *testing.T) {
 		doc := userDir(t, u, "www")
 		const body = "published over -p\n"
 		writeUserFile(t, u, filepath.Join(doc, "index.html"), body)
-		port := netFreePort(t, "tcp")
-		lport := netFreePort(t, "tcp")
+		ports := netFreePorts(t, "tcp", 2)
+		port, lport := ports[0], ports[1]
 		name := netName("nettcp")
 		netDetached(t, u, name, "-p", fmt.Sprintf("%d:80", port), "-p", fmt.Sprintf("%d:81", lport), "-v", doc+":/www:ro", "busybox", "sh", "-c",
 			"httpd -p 127.0.0.1:81 -h /www; exec httpd -f -vv -p 80 -h /www")
@@ -1281,9 +1293,8 @@ func TestNetBypassPublish(t *testing.T) {
 	nh := netNeedHelper(t)
 	ns := netTestHost(t)
 	forEachUser(t, func(t *testing.T, u User) {
-		port := netFreePort(t, "tcp")
-		hport := netFreePort(t, "tcp")
-		xport := netFreePort(t, "tcp")
+		ports := netFreePorts(t, "tcp", 3)
+		port, hport, xport := ports[0], ports[1], ports[2]
 		uport := netFreePort(t, "udp")
 		name := netName("byppub")
 		netDetached(t, u, name, "--network", "slirp:bypass=true", "-p", fmt.Sprintf("%d:7000", port),
