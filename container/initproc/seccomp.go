@@ -110,7 +110,7 @@ func AllowingFirst(prog []BPF, nr uint32) []BPF {
 	if len(prog) == 0 {
 		return nil
 	}
-	arch, ok := connectNotifyArch[runtime.GOARCH]
+	arch, ok := nativeArch[runtime.GOARCH]
 	if !ok {
 		return prog
 	}
@@ -127,10 +127,10 @@ func AllowingFirst(prog []BPF, nr uint32) []BPF {
 	}, prog...)
 }
 
-// connectNotifyArch is the audit architecture whose connect(2) the
-// connect-notify filter reports (the native one; other ABIs, such as
-// i386's socketcall, go on through the container's network).
-var connectNotifyArch = map[string]uint32{
+// nativeArch is the native ABI's audit architecture, the one whose calls
+// the connect-notify filter reports and AllowingFirst allows (other ABIs,
+// such as i386's socketcall, go on through the container's network).
+var nativeArch = map[string]uint32{
 	"amd64": unix.AUDIT_ARCH_X86_64,
 	"arm64": unix.AUDIT_ARCH_AARCH64,
 }
@@ -145,7 +145,7 @@ var connectNotifyArch = map[string]uint32{
 // the strictest of both answers, so the container's filter still refuses
 // what it refuses.
 func InstallConnectNotify(accept bool) (int, error) {
-	arch, ok := connectNotifyArch[runtime.GOARCH]
+	arch, ok := nativeArch[runtime.GOARCH]
 	if !ok {
 		return -1, fmt.Errorf("not on %s", runtime.GOARCH)
 	}

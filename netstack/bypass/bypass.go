@@ -217,23 +217,23 @@ func (s *Server) serve() {
 // that one process's large table does not hold up the calls of others.
 func (s *Server) answer(req *notif, d dial) {
 	t, errno, cont := s.connect(req, d, true)
-	later := errno == errLater
-	if later || t != nil && t.err == unix.EINPROGRESS && !t.nonblock && !ready(t.hs, unix.POLLOUT) {
+	if errno == errLater || t != nil && t.err == unix.EINPROGRESS && !t.nonblock && !ready(t.hs, unix.POLLOUT) {
 		r := *req
 		s.wg.Add(1)
-		go func() {
+		go func(t *taking, errno unix.Errno, cont bool) {
 			defer s.wg.Done()
-			errno, cont := errGone, false
-			if later {
+			if errno == errLater {
 				t, errno, cont = s.connect(&r, d, false)
 			}
-			if t != nil {
-				errno, cont = s.finish(&r, t)
-			}
-			s.send(&r, errno, cont)
-		}()
+			s.settle(&r, t, errno, cont)
+		}(t, errno, cont)
 		return
 	}
+	s.settle(req, t, errno, cont)
+}
+
+// settle finishes t, when connect took the call, and sends the answer.
+func (s *Server) settle(req *notif, t *taking, errno unix.Errno, cont bool) {
 	if t != nil {
 		errno, cont = s.finish(req, t)
 	}
