@@ -49,6 +49,19 @@ func publishFixture(t testing.TB, guest int, hostIP ...netip.Addr) (*Ports, netc
 	return p, cfg, host
 }
 
+// serviceListener is the "container's" service: a listener of network
+// ("tcp", "tcp4") on 127.0.0.1 made with lc, closed with the test, and its
+// port.
+func serviceListener(t testing.TB, lc net.ListenConfig, network string) (net.Listener, int) {
+	t.Helper()
+	ln, err := lc.Listen(context.Background(), network, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln, ln.Addr().(*net.TCPAddr).Port
+}
+
 // echoClient connects to addr from another thread, sends msg and returns
 // its own address and what it read (the service's answer).
 func echoClient(addr, msg string) <-chan string {
@@ -73,6 +86,22 @@ func echoClient(addr, msg string) <-chan string {
 	return out
 }
 
+// exchange sends msg from a client at addr and serves it on ln's next
+// accept (serveOne); r is what the client read, client its own address,
+// peer and local the addresses the service saw.
+func exchange(t *testing.T, ln net.Listener, addr, msg string) (r, client, peer, local string) {
+	t.Helper()
+	got := echoClient(addr, msg)
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveOne(t, c)
+	r = <-got
+	fmt.Sscanf(r, "%s peer=%s local=%s", &client, &peer, &local)
+	return r, client, peer, local
+}
+
 // serveOne answers one client on c: "peer=ADDR local=ADDR " and what the
 // client sent.
 func serveOne(t *testing.T, c net.Conn) {
@@ -91,25 +120,12 @@ func serveOne(t *testing.T, c net.Conn) {
 // and its socket's local address is the published one); a client of the
 // service's own (not through the port) is accepted as it is.
 func TestPortsHandOver(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	guest := ln.Addr().(*net.TCPAddr).Port
+	ln, guest := serviceListener(t, net.ListenConfig{}, "tcp")
 	p, cfg, host := publishFixture(t, guest)
 	onFilteredThread(t, cfg, p, func(s *Server) {
 		handOne(t, p, ln, host, "through the port")
 		// Its own client: as it is.
-		got := echoClient(ln.Addr().String(), "inside")
-		c, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		serveOne(t, c)
-		r := <-got
-		var client, peer, local string
-		fmt.Sscanf(r, "%s peer=%s local=%s", &client, &peer, &local)
+		r, client, peer, local := exchange(t, ln, ln.Addr().String(), "inside")
 		if peer != client || local != ln.Addr().String() {
 			t.Errorf("a client of the service itself: %q, want its own connection", r)
 		}
@@ -134,12 +150,7 @@ func TestPortsDeferAccept(t *testing.T) {
 		}
 		return serr
 	}}
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	guest := ln.Addr().(*net.TCPAddr).Port
+	ln, guest := serviceListener(t, lc, "tcp")
 	p, cfg, host := publishFixture(t, guest)
 	onFilteredThread(t, cfg, p, func(s *Server) {
 		handOne(t, p, ln, host, "deferred")
@@ -155,15 +166,7 @@ func TestPortsDeferAccept(t *testing.T) {
 func handOne(t *testing.T, p *Ports, ln net.Listener, host, msg string) {
 	t.Helper()
 	handed := p.Handed()
-	got := echoClient(host, msg)
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveOne(t, c)
-	r := <-got
-	var client, peer, local string
-	fmt.Sscanf(r, "%s peer=%s local=%s", &client, &peer, &local)
+	r, client, peer, local := exchange(t, ln, host, msg)
 	if peer != client || local != host || !strings.HasSuffix(r, " "+msg) {
 		t.Errorf("client at %s: the service saw peer %s, local %s (read %q); want the client's own address at %s", host, peer, local, r, host)
 	}
@@ -175,23 +178,11 @@ func handOne(t *testing.T, p *Ports, ln net.Listener, host, msg string) {
 // TestPortsFamily: a client whose address an IPv4 listener cannot name
 // (an IPv6 one) is spliced at once, not handed over.
 func TestPortsFamily(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	p, cfg, host := publishFixture(t, ln.Addr().(*net.TCPAddr).Port, netip.IPv6Loopback())
+	ln, guest := serviceListener(t, net.ListenConfig{}, "tcp4")
+	p, cfg, host := publishFixture(t, guest, netip.IPv6Loopback())
 	onFilteredThread(t, cfg, p, func(s *Server) {
 		start := time.Now()
-		got := echoClient(host, "from ::1")
-		c, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		serveOne(t, c)
-		r := <-got
-		var client, peer string
-		fmt.Sscanf(r, "%s peer=%s", &client, &peer)
+		r, client, peer, _ := exchange(t, ln, host, "from ::1")
 		if client == peer || !strings.HasSuffix(r, "from ::1") {
 			t.Errorf("an IPv6 client of an IPv4 listener: %q, want the doorbell's connection (spliced)", r)
 		}
@@ -362,25 +353,13 @@ func TestPortsAcceptWaiting(t *testing.T) {
 func TestPortsSpliced(t *testing.T) {
 	for _, degraded := range []bool{false, true} {
 		t.Run(fmt.Sprintf("degraded=%v", degraded), func(t *testing.T) {
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ln.Close()
-			p, _, host := publishFixture(t, ln.Addr().(*net.TCPAddr).Port)
+			ln, guest := serviceListener(t, net.ListenConfig{}, "tcp")
+			p, _, host := publishFixture(t, guest)
 			if degraded {
 				p.Degrade()
 			}
 			start := time.Now()
-			got := echoClient(host, "spliced")
-			c, err := ln.Accept()
-			if err != nil {
-				t.Fatal(err)
-			}
-			serveOne(t, c)
-			r := <-got
-			var client, peer, local string
-			fmt.Sscanf(r, "%s peer=%s local=%s", &client, &peer, &local)
+			r, client, peer, local := exchange(t, ln, host, "spliced")
 			took := time.Since(start)
 			// Just what the client sent: the doorbell's urgent byte (sent
 			// while nobody took it) is out of band.
