@@ -57,15 +57,17 @@ type Process struct {
 // netSpec goes to the init at once after the clone: it sets up its network
 // namespace while specFn runs.
 //
-// specFn is called once the init is cloned and gives the spec and the
-// rootfs as a detached mount tree (open_tree(2)), sent together: the init
-// starts (exec, Go's start-up: ~2.5 ms) while the caller still creates and
-// mounts the container. Whatever is mounted after the clone the init does
-// not see (its mount namespace is a copy of the caller's at the clone);
-// the tree is how the rootfs gets there. A nil tree means the rootfs was
-// mounted before this clone. terminal says whether the spec will ask for
-// one (the init's stdio is set at the clone).
-func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), ns *nsPlan, user *userNS, stdio Stdio, onMsg func(kind string, f *os.File, pid int), extra ...*os.File) (*Process, error) {
+// specFn is called once the init is cloned, with its pid, and gives the
+// spec and the rootfs as a detached mount tree (open_tree(2)), sent
+// together: the init starts (exec, Go's start-up: ~2.5 ms) while the
+// caller still creates and mounts the container; once it is sent, the
+// workload may run before Start returns. Whatever is mounted after the
+// clone the init does not see (its mount namespace is a copy of the
+// caller's at the clone); the tree is how the rootfs gets there. A nil
+// tree means the rootfs was mounted before this clone. terminal says
+// whether the spec will ask for one (the init's stdio is set at the
+// clone).
+func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func(pid int) (*initproc.Spec, *os.File, error), ns *nsPlan, user *userNS, stdio Stdio, onMsg func(kind string, f *os.File, pid int), extra ...*os.File) (*Process, error) {
 	type started struct {
 		p   *Process
 		err error
@@ -93,7 +95,7 @@ func Start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 	return s.p, s.err
 }
 
-func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func() (*initproc.Spec, *os.File, error), flags uintptr, user *userNS, stdio Stdio, onMsg func(kind string, f *os.File, pid int), extra []*os.File) (*Process, error) {
+func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn func(pid int) (*initproc.Spec, *os.File, error), flags uintptr, user *userNS, stdio Stdio, onMsg func(kind string, f *os.File, pid int), extra []*os.File) (*Process, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("socketpair: %w", err)
@@ -156,13 +158,13 @@ func start(initPath string, terminal bool, netSpec initproc.NetworkSpec, specFn 
 		err = unix.Sendmsg(ours, msg, nil, nil, 0)
 	}
 	if err != nil {
-		if _, tree, _ := specFn(); tree != nil { // the caller's side of the handshake
+		if _, tree, _ := specFn(p.Pid); tree != nil { // the caller's side of the handshake
 			tree.Close()
 		}
 		return nil, p.abort(fmt.Errorf("sending the network spec to the container init: %w", err))
 	}
 
-	spec, tree, err := specFn()
+	spec, tree, err := specFn(p.Pid)
 	if err != nil {
 		return nil, p.abort(err)
 	}

@@ -132,6 +132,9 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		spec *initproc.Spec
 		tree *os.File
 		err  error
+		// record, called with the init's pid just before the spec goes to
+		// it, records the container as running.
+		record func(pid int)
 	}
 	specs := make(chan specMsg, 1)
 	type startMsg struct {
@@ -141,8 +144,11 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 	starts := make(chan startMsg, 1)
 	startInit := func() {
 		go func() {
-			p, err := Start(rt.InitPath, proto.TTY, netSpec, func() (*initproc.Spec, *os.File, error) {
+			p, err := Start(rt.InitPath, proto.TTY, netSpec, func(pid int) (*initproc.Spec, *os.File, error) {
 				m := <-specs
+				if m.err == nil {
+					m.record(pid)
+				}
 				return m.spec, m.tree, m.err
 			}, ns, user, stdio, onMsg, extra...)
 			starts <- startMsg{p, err}
@@ -218,7 +224,29 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		return c, 0, false, abort(err)
 	}
 
-	specs <- specMsg{spec: spec, tree: tree}
+	// The container is recorded as running before the workload can run: a
+	// supervisor killed from then on leaves a record that says so (rl ps
+	// then removes an --rm container, ReadState). On a failure to start,
+	// the state it had is put back.
+	var st rootfs.State
+	recorded := false
+	var prior rootfs.State
+	if !rec.AutoRm {
+		prior = rootfs.ReadState(rt.Store, c.ID)
+	}
+	record := func(pid int) {
+		self, _ := userns.StartTime(os.Getpid())
+		st = rootfs.State{
+			Status: "running", Pid: pid, StartedAt: time.Now().UTC(),
+			Supervisor: os.Getpid(), SupervisorStart: self, Detached: !m.Attach,
+			Namespaces: namespaceLinks(pid), Ports: net.ports(), RunRoot: rt.RunRoot,
+		}
+		if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
+			rt.warn("recording the start of %s: %v", c.ID[:12], err)
+		}
+		recorded = true
+	}
+	specs <- specMsg{spec: spec, tree: tree, record: record}
 	r := <-starts
 	p, err := r.p, r.err
 	trace.Mark("core: init ready")
@@ -243,21 +271,15 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		p.Wait()
 	}
 	if err != nil {
+		if recorded && !rec.AutoRm {
+			_ = rootfs.WriteState(rt.Store, c.ID, prior)
+		}
 		logs.close()
 		return c, 0, false, err
 	}
 	trace.Mark("core: network armed")
 	started = true
 	s.proc = p
-	self, _ := userns.StartTime(os.Getpid())
-	st := rootfs.State{
-		Status: "running", Pid: p.Pid, StartedAt: time.Now().UTC(),
-		Supervisor: os.Getpid(), SupervisorStart: self, Detached: !m.Attach,
-		Namespaces: namespaceLinks(p.Pid), Ports: net.ports(), RunRoot: rt.RunRoot,
-	}
-	if err := rootfs.WriteState(rt.Store, c.ID, st); err != nil {
-		rt.warn("recording the start of %s: %v", c.ID[:12], err)
-	}
 	go s.serve(lfd)
 	if !m.Attach && m.Detached != nil {
 		if err := m.Detached(c.ID); err != nil {

@@ -521,6 +521,27 @@ func TestFaultKillWhileRunning(t *testing.T) {
 			t.Errorf("%s: the next run:\n%v", what, r)
 		}
 	})
+	t.Run("foreground --rm at once", func(t *testing.T) {
+		// Killed as soon as its workload runs: the supervisor may not
+		// have gone on from the start yet (it recorded the container as
+		// running before the workload could run). The next rl ps removes
+		// the container and its control directory each time.
+		for i := 0; i < 12; i++ {
+			b := startBG(t, v, env, "run", "--rm", "--name", "fgrm", "busybox", "sh", "-c", "echo ready; exec sleep 1000")
+			b.await(t, "ready")
+			b.kill()
+			what := fmt.Sprintf("kill -9 of a foreground rl run --rm as its workload started (%d)", i+1)
+			if left, _ := waitNoRL(v.Home, 10*time.Second); len(left) > 0 {
+				t.Fatalf("%s: rl processes left: %v", what, left)
+			}
+			if r := rlEnv(t, v, env, "ps", "-a", "--format", "{{.Names}} {{.State}}"); r.Code != 0 || r.Stdout != "" {
+				t.Fatalf("%s: rl ps -a: want no container\n%v", what, r)
+			}
+			if r := rlEnv(t, v, env, "system", "check", "--quick"); r.Code != 0 || !strings.Contains(r.Stdout, "no problems found") {
+				t.Fatalf("%s: rl system check:\n%v", what, r)
+			}
+		}
+	})
 	t.Run("detached", func(t *testing.T) {
 		detach(t, v, env, "bg", "busybox", "sleep", "1000")
 		st := inspect(t, v, env, "bg").State
