@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/rlcontainers/rl/container/ctl"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -258,8 +259,23 @@ func RemoveContainer(store storage.Store, ref string, force bool) (string, error
 	if err := UnmountContainer(store, c.ID); err != nil {
 		return "", fmt.Errorf("unmounting %s: %w", ref, err)
 	}
+	// A supervisor that was killed left its control directory (one that
+	// exits removes it before it lets go of the lock we hold): in the run
+	// dir its state names, or, killed before it recorded a start, the
+	// store's.
+	runRoots := []string{store.RunRoot()}
+	if st := ReadState(store, c.ID); st.RunRoot != "" && st.RunRoot != runRoots[0] {
+		runRoots = append(runRoots, st.RunRoot)
+	}
 	if err := store.DeleteContainer(c.ID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
 		return "", fmt.Errorf("removing %s: %w", ref, err)
+	}
+	name := ""
+	if len(c.Names) > 0 {
+		name = c.Names[0]
+	}
+	for _, dir := range runRoots {
+		ctl.Unregister(dir, c.ID, name)
 	}
 	return c.ID, nil
 }

@@ -351,6 +351,10 @@ func finalChecks(t *testing.T, v User, env []string, before map[int]bool, what s
 	time.Sleep(200 * time.Millisecond)
 	checkLeftovers(t, v, v.Home, before, what)
 	checkStore(t, v.Home, what)
+	// rl's own check: the run dir holds nothing of a container that is gone.
+	if r := rlEnv(t, v, env, "system", "check", "--quick"); r.Code != 0 || !strings.Contains(r.Stdout, "no problems found") {
+		t.Errorf("%s: rl system check after removing every container:\n%v", what, r)
+	}
 }
 
 // TestFaultKillDuringPull: kill -9 of rl pull while it resolves the image

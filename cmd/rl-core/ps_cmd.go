@@ -11,7 +11,6 @@ import (
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
-	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/rootfs"
 )
 
@@ -70,7 +69,7 @@ func runPs(all *cli.CLI, s *session.Session) error {
 	for _, ctr := range list {
 		rec := rootfs.ReadRecord(&ctr)
 		st := rootfs.ReadState(s.Store, ctr.ID)
-		if rec.AutoRm && st.SupervisorGone && removeOrphan(s, ctr.ID, rec.Name) {
+		if rec.AutoRm && st.SupervisorGone && removeOrphan(s, ctr.ID) {
 			continue
 		}
 		if !c.All && st.Status != "running" {
@@ -120,12 +119,9 @@ func runPs(all *cli.CLI, s *session.Session) error {
 // removing it (killed: a foreground rl run is its supervisor), as --rm
 // asked; it says whether it did. Not when another rl holds the container
 // (rl rm of it, or it runs after all).
-func removeOrphan(s *session.Session, id, name string) bool {
-	if _, err := rootfs.RemoveContainer(s.Store, id, false); err != nil {
-		return false
-	}
-	ctl.Unregister(s.Paths.RunRoot, id, name)
-	return true
+func removeOrphan(s *session.Session, id string) bool {
+	_, err := rootfs.RemoveContainer(s.Store, id, false)
+	return err == nil
 }
 
 // printTemplate prints each item with a Go template, one per line, as
