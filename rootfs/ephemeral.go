@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rlcontainers/rl/userns"
 	"go.podman.io/storage"
 	"go.podman.io/storage/pkg/stringid"
 	"golang.org/x/sys/unix"
@@ -56,6 +57,11 @@ type rmConfig struct {
 	Lower    string    `json:"lower"` // the lowerdir mount option: the image's layers, top first, then base
 	Metadata string    `json:"metadata"`
 	Created  time.Time `json:"created"`
+	// Creator is the process that created it (rl run's, its supervisor)
+	// and its start time: once it is gone, a container it never started
+	// is left over (CreatorGone).
+	Creator      int    `json:"creator,omitempty"`
+	CreatorStart uint64 `json:"creatorStart,omitempty"`
 }
 
 func newStore(inner storage.Store, d Driver) *Store {
@@ -186,7 +192,8 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 		return nil, err
 	}
 	lower += ":" + base
-	cfg := rmConfig{ImageID: img.ID, Lower: lower, Metadata: metadata, Created: time.Now().UTC()}
+	self, _ := userns.StartTime(os.Getpid())
+	cfg := rmConfig{ImageID: img.ID, Lower: lower, Metadata: metadata, Created: time.Now().UTC(), Creator: os.Getpid(), CreatorStart: self}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -217,6 +224,23 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 	s.known[e.id] = rmKnown{e, &cfg}
 	s.mu.Unlock()
 	return container(e, cfg), nil
+}
+
+// CreatorGone says whether id is an --rm container of rl's whose creator
+// (its rl run, which supervises it) is gone: one killed before it started
+// the container, which nothing else will start or remove. False for
+// containers of the library, and where the store is not rl's.
+func CreatorGone(store storage.Store, id string) bool {
+	s, ok := store.(*Store)
+	if !ok {
+		return false
+	}
+	e, ok := s.byID(id)
+	if !ok {
+		return false
+	}
+	cfg, err := s.config(e)
+	return err == nil && cfg.Creator > 0 && !userns.ProcessAlive(cfg.Creator, cfg.CreatorStart)
 }
 
 // lowerDirs is the lowerdir option for an image whose top layer is layer:

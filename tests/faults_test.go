@@ -446,54 +446,69 @@ func TestFaultKillDuringExtract(t *testing.T) {
 
 // TestFaultKillBeforeStart: kill -9 of `rl run --name N busybox true` after
 // small delays, to hit every phase from parsing to the exit, including the
-// one after the container is created and before it starts.
+// one after the container is created and before it starts. Then the same
+// with --rm: whatever phase the kill hit, the next rl ps leaves no
+// container of it (one killed before it started is removed too).
 func TestFaultKillBeforeStart(t *testing.T) {
 	u := full
 	v, env := otherHome(t, u, registryAddr)
 	rlOKEnv(t, v, env, "pull", "-q", "busybox")
 	before := userPids(u)
-	tries := 40
-	states := map[string]int{}
-	for i := 0; i < tries; i++ {
-		name := fmt.Sprintf("race-%d", i)
-		delay := time.Duration(i*3+rand.Intn(3)) * time.Millisecond
-		b := startBG(t, v, env, "run", "--name", name, "busybox", "true")
-		time.Sleep(delay)
-		code := b.kill()
-		what := fmt.Sprintf("kill -9 of rl run after %v", delay)
-		left0 := rlProcs(v.Home)
-		left, took := waitNoRL(v.Home, 10*time.Second)
-		if len(left) > 0 || took > 2*time.Second {
-			t.Errorf("%s: rl processes %v alive %v later: %v", what, left0, took.Round(100*time.Millisecond), left)
-			killRL(v.Home)
+	for _, rm := range []bool{false, true} {
+		tries, step := 40, 3*time.Millisecond
+		if rm {
+			tries, step = 30, 2*time.Millisecond
 		}
-		r := rlEnv(t, v, env, "ps", "-a", "--format", "{{.Names}} {{.State}}")
-		if r.Code != 0 {
-			t.Fatalf("%s: the next rl ps -a:\n%v", what, r)
-		}
-		state := "none"
-		for _, l := range strings.Split(r.Stdout, "\n") {
-			if n, s, _ := strings.Cut(l, " "); n == name {
-				state = s
+		states := map[string]int{}
+		for i := 0; i < tries; i++ {
+			name := fmt.Sprintf("race-%d", i)
+			args := []string{"run", "--name", name, "busybox", "true"}
+			if rm {
+				name = fmt.Sprintf("rmrace-%d", i)
+				args = []string{"run", "--rm", "--name", name, "busybox", "true"}
+			}
+			delay := time.Duration(i)*step + time.Duration(rand.Int63n(int64(step)))
+			b := startBG(t, v, env, args...)
+			time.Sleep(delay)
+			code := b.kill()
+			what := fmt.Sprintf("kill -9 of rl %s after %v", strings.Join(args, " "), delay.Round(100*time.Microsecond))
+			left0 := rlProcs(v.Home)
+			left, took := waitNoRL(v.Home, 10*time.Second)
+			if len(left) > 0 || took > 2*time.Second {
+				t.Errorf("%s: rl processes %v alive %v later: %v", what, left0, took.Round(100*time.Millisecond), left)
+				killRL(v.Home)
+			}
+			r := rlEnv(t, v, env, "ps", "-a", "--format", "{{.Names}} {{.State}}")
+			if r.Code != 0 {
+				t.Fatalf("%s: the next rl ps -a:\n%v", what, r)
+			}
+			state := "none"
+			for _, l := range strings.Split(r.Stdout, "\n") {
+				if n, s, _ := strings.Cut(l, " "); n == name {
+					state = s
+				}
+			}
+			if code == 0 {
+				state += " (rl exited 0 before the kill)"
+			}
+			states[state]++
+			t.Logf("%s: container %s", what, state)
+			if rm && state != "none" && state != "none (rl exited 0 before the kill)" {
+				t.Errorf("%s: the next rl ps -a still lists the --rm container: %s", what, state)
+			}
+			checkConsistent(t, v, env, what)
+			if !strings.HasPrefix(state, "none") {
+				if r := rlEnv(t, v, env, "rm", "-f", name); r.Code != 0 {
+					t.Errorf("%s: rl rm -f %s (%s):\n%v", what, name, state, r)
+				}
+			}
+			// The name is free again.
+			if r := rlEnv(t, v, env, "run", "--rm", "--name", name, "busybox", "true"); r.Code != 0 {
+				t.Errorf("%s: rl run --name %s again:\n%v", what, name, r)
 			}
 		}
-		if code == 0 {
-			state += " (rl exited 0 before the kill)"
-		}
-		states[state]++
-		t.Logf("%s: container %s", what, state)
-		checkConsistent(t, v, env, what)
-		if state != "none" && !strings.HasPrefix(state, "none") {
-			if r := rlEnv(t, v, env, "rm", "-f", name); r.Code != 0 {
-				t.Errorf("%s: rl rm -f %s (%s):\n%v", what, name, state, r)
-			}
-		}
-		// The name is free again.
-		if r := rlEnv(t, v, env, "run", "--rm", "--name", name, "busybox", "true"); r.Code != 0 {
-			t.Errorf("%s: rl run --name %s again:\n%v", what, name, r)
-		}
+		t.Logf("states after kill -9 of rl run (--rm: %v) at 0..%v: %v", rm, time.Duration(tries)*step, states)
 	}
-	t.Logf("states after kill -9 of rl run at 0..%d ms: %v", tries*3, states)
 	finalChecks(t, v, env, before, "kill -9 of rl run")
 }
 

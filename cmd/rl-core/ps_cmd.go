@@ -69,7 +69,7 @@ func runPs(all *cli.CLI, s *session.Session) error {
 	for _, ctr := range list {
 		rec := rootfs.ReadRecord(&ctr)
 		st := rootfs.ReadState(s.Store, ctr.ID)
-		if rec.AutoRm && st.SupervisorGone && removeOrphan(s, ctr.ID) {
+		if rec.AutoRm && (st.SupervisorGone || st.Status == "created" && rootfs.CreatorGone(s.Store, ctr.ID)) && removeOrphan(s, ctr.ID) {
 			continue
 		}
 		if !c.All && st.Status != "running" {
@@ -116,8 +116,9 @@ func runPs(all *cli.CLI, s *session.Session) error {
 }
 
 // removeOrphan removes an --rm container whose supervisor is gone without
-// removing it (killed: a foreground rl run is its supervisor), as --rm
-// asked; it says whether it did. Not when another rl holds the container
+// removing it (killed: a foreground rl run is its supervisor, and may be
+// killed before it started the container too), as --rm asked; it says
+// whether it did. Not when another rl holds the container
 // (rl rm of it, or it runs after all).
 func removeOrphan(s *session.Session, id string) bool {
 	_, err := rootfs.RemoveContainer(s.Store, id, false)
