@@ -470,6 +470,20 @@ func TestNetPublishTCP(t *testing.T) {
 		if err != nil || got != body {
 			t.Errorf("GET http://127.0.0.1:%d/index.html from the host: want %q, got %q, %v\nlogs:\n%v", port, body, got, err, rl(t, u, "logs", name))
 		}
+		// A client on the host's ::1 is spliced from the container's ::1
+		// (rl-net died of it once: a panic binding the IPv6 loopback), and
+		// the port serves on after it.
+		if ln, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+			ln.Close()
+			got, err := netHTTPGet(t, fmt.Sprintf("http://[::1]:%d/index.html", port))
+			if err != nil || got != body {
+				t.Errorf("GET http://[::1]:%d/index.html from the host: want %q, got %q, %v\nlogs:\n%v", port, body, got, err, rl(t, u, "logs", name))
+			}
+			if got, err := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/index.html", port)); err != nil || got != body {
+				t.Errorf("GET http://127.0.0.1:%d/index.html after a client on ::1: want %q, got %q, %v", port, body, got, err)
+			}
+			netWaitLogs(t, u, name, regexp.QuoteMeta("[::1]:"))
+		}
 		url := fmt.Sprintf("http://%s:%d/index.html", ns.HostAddr, port)
 		// Debian's static busybox wget crashes on this host (glibc NSS in a
 		// static binary): a hand-written request through nethelper.
@@ -1318,6 +1332,15 @@ func TestNetBypassPublish(t *testing.T) {
 		peer, local := client(exec.Command(nh, "tcp-client", fmt.Sprintf("127.0.0.1:%d", port), "hello"))
 		if peer != local {
 			t.Errorf("host loopback client %s: the service saw %s, want the client itself (handed over, not spliced)", local, peer)
+		}
+		// From the host's ::1 too (the doorbell rings from the container's
+		// ::1; the supervisor died of a panic binding it once).
+		if ln, err := net.Listen("tcp6", "[::1]:0"); err == nil {
+			ln.Close()
+			peer, local := client(exec.Command(nh, "tcp-client", fmt.Sprintf("[::1]:%d", port), "hello"))
+			if peer != local {
+				t.Errorf("host ::1 client %s: the service saw %s, want the client itself", local, peer)
+			}
 		}
 		// From the test host: its own address, at the host's address.
 		peer, local = client(ns.Command(nh, "tcp-client", fmt.Sprintf("%s:%d", ns.HostAddr, port), "hello"))

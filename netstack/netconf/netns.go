@@ -70,9 +70,8 @@ func DialFromLoopback(ctx context.Context, netns *os.File, targets []netip.AddrP
 func bindLoopback(rc syscall.RawConn, to netip.Addr, bound func(netip.AddrPort)) error {
 	var err error
 	cerr := rc.Control(func(fd uintptr) {
-		lo := LoopbackFor(to)
-		var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: lo.As4()}
-		if lo.Is6() {
+		var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+		if lo := LoopbackFor(to); lo.Is6() {
 			sa = &unix.SockaddrInet6{Addr: lo.As16()}
 		}
 		if err = unix.Bind(int(fd), sa); err != nil || bound == nil {
