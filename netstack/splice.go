@@ -31,7 +31,7 @@ import (
 // /proc/PID/ns/net), which the stack then owns and closes. Without it, or
 // when entering the namespace fails, every client takes the stack.
 func (n *Stack) SpliceLoopback(netns *os.File) {
-	if old := n.guestNS.Swap(netns); old != nil {
+	if old := n.guestNS.Swap(netconf.NewNetNS(netns)); old != nil {
 		old.Close()
 	}
 }
@@ -63,7 +63,7 @@ func (n *Stack) dialGuestNS(network string, client netip.AddrPort, port uint16) 
 		targets = append(targets, p[1])
 	}
 	if network == "tcp" {
-		c, err := netconf.DialFromLoopback(n.ctx, g, targets, nil)
+		c, err := g.DialFromLoopback(n.ctx, targets, nil)
 		if err != nil {
 			return nil, spliceErr(err)
 		}
@@ -72,7 +72,7 @@ func (n *Stack) dialGuestNS(network string, client netip.AddrPort, port uint16) 
 	// UDP, with no handshake to tell, takes the first.
 	t := targets[0]
 	var c net.Conn
-	err := netconf.InNamespace(g, func() error {
+	err := netconf.InNamespace(g.File(), func() error {
 		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: netconf.LoopbackFor(t.Addr()).AsSlice()})
 		if err == nil {
 			c = udpTo{u, t}

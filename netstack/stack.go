@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 
+	"github.com/rlcontainers/rl/netstack/netconf"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/qdisc/fifo"
@@ -51,7 +51,7 @@ type Stack struct {
 	s         *stack.Stack
 	ep        stack.LinkEndpoint
 	listeners *Listeners
-	guestNS   atomic.Pointer[os.File] // the container's network namespace (SpliceLoopback), or nil
+	guestNS   atomic.Pointer[netconf.NetNS] // the container's network namespace (SpliceLoopback), or nil
 
 	ctx    context.Context // cancelled by Close: stops dials under way
 	cancel context.CancelFunc

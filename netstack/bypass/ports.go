@@ -52,7 +52,7 @@ const nudgeAfter = 20 * time.Millisecond
 // workload.
 type Ports struct {
 	cfg    netconf.Config
-	netns  *os.File           // the container's network namespace (ours)
+	netns  *netconf.NetNS     // the container's network namespace (ours)
 	guest  map[uint16]bool    // the container's published ports
 	l      *netconf.Listeners // the host's side
 	files  []*os.File         // duplicates of l's sockets, which we accept on
@@ -88,7 +88,7 @@ func ServePorts(l *netconf.Listeners, netns *os.File, cfg netconf.Config) (*Port
 		l.Close()
 		return nil, err
 	}
-	p := &Ports{cfg: cfg, netns: os.NewFile(uintptr(fd), "netns"), guest: map[uint16]bool{}, l: l,
+	p := &Ports{cfg: cfg, netns: netconf.NewNetNS(os.NewFile(uintptr(fd), "netns")), guest: map[uint16]bool{}, l: l,
 		bells: map[netip.AddrPort]*handoff{}}
 	// A listener's own SyscallConn cannot be read (EINVAL); duplicates
 	// share its O_NONBLOCK and are in Go's poller.
@@ -209,7 +209,7 @@ func (p *Ports) hand(fd int, client netip.AddrPort, guestPort uint16) {
 		p.mu.Unlock()
 		rung = append(rung, a)
 	}
-	bell, err := netconf.DialFromLoopback(p.ctx, p.netns, targets, bound)
+	bell, err := p.netns.DialFromLoopback(p.ctx, targets, bound)
 	var key netip.AddrPort
 	if err == nil {
 		key = unmapPort(bell.LocalAddr().(*net.TCPAddr).AddrPort())
