@@ -44,7 +44,7 @@ const GuestDialTimeout = 10 * time.Second
 // only socket(2) has to run there: a thread of its own enters the
 // namespace once, on first use, and keeps a few sockets of each family
 // ready; the bind and the connect run on the caller's. (A thread per dial,
-// made, moved into the namespace and discarded, cost ~110 us a connection:
+// made, moved into the namespace and discarded, cost ~115 us a connection:
 // BenchmarkDialFromLoopback.)
 type NetNS struct {
 	file  *os.File

@@ -128,3 +128,38 @@ func BenchmarkDialFromLoopback(b *testing.B) {
 		c.Close()
 	}
 }
+
+// TestNetNSConcurrentClose: dials from many goroutines, past the sockets
+// kept ready, with Close in their midst: each connects or fails with
+// ErrNamespace, none waits on, and Close leaves no socket of the pool open.
+func TestNetNSConcurrentClose(t *testing.T) {
+	to := loopbackService(t, "tcp4", "127.0.0.1:0")
+	f, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := NewNetNS(f)
+	errs := make(chan error, 64)
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			c, err := n.DialFromLoopback(context.Background(), []netip.AddrPort{to}, nil)
+			if err == nil {
+				c.Close()
+			}
+			errs <- err
+		}()
+		if i == cap(errs)/2 {
+			n.Close()
+		}
+	}
+	for i := 0; i < cap(errs); i++ {
+		if err := <-errs; err != nil && !errors.Is(err, ErrNamespace) {
+			t.Errorf("a dial beside Close: %v", err)
+		}
+	}
+	for i := range n.pool {
+		if k := len(n.pool[i]); k != 0 {
+			t.Errorf("%d sockets left in the pool after Close", k)
+		}
+	}
+}
