@@ -261,11 +261,21 @@ func connectWait(ctx context.Context, fd int, sa unix.Sockaddr) error {
 }
 
 // bindLoopback binds the socket fd to the loopback address of to's
-// family, any port, and tells bound the address.
+// family, any port, and tells bound the address. Without bound the port is
+// left to connect(2) (IP_BIND_ADDRESS_NO_PORT), which may use one another
+// connection holds, to another destination or in TIME_WAIT: bind(2)'s own
+// choice must be free of both, and with ~15,000 connections of the
+// namespace's loopback in TIME_WAIT (clients that close first, at ~250 a
+// second) it took milliseconds, then failed (BenchmarkDialFromLoopback).
 func bindLoopback(fd int, to netip.Addr, bound func(netip.AddrPort)) error {
 	var sa unix.Sockaddr = &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
 	if lo := LoopbackFor(to); lo.Is6() {
 		sa = &unix.SockaddrInet6{Addr: lo.As16()}
+	}
+	if bound == nil {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1); err != nil {
+			return os.NewSyscallError("setsockopt IP_BIND_ADDRESS_NO_PORT", err)
+		}
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		return os.NewSyscallError("bind", err)
