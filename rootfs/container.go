@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/rlcontainers/rl/container/ctl"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/rlcontainers/rl/container/ctl"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 	"go.podman.io/storage"
 	"golang.org/x/sys/unix"

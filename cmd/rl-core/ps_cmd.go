@@ -118,8 +118,8 @@ func runPs(all *cli.CLI, s *session.Session) error {
 // removeOrphan removes an --rm container whose supervisor is gone without
 // removing it (killed: a foreground rl run is its supervisor, and may be
 // killed before it started the container too), as --rm asked; it says
-// whether it did. Not when another rl holds the container
-// (rl rm of it, or it runs after all).
+// whether it did. Not when another rl holds the container (rl rm of it, or
+// it runs after all).
 func removeOrphan(s *session.Session, id string) bool {
 	_, err := rootfs.RemoveContainer(s.Store, id, false)
 	return err == nil
