@@ -86,18 +86,31 @@ type rmEntry struct{ id, name string }
 func (e rmEntry) String() string { return e.id + "-" + e.name }
 
 func (s *Store) entries() []rmEntry {
+	out, _ := s.scan()
+	return out
+}
+
+// goneDir prefixes a --rm container's directory once DeleteContainer has
+// taken it from the listing, until it is deleted.
+const goneDir = ".gone-"
+
+// scan lists the --rm containers, and the directories of deleted ones
+// that a killed rl left (gone, names in s.rm).
+func (s *Store) scan() (out []rmEntry, gone []string) {
 	list, err := os.ReadDir(s.rm)
 	if err != nil {
-		return nil
+		return nil, nil
 	}
-	var out []rmEntry
 	for _, f := range list {
 		n := f.Name()
-		if len(n) > 65 && n[64] == '-' && f.IsDir() {
+		switch {
+		case len(n) > 65 && n[64] == '-' && f.IsDir():
 			out = append(out, rmEntry{n[:64], n[65:]})
+		case strings.HasPrefix(n, goneDir):
+			gone = append(gone, n)
 		}
 	}
-	return out
+	return out, gone
 }
 
 // find looks a --rm container up by full id or name.
@@ -168,11 +181,20 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 		return nil, err
 	}
 	defer unlock()
+	list, gone := s.scan()
 	for _, n := range names {
-		if _, ok := s.find(n); ok {
-			return nil, fmt.Errorf("the container name %q is already in use: %w", n, storage.ErrDuplicateName)
+		for _, e := range list {
+			if e.id == n || e.name == n {
+				return nil, fmt.Errorf("the container name %q is already in use: %w", n, storage.ErrDuplicateName)
+			}
 		}
 	}
+	defer func() {
+		// What a killed rl left of a deleted one.
+		for _, g := range gone {
+			os.RemoveAll(filepath.Join(s.rm, g))
+		}
+	}()
 	if s.overlay == "" || options == nil || !options.Volatile || layer != "" || id != "" || len(names) != 1 {
 		return s.Store.CreateContainer(id, names, image, layer, metadata, options)
 	}
@@ -513,8 +535,16 @@ func (s *Store) DeleteContainer(id string) error {
 	if err := s.unmount(e); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(s.dir(e)); err != nil {
+	// Out of the listing first, in one step: a kill in the middle of
+	// RemoveAll left a container with no config, which rl ps listed as
+	// created. What a kill leaves of the renamed directory the next --rm
+	// container's creation removes (CreateContainer).
+	gone := filepath.Join(s.rm, goneDir+e.id)
+	if err := os.Rename(s.dir(e), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: try again (rl rm %s)", err, id[:12]) // the callers name the container
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	delete(s.known, id)

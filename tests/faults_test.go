@@ -8,6 +8,7 @@ package tests
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand"
 	"os"
@@ -510,6 +511,28 @@ func TestFaultKillBeforeStart(t *testing.T) {
 		t.Logf("states after kill -9 of rl run (--rm: %v) at 0..%v: %v", rm, time.Duration(tries)*step, states)
 	}
 	finalChecks(t, v, env, before, "kill -9 of rl run")
+}
+
+// TestFaultRmLeftover: a kill in the middle of deleting an --rm container
+// leaves part of its directory, which the deletion renamed out of the
+// listing first: rl ps -a does not show it, and the next --rm container's
+// creation removes it.
+func TestFaultRmLeftover(t *testing.T) {
+	u := full
+	v, env := otherHome(t, u, registryAddr)
+	rlOKEnv(t, v, env, "run", "--rm", "busybox", "true") // the store and its rl-rm
+	left := filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm", ".gone-"+strings.Repeat("ab", 32))
+	if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "mkdir -p "+left+"/upper/usr "+left+"/work/work && echo x > "+left+"/upper/usr/f"); r.Code != 0 {
+		t.Fatalf("making the leftover: %v", r)
+	}
+	if r := rlOKEnv(t, v, env, "ps", "-a", "-q"); r.Stdout != "" {
+		t.Errorf("rl ps -a with a deleted --rm container's leftover: want nothing\n%v", r)
+	}
+	rlOKEnv(t, v, env, "run", "--rm", "busybox", "true")
+	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the next rl run --rm left %s: %v", left, err)
+	}
+	checkStore(t, v.Home, "a deleted --rm container's leftover")
 }
 
 // TestFaultKillWhileRunning: kill -9 of a foreground rl run while the
