@@ -91,11 +91,16 @@ func (s *Store) entries() []rmEntry {
 }
 
 // goneDir prefixes a --rm container's directory once DeleteContainer has
-// taken it from the listing, until it is deleted.
-const goneDir = ".gone-"
+// taken it from the listing, until it is deleted; newDir one that
+// CreateContainer makes, until it is whole.
+const (
+	goneDir = ".gone-"
+	newDir  = ".new-"
+)
 
-// scan lists the --rm containers, and the directories of deleted ones
-// that a killed rl left (gone, names in s.rm).
+// scan lists the --rm containers, and the directories of deleted ones or
+// ones being made that a killed rl left (gone, names in s.rm; only under
+// s.lock are those being made left).
 func (s *Store) scan() (out []rmEntry, gone []string) {
 	list, err := os.ReadDir(s.rm)
 	if err != nil {
@@ -106,7 +111,7 @@ func (s *Store) scan() (out []rmEntry, gone []string) {
 		switch {
 		case len(n) > 65 && n[64] == '-' && f.IsDir():
 			out = append(out, rmEntry{n[:64], n[65:]})
-		case strings.HasPrefix(n, goneDir):
+		case strings.HasPrefix(n, goneDir) || strings.HasPrefix(n, newDir):
 			gone = append(gone, n)
 		}
 	}
@@ -190,7 +195,7 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 		}
 	}
 	defer func() {
-		// What a killed rl left of a deleted one.
+		// What a killed rl left of a deleted one, or of one being made.
 		for _, g := range gone {
 			os.RemoveAll(filepath.Join(s.rm, g))
 		}
@@ -221,7 +226,11 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 		return nil, err
 	}
 	e := rmEntry{stringid.GenerateRandomID(), names[0]}
-	dir := s.dir(e)
+	// Made under another name and renamed into the listing whole: a kill
+	// in between left one with no config, which rl ps listed as created
+	// and nothing removed. What a kill leaves of it the next creation
+	// removes (gone, above).
+	dir := filepath.Join(s.rm, newDir+e.id)
 	err = os.Mkdir(dir, 0o700)
 	for _, sub := range []string{"upper", "work"} {
 		if err == nil {
@@ -238,8 +247,14 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 	if err == nil {
 		err = os.MkdirAll(filepath.Join(s.rmRun, e.id), 0o700)
 	}
+	if err == nil {
+		if err = os.Rename(dir, s.dir(e)); err == nil {
+			dir = s.dir(e)
+		}
+	}
 	if err != nil {
 		os.RemoveAll(dir)
+		os.RemoveAll(filepath.Join(s.rmRun, e.id))
 		return nil, fmt.Errorf("creating the container's directory in %s: %w: check the store's disk (free space, permissions)", s.rm, err)
 	}
 	s.mu.Lock()

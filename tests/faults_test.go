@@ -513,24 +513,32 @@ func TestFaultKillBeforeStart(t *testing.T) {
 	finalChecks(t, v, env, before, "kill -9 of rl run")
 }
 
-// TestFaultRmLeftover: a kill in the middle of deleting an --rm container
-// leaves part of its directory, which the deletion renamed out of the
-// listing first: rl ps -a does not show it, and the next --rm container's
-// creation removes it.
+// TestFaultRmLeftover: a kill in the middle of making or deleting an --rm
+// container leaves part of its directory, under a name out of the listing
+// (made under it and renamed in whole, renamed out before it is deleted):
+// rl ps -a does not show it, and the next --rm container's creation
+// removes it.
 func TestFaultRmLeftover(t *testing.T) {
 	u := full
 	v, env := otherHome(t, u, registryAddr)
 	rlOKEnv(t, v, env, "run", "--rm", "busybox", "true") // the store and its rl-rm
-	left := filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm", ".gone-"+strings.Repeat("ab", 32))
-	if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "mkdir -p "+left+"/upper/usr "+left+"/work/work && echo x > "+left+"/upper/usr/f"); r.Code != 0 {
-		t.Fatalf("making the leftover: %v", r)
+	rm := filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm")
+	var left []string
+	for _, prefix := range []string{".gone-", ".new-"} { // deleted, being made
+		dir := filepath.Join(rm, prefix+strings.Repeat("ab", 32))
+		if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "mkdir -p "+dir+"/upper/usr "+dir+"/work/work && echo x > "+dir+"/upper/usr/f"); r.Code != 0 {
+			t.Fatalf("making the leftover: %v", r)
+		}
+		left = append(left, dir)
 	}
 	if r := rlOKEnv(t, v, env, "ps", "-a", "-q"); r.Stdout != "" {
-		t.Errorf("rl ps -a with a deleted --rm container's leftover: want nothing\n%v", r)
+		t.Errorf("rl ps -a with the leftovers of --rm containers deleted and being made: want nothing\n%v", r)
 	}
 	rlOKEnv(t, v, env, "run", "--rm", "busybox", "true")
-	if _, err := os.Stat(left); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the next rl run --rm left %s: %v", left, err)
+	for _, dir := range left {
+		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the next rl run --rm left %s: %v", dir, err)
+		}
 	}
 	checkStore(t, v.Home, "a deleted --rm container's leftover")
 }
