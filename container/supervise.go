@@ -235,7 +235,7 @@ func supervise(ctx context.Context, rt *Runtime, proto rootfs.Record, prepare fu
 		prior = rootfs.ReadState(rt.Store, c.ID)
 	}
 	record := func(pid int) {
-		self, _ := userns.StartTime(os.Getpid())
+		self, _ := userns.SelfStartTime()
 		st = rootfs.State{
 			Status: "running", Pid: pid, StartedAt: time.Now().UTC(),
 			Supervisor: os.Getpid(), SupervisorStart: self, Detached: !m.Attach,

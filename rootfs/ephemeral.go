@@ -219,7 +219,7 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 		return nil, err
 	}
 	lower += ":" + base
-	self, _ := userns.StartTime(os.Getpid())
+	self, _ := userns.SelfStartTime()
 	cfg := rmConfig{ImageID: img.ID, Lower: lower, Metadata: metadata, Created: time.Now().UTC(), Creator: os.Getpid(), CreatorStart: self}
 	b, err := json.Marshal(cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // A process is named by its pid and its start time, since pids are
@@ -35,6 +36,10 @@ func StartTime(pid int) (uint64, error) {
 	}
 	return strconv.ParseUint(f[19], 10, 64)
 }
+
+// SelfStartTime is this process's own StartTime, read once: rl run names
+// itself twice, as an --rm container's creator and as its supervisor.
+var SelfStartTime = sync.OnceValues(func() (uint64, error) { return StartTime(os.Getpid()) })
 
 // statFields are the fields of /proc/PID/stat from the third (state) on.
 func statFields(pid int) ([]string, error) {
