@@ -119,11 +119,14 @@ func (s *Store) scan() (out []rmEntry, gone []string) {
 }
 
 // find looks a --rm container up by full id or name.
-func (s *Store) find(ref string) (rmEntry, bool) {
+func (s *Store) find(ref string) (rmEntry, bool) { return match(s.entries(), ref) }
+
+// match finds ref (a full id or a name) in list.
+func match(list []rmEntry, ref string) (rmEntry, bool) {
 	if ref == "" {
 		return rmEntry{}, false
 	}
-	for _, e := range s.entries() {
+	for _, e := range list {
 		if e.id == ref || e.name == ref {
 			return e, true
 		}
@@ -166,8 +169,9 @@ func (s *Store) config(e rmEntry) (rmConfig, error) {
 }
 
 // load is a --rm container as the library would give it. One whose
-// config cannot be read (its rl killed while it created it) still is one,
-// so that rl ps -a shows it and rl rm removes it.
+// config cannot be read (damaged: a kill leaves none such, as each is
+// renamed into the listing whole) still is one, so that rl ps -a shows it
+// and rl rm removes it.
 func (s *Store) load(e rmEntry) *storage.Container {
 	cfg, _ := s.config(e)
 	return container(e, cfg)
@@ -188,10 +192,8 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 	defer unlock()
 	list, gone := s.scan()
 	for _, n := range names {
-		for _, e := range list {
-			if e.id == n || e.name == n {
-				return nil, fmt.Errorf("the container name %q is already in use: %w", n, storage.ErrDuplicateName)
-			}
+		if _, ok := match(list, n); ok {
+			return nil, fmt.Errorf("the container name %q is already in use: %w", n, storage.ErrDuplicateName)
 		}
 	}
 	defer func() {
