@@ -73,6 +73,13 @@ func Check(store storage.Store, o CheckOptions) ([]Problem, error) {
 		}
 	}
 	out = append(out, checkRunDir(store, o)...)
+	if s, ok := store.(*Store); ok {
+		left, err := s.checkLeftovers(o.Repair)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, left...)
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Kind+out[i].ID < out[j].Kind+out[j].ID })
 	return out, nil
 }
@@ -145,4 +152,32 @@ func answers(socket string) bool {
 	}
 	defer unix.Close(fd)
 	return unix.Connect(fd, &unix.SockaddrUnix{Name: socket}) == nil
+}
+
+// checkLeftovers finds what killed rl processes left of --rm containers
+// being made or deleted (which only the next --rm container's creation
+// removes otherwise), under the lock that creation holds.
+func (s *Store) checkLeftovers(repair bool) ([]Problem, error) {
+	if _, err := os.Stat(s.rm); err != nil {
+		return nil, nil // no --rm container was ever made
+	}
+	unlock, err := s.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	_, gone := s.scan()
+	var out []Problem
+	for _, g := range s.leftovers(gone) {
+		what := "directory of an --rm container whose deletion was interrupted"
+		if strings.HasPrefix(g, newDir) {
+			what = "directory of an --rm container whose creation was interrupted"
+		}
+		p := Problem{Kind: "container", ID: strings.TrimPrefix(strings.TrimPrefix(g, goneDir), newDir), What: what}
+		if repair {
+			p.Repaired = s.removeLeftover(g) == nil
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }

@@ -198,8 +198,8 @@ func (s *Store) CreateContainer(id string, names []string, image, layer, metadat
 	}
 	defer func() {
 		// What a killed rl left of a deleted one, or of one being made.
-		for _, g := range gone {
-			os.RemoveAll(filepath.Join(s.rm, g))
+		for _, g := range s.leftovers(gone) {
+			s.removeLeftover(g)
 		}
 	}()
 	if s.overlay == "" || options == nil || !options.Volatile || layer != "" || id != "" || len(names) != 1 {
@@ -560,13 +560,49 @@ func (s *Store) DeleteContainer(id string) error {
 	if err := os.Rename(s.dir(e), gone); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("%w: try again (rl rm %s)", err, id[:12]) // the callers name the container
 	}
+	// The run directory before the one it is for: a kill in between
+	// leaves .gone-<id>, which names both.
+	if err := os.RemoveAll(filepath.Join(s.rmRun, id)); err != nil {
+		return err
+	}
 	if err := os.RemoveAll(gone); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	delete(s.known, id)
 	s.mu.Unlock()
-	return os.RemoveAll(filepath.Join(s.rmRun, id))
+	return nil
+}
+
+// leftovers are, under s.lock, what killed rl processes left in rl-rm of
+// gone (as scan gives it): directories of --rm containers being made or
+// deleted, but not one whose deletion goes on (its lock held). Their run
+// directories go with them (DeleteContainer removes that first); a run
+// directory alone is not taken for a leftover, as stores with another
+// --root may share the run root.
+func (s *Store) leftovers(gone []string) []string {
+	var out []string
+	for _, g := range gone {
+		if strings.HasPrefix(g, goneDir) {
+			f, err := flockDir(filepath.Join(s.rm, g), unix.LOCK_EX|unix.LOCK_NB)
+			if err != nil {
+				continue // being deleted, or deleted since
+			}
+			f.Close()
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// removeLeftover removes, under s.lock, one of leftovers and its run
+// directory.
+func (s *Store) removeLeftover(name string) error {
+	id := strings.TrimPrefix(strings.TrimPrefix(name, goneDir), newDir)
+	if err := os.RemoveAll(filepath.Join(s.rmRun, id)); err != nil {
+		return err
+	}
+	return os.RemoveAll(filepath.Join(s.rm, name))
 }
 
 // DeleteImage refuses an image a --rm container is made of, as the

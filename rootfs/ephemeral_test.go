@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestLowerDirs: the lowerdir option from the overlay driver's files: the
@@ -82,5 +84,42 @@ func TestRmEntries(t *testing.T) {
 	c := s.load(got[0])
 	if c.ID != id || len(c.Names) != 1 || c.Names[0] != "web.1" || c.ImageID != "" {
 		t.Errorf("load of a container without a config: %+v, want its id and name (rl ps -a shows it, rl rm removes it)", c)
+	}
+}
+
+// TestLeftovers: what a killed rl left in rl-rm (.new-<id>, .gone-<id>)
+// is a leftover, but not a .gone- directory whose deletion goes on (its
+// lock held); removing one takes its run directory too.
+func TestLeftovers(t *testing.T) {
+	dir := t.TempDir()
+	s := &Store{rm: filepath.Join(dir, "rm"), rmRun: filepath.Join(dir, "run"), known: map[string]rmKnown{}}
+	a, b, c := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64)
+	for _, d := range []string{"rm/" + goneDir + a, "rm/" + newDir + b, "rm/" + goneDir + c, "rm/" + a + "-web", "run/" + a, "run/" + c} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := flockDir(filepath.Join(s.rm, goneDir+c), unix.LOCK_SH|unix.LOCK_NB) // as another rl deleting it
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	list, gone := s.scan()
+	if len(list) != 1 || len(gone) != 3 {
+		t.Fatalf("scan = %v, %v", list, gone)
+	}
+	left := s.leftovers(gone)
+	if strings.Join(left, " ") != goneDir+a+" "+newDir+b {
+		t.Fatalf("leftovers = %v, want .gone-a... and .new-b... (not the locked .gone-c...)", left)
+	}
+	for _, l := range left {
+		if err := s.removeLeftover(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for d, want := range map[string]bool{"rm/" + goneDir + a: false, "run/" + a: false, "rm/" + newDir + b: false, "rm/" + goneDir + c: true, "run/" + c: true, "rm/" + a + "-web": true} {
+		if _, err := os.Stat(filepath.Join(dir, d)); (err == nil) != want {
+			t.Errorf("%s: exists %v, want %v", d, err == nil, want)
+		}
 	}
 }

@@ -516,30 +516,60 @@ func TestFaultKillBeforeStart(t *testing.T) {
 // TestFaultRmLeftover: a kill in the middle of making or deleting an --rm
 // container leaves part of its directory, under a name out of the listing
 // (made under it and renamed in whole, renamed out before it is deleted):
-// rl ps -a does not show it, and the next --rm container's creation
-// removes it.
+// rl ps -a does not show it, rl system check reports it and --repair
+// removes it (with its run directory), as does the next --rm container's
+// creation.
 func TestFaultRmLeftover(t *testing.T) {
 	u := full
 	v, env := otherHome(t, u, registryAddr)
 	rlOKEnv(t, v, env, "run", "--rm", "busybox", "true") // the store and its rl-rm
 	rm := filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm")
-	var left []string
-	for _, prefix := range []string{".gone-", ".new-"} { // deleted, being made
-		dir := filepath.Join(rm, prefix+strings.Repeat("ab", 32))
-		if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "mkdir -p "+dir+"/upper/usr "+dir+"/work/work && echo x > "+dir+"/upper/usr/f"); r.Code != 0 {
-			t.Fatalf("making the leftover: %v", r)
-		}
-		left = append(left, dir)
+	var info struct{ Store struct{ RunRoot string } }
+	if err := json.Unmarshal([]byte(rlOKEnv(t, v, env, "info", "--format", "json").Stdout), &info); err != nil || info.Store.RunRoot == "" {
+		t.Fatalf("rl info's run root: %v", err)
 	}
+	runRM := filepath.Join(info.Store.RunRoot, "rl-rm")
+	ids := map[string]string{".gone-": strings.Repeat("ab", 32), ".new-": strings.Repeat("cd", 32)} // deleted, being made
+	var left []string
+	makeLeftovers := func() {
+		left = nil
+		for prefix, id := range ids {
+			dir := filepath.Join(rm, prefix+id)
+			run := filepath.Join(runRM, id)
+			if r := runAs(t, v, runOpts{}, "/bin/sh", "-c", "mkdir -p "+dir+"/upper/usr "+dir+"/work/work "+run+" && echo x > "+dir+"/upper/usr/f"); r.Code != 0 {
+				t.Fatalf("making the leftover: %v", r)
+			}
+			left = append(left, dir, run)
+		}
+	}
+	gone := func(what string) {
+		t.Helper()
+		for _, dir := range left {
+			if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("%s left %s: %v", what, dir, err)
+			}
+		}
+	}
+
+	makeLeftovers()
 	if r := rlOKEnv(t, v, env, "ps", "-a", "-q"); r.Stdout != "" {
 		t.Errorf("rl ps -a with the leftovers of --rm containers deleted and being made: want nothing\n%v", r)
 	}
-	rlOKEnv(t, v, env, "run", "--rm", "busybox", "true")
-	for _, dir := range left {
-		if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("the next rl run --rm left %s: %v", dir, err)
-		}
+	r := rlEnv(t, v, env, "system", "check", "--quick")
+	if r.Code != 125 || !strings.Contains(r.Stdout, "found container abababababab: directory of an --rm container whose deletion was interrupted") ||
+		!strings.Contains(r.Stdout, "found container cdcdcdcdcdcd: directory of an --rm container whose creation was interrupted") ||
+		!strings.Contains(r.Stderr, "rl system check --repair") {
+		t.Errorf("rl system check with the leftovers: want both found, exit 125\n%v", r)
 	}
+	r = rlEnv(t, v, env, "system", "check", "--quick", "--repair")
+	if r.Code != 0 || strings.Count(r.Stdout, "repaired container") != 2 {
+		t.Errorf("rl system check --repair: want both repaired\n%v", r)
+	}
+	gone("rl system check --repair")
+
+	makeLeftovers()
+	rlOKEnv(t, v, env, "run", "--rm", "busybox", "true")
+	gone("the next rl run --rm")
 	checkStore(t, v.Home, "a deleted --rm container's leftover")
 }
 

@@ -8,7 +8,7 @@ import (
 	"github.com/rlcontainers/rl/rootfs"
 )
 
-// runSystem is `rl system check`: one line per problem; exit 1 when
+// runSystem is `rl system check`: one line per problem; exit 125 when
 // damage remains (podman exits non-zero then too).
 func runSystem(all *cli.CLI, s *session.Session) error {
 	c := all.System.Check
