@@ -173,7 +173,7 @@ func (s *Store) checkLeftovers(repair bool) ([]Problem, error) {
 		if strings.HasPrefix(g, newDir) {
 			what = "directory of an --rm container whose creation was interrupted"
 		}
-		p := Problem{Kind: "container", ID: strings.TrimPrefix(strings.TrimPrefix(g, goneDir), newDir), What: what}
+		p := Problem{Kind: "container", ID: leftoverID(g), What: what}
 		if repair {
 			p.Repaired = s.removeLeftover(g) == nil
 		}

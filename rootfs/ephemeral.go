@@ -578,8 +578,8 @@ func (s *Store) DeleteContainer(id string) error {
 // gone (as scan gives it): directories of --rm containers being made or
 // deleted, but not one whose deletion goes on (its lock held). Their run
 // directories go with them (DeleteContainer removes that first); a run
-// directory alone is not taken for a leftover, as stores with another
-// --root may share the run root.
+// directory alone is not taken for a leftover, as stores may share an
+// explicit --runroot.
 func (s *Store) leftovers(gone []string) []string {
 	var out []string
 	for _, g := range gone {
@@ -598,11 +598,15 @@ func (s *Store) leftovers(gone []string) []string {
 // removeLeftover removes, under s.lock, one of leftovers and its run
 // directory.
 func (s *Store) removeLeftover(name string) error {
-	id := strings.TrimPrefix(strings.TrimPrefix(name, goneDir), newDir)
-	if err := os.RemoveAll(filepath.Join(s.rmRun, id)); err != nil {
+	if err := os.RemoveAll(filepath.Join(s.rmRun, leftoverID(name))); err != nil {
 		return err
 	}
 	return os.RemoveAll(filepath.Join(s.rm, name))
+}
+
+// leftoverID is the container id in a leftover's name.
+func leftoverID(name string) string {
+	return strings.TrimPrefix(strings.TrimPrefix(name, goneDir), newDir)
 }
 
 // DeleteImage refuses an image a --rm container is made of, as the
