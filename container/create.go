@@ -11,6 +11,7 @@ import (
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/rlcontainers/rl/container/ctl"
+	"github.com/rlcontainers/rl/container/initproc"
 	"github.com/rlcontainers/rl/internal/trace"
 	"github.com/rlcontainers/rl/rootfs"
 	"go.podman.io/storage"
@@ -46,7 +47,7 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 	}
 	rec := rootfs.Record{
 		Name: o.Name, Image: o.Image, ImageID: img.ID, Command: args,
-		Env:     append(append([]string{}, cfg.Config.Env...), o.Env...),
+		Env:     initproc.MergeEnv(append(append([]string{}, cfg.Config.Env...), o.Env...)),
 		Workdir: o.Workdir, User: o.User, Hostname: o.Hostname,
 		Created: time.Now().UTC(),
 		Volumes: o.Volumes, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly,

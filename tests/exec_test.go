@@ -143,6 +143,11 @@ func TestExecOptions(t *testing.T) {
 		if r.Stdout != "exec 1\n" {
 			t.Errorf("rl exec -e: want exec's values over run's:\n%v", r)
 		}
+		r = rlOK(t, u, "exec", "-e", "FROMRUN=exec", "-e", "PATH=/bin", name, "env")
+		if lines := strings.Split(r.Stdout, "\n"); !slices.Contains(lines, "FROMRUN=exec") || !slices.Contains(lines, "PATH=/bin") ||
+			strings.Count(r.Stdout, "FROMRUN=") != 1 || strings.Count(r.Stdout, "PATH=") != 1 {
+			t.Errorf("rl exec -e ... env: want exec's values over run's and the image's, once each:\n%v", r)
+		}
 		if u.Name != full.Name {
 			r = rl(t, u, "exec", "-u", "1000", name, "id", "-u")
 			wantOneLineError(t, r, "1000")

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -817,7 +818,7 @@ func names(v any) string {
 func TestLifecycleInspect(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		name := "insp-" + u.Name
-		id := detach(t, u, nil, name, "-e", "FOO=bar", "-w", "/tmp", "--hostname", "inspected", "busybox", "sleep", "1000")
+		id := detach(t, u, nil, name, "-e", "FOO=bar", "-e", "PATH=/bin", "-w", "/tmp", "--hostname", "inspected", "busybox", "sleep", "1000")
 		v := inspect(t, u, nil, name)
 		if v.ID != id || v.Name != name || !v.State.Running || v.State.Status != "running" || v.State.Pid <= 0 || !alive(v.State.Pid) {
 			t.Errorf("want id %s, name %s, running with a live pid: %+v", id, name, v)
@@ -829,8 +830,8 @@ func TestLifecycleInspect(t *testing.T) {
 		for _, e := range v.Config.Env {
 			hasEnv = hasEnv || e == "FOO=bar"
 		}
-		if !hasEnv {
-			t.Errorf("Config.Env lacks FOO=bar: %q", v.Config.Env)
+		if !hasEnv || !slices.Contains(v.Config.Env, "PATH=/bin") || strings.Count(strings.Join(v.Config.Env, "\n"), "PATH=") != 1 {
+			t.Errorf("Config.Env: want FOO=bar, and -e's PATH=/bin in place of the image's: %q", v.Config.Env)
 		}
 		for _, k := range []string{"net", "pid", "ipc", "uts", "cgroup", "mnt", "user"} {
 			link, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", v.State.Pid, k))

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -412,6 +413,14 @@ func TestRunEnv(t *testing.T) {
 		want := "1|two words|passed|file value|2|/usr/sbin:/usr/bin:/sbin:/bin\n"
 		if r.Code != 0 || r.Stdout != want {
 			t.Fatalf("want %q:\n%v", want, r)
+		}
+		// The workload's environ itself (env, not a shell, which keeps
+		// the last of two): -e over the image's PATH and over an earlier
+		// -e, each variable once (a C program's getenv takes the first).
+		r = rlOK(t, u, "run", "--rm", "-e", "PATH=/custom:/bin", "-e", "A=1", "-e", "A=2", "busybox", "env")
+		if lines := strings.Split(r.Stdout, "\n"); !slices.Contains(lines, "PATH=/custom:/bin") || !slices.Contains(lines, "A=2") ||
+			strings.Count(r.Stdout, "PATH=") != 1 || strings.Count(r.Stdout, "A=") != 1 {
+			t.Errorf("-e PATH=/custom:/bin -e A=1 -e A=2: want PATH=/custom:/bin and A=2, once each:\n%v", r)
 		}
 	})
 }

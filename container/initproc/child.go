@@ -356,9 +356,12 @@ func ResolveUser(spec string) (*user.ExecUser, error) {
 	return eu, nil
 }
 
-// Environ completes a workload's environment with PATH and HOME when unset.
+// Environ is a workload's environment: env with each variable once, at
+// its first place with its last value (-e over the image's, exec's -e over
+// the container's, as docker merges them: a C program's getenv takes the
+// first of two), completed with PATH and HOME when unset.
 func Environ(env []string, home string) []string {
-	env = append([]string{}, env...)
+	env = MergeEnv(env)
 	if lookupEnv(env, "PATH") == "" {
 		env = append(env, defaultPath)
 	}
@@ -393,6 +396,23 @@ func unmappedHint(err error) string {
 		return ": the id is not mapped in rl's user namespace (single-ID map); add a range for your user to /etc/subuid and /etc/subgid"
 	}
 	return ""
+}
+
+// MergeEnv is env (KEY=VALUE entries) with each KEY once: at its first
+// place, with its last value.
+func MergeEnv(env []string) []string {
+	out := make([]string, 0, len(env)+2)
+	at := make(map[string]int, len(env))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if i, ok := at[k]; ok {
+			out[i] = kv
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, kv)
+	}
+	return out
 }
 
 func lookupEnv(env []string, key string) string {
