@@ -47,7 +47,7 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 	}
 	rec := rootfs.Record{
 		Name: o.Name, Image: o.Image, ImageID: img.ID, Command: args,
-		Env:     initproc.MergeEnv(append(append([]string{}, cfg.Config.Env...), o.Env...)),
+		Env:     initproc.MergeEnv(slices.Concat(o.ProxyEnv, cfg.Config.Env, o.Env)),
 		Workdir: o.Workdir, User: o.User, Hostname: o.Hostname,
 		Created: time.Now().UTC(),
 		Volumes: o.Volumes, Tmpfs: o.Tmpfs, ReadOnly: o.ReadOnly,

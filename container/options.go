@@ -19,6 +19,7 @@ type RunOptions struct {
 	Name        string
 	Hostname    string
 	Env         []string // KEY=VALUE, after --env-file and -e
+	ProxyEnv    []string // KEY=VALUE, under the image's Env (--http-proxy)
 	Workdir     string
 	User        string
 	Volumes     []mounts.Volume

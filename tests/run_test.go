@@ -425,6 +425,45 @@ func TestRunEnv(t *testing.T) {
 	})
 }
 
+// TestRunHTTPProxy: rl's proxy variables reach the container, as podman's
+// --http-proxy (the default) passes them, each run's own (the same command
+// line again takes the fast path); -e overrides them, --http-proxy=false
+// leaves them out.
+func TestRunHTTPProxy(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		proxies := func(r Result) string {
+			var out []string
+			for _, l := range strings.Split(r.Stdout, "\n") {
+				if strings.Contains(strings.ToLower(l), "proxy") {
+					out = append(out, l)
+				}
+			}
+			return strings.Join(out, " ")
+		}
+		for _, host := range []string{"one", "two", "three"} {
+			env := []string{"http_proxy=http://" + host + ":3128", "NO_PROXY=localhost,.example", "RL_OTHER=x"}
+			r := runAs(t, u, runOpts{Env: env}, rlBin, "run", "--rm", "busybox", "env")
+			if got, want := proxies(r), "http_proxy=http://"+host+":3128 NO_PROXY=localhost,.example"; r.Code != 0 || got != want {
+				t.Errorf("the proxy variables: got %q, want %q\n%v", got, want, r)
+			}
+			if strings.Contains(r.Stdout, "RL_OTHER") {
+				t.Errorf("a variable that is not a proxy's reached the container:\n%v", r)
+			}
+		}
+		env := []string{"http_proxy=http://host:3128", "HTTPS_PROXY=http://host:3129"}
+		r := runAs(t, u, runOpts{Env: env}, rlBin, "run", "--rm", "-e", "http_proxy=http://mine:1", "busybox", "env")
+		if got, want := proxies(r), "http_proxy=http://mine:1 HTTPS_PROXY=http://host:3129"; r.Code != 0 || got != want {
+			t.Errorf("-e http_proxy=: got %q, want %q\n%v", got, want, r)
+		}
+		for _, off := range []string{"--http-proxy=false", "--no-http-proxy"} {
+			r := runAs(t, u, runOpts{Env: env}, rlBin, "run", "--rm", off, "busybox", "env")
+			if got := proxies(r); r.Code != 0 || got != "" {
+				t.Errorf("%s: got %q, want none\n%v", off, got, r)
+			}
+		}
+	})
+}
+
 // TestRunWorkdir: -w sets the directory, creating it when missing.
 func TestRunWorkdir(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {

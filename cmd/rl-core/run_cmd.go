@@ -30,7 +30,7 @@ func runRun(c *cli.CLI, s *session.Session) error {
 	mode.Preserved = preserved
 	code, err := container.Run(s.Ctx, rt, container.RunOptions{
 		Image: r.Image, Cmd: r.Args, Entrypoint: r.Entrypoint,
-		Name: r.Name, Hostname: r.Hostname, Env: r.EnvList, Workdir: r.Workdir, User: r.User,
+		Name: r.Name, Hostname: r.Hostname, Env: r.EnvList, ProxyEnv: proxyEnv(r.HTTPProxy), Workdir: r.Workdir, User: r.User,
 		Volumes: r.Volumes, Tmpfs: r.TmpfsMounts, ReadOnly: r.ReadOnly,
 		Interactive: r.Interactive, TTY: r.TTY, Remove: r.Rm,
 		Pull: r.Pull, Init: r.Init, StopTimeout: r.StopTimeout,
@@ -106,4 +106,14 @@ func preservedFiles(n uint) ([]*os.File, error) {
 		files = append(files, os.NewFile(uintptr(fd), fmt.Sprintf("preserved-fd-%d", 3+i)))
 	}
 	return files, nil
+}
+
+// proxyEnv is rl's proxy variables for --http-proxy (podman's default),
+// read here rather than in the parse, which may be cached
+// (cli.ParseCache) or recorded for the fast path.
+func proxyEnv(on bool) []string {
+	if !on {
+		return nil
+	}
+	return cli.ProxyEnv()
 }

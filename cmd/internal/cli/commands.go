@@ -26,6 +26,7 @@ type RunCmd struct {
 	Name        string   `help:"Name the container."`
 	Env         []string `short:"e" help:"Set an environment variable (KEY=VALUE, or KEY to copy it from rl's environment)." sep:"none"`
 	EnvFile     []string `name:"env-file" help:"Read environment variables from a file." sep:"none" type:"path"`
+	HTTPProxy   bool     `name:"http-proxy" help:"Pass rl's proxy variables (http_proxy, https_proxy, ftp_proxy, no_proxy; upper case too) to the container, under the image's Env and -e (--http-proxy=false: do not)." default:"true" negatable:""`
 	Workdir     string   `short:"w" help:"Working directory inside the container."`
 	User        string   `short:"u" help:"User to run as: name|uid[:group|gid]."`
 	Entrypoint  *string  `help:"Override the image's entrypoint (\"\" clears it)."`

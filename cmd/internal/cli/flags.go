@@ -67,6 +67,20 @@ func ParseEnv(env, files []string) ([]string, error) {
 	return out, nil
 }
 
+// proxyVars are the variables podman's --http-proxy passes on.
+var proxyVars = []string{"http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY"}
+
+// ProxyEnv is rl's proxy variables as KEY=VALUE, those set.
+func ProxyEnv() []string {
+	var out []string
+	for _, k := range proxyVars {
+		if v, ok := os.LookupEnv(k); ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
 // ParseVolumes checks -v SRC:DST[:OPTIONS] values. Named volumes are not
 // supported: SRC must be a host path (absolute, or starting with . or ..).
 func ParseVolumes(vols []string) ([]mounts.Volume, error) {

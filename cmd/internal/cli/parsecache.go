@@ -35,7 +35,7 @@ var pureRunFlags = map[string]bool{
 	"dns": true, "dns-search": true, "dns-option": true, "add-host": true,
 	"expose": true, "pid": true, "ipc": true, "uts": true, "cgroupns": true,
 	"userns": true, "cap-add": true, "cap-drop": true, "privileged": true,
-	"tls-verify": true, "quiet": true,
+	"tls-verify": true, "quiet": true, "http-proxy": true,
 	"root": true, "runroot": true, "storage-driver": true,
 }
 
