@@ -468,9 +468,10 @@ func (n *network) discardedWarning() string {
 func exposed(specs []string) ([]string, error) {
 	var out []string
 	for _, s := range specs {
-		ms, err := netconf.ParsePorts([]string{s})
-		if err == nil && strings.Contains(s, ":") {
-			err = errors.New("a host address or port is -p's")
+		var ms []netconf.PortMapping
+		err := errors.New("a host address or port is -p's")
+		if !strings.Contains(s, ":") {
+			ms, err = netconf.ParsePort(s)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("invalid --expose %q: %v: give PORT, PORT/udp or a range as 8000-8010", s, err)

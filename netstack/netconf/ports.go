@@ -18,7 +18,7 @@ import (
 func ParsePorts(specs []string) ([]PortMapping, error) {
 	var out []PortMapping
 	for _, spec := range specs {
-		ms, err := parsePort(spec)
+		ms, err := ParsePort(spec)
 		if err != nil {
 			return nil, fmt.Errorf("-p %s: %w", spec, err)
 		}
@@ -27,7 +27,8 @@ func ParsePorts(specs []string) ([]PortMapping, error) {
 	return out, nil
 }
 
-func parsePort(spec string) ([]PortMapping, error) {
+// ParsePort reads one -p value; its errors do not name the flag.
+func ParsePort(spec string) ([]PortMapping, error) {
 	rest, proto := spec, "tcp"
 	if i := strings.LastIndexByte(spec, '/'); i >= 0 {
 		rest, proto = spec[:i], strings.ToLower(spec[i+1:])
