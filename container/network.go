@@ -425,9 +425,13 @@ func (n *network) close() {
 	n.tcp.Close()
 }
 
-// hosts is the container's /etc/hosts.
-func (n *network) hosts(hostname string) string {
+// hosts is the container's /etc/hosts. Its own address has its hostname
+// and its name, as podman writes it.
+func (n *network) hosts(hostname, name string) string {
 	s := "127.0.0.1\tlocalhost localhost.localdomain\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	if name != "" && name != hostname {
+		hostname += " " + name
+	}
 	switch n.mode {
 	case NetSlirp:
 		s += n.cfg.Guest.String() + "\t" + hostname + "\n"

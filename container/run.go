@@ -82,7 +82,7 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	}
 	etc, err := writeEtcFiles(runDir, map[string]string{
 		"/etc/hostname":    hostname + "\n",
-		"/etc/hosts":       net.hosts(hostname),
+		"/etc/hosts":       net.hosts(hostname, rec.Name),
 		"/etc/resolv.conf": net.resolvConf(),
 	})
 	if err != nil {
