@@ -13,7 +13,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/rlcontainers/rl/netstack"
 	"github.com/rlcontainers/rl/netstack/netconf"
@@ -58,6 +60,7 @@ func run() error {
 	if err != nil {
 		os.Exit(1) // the supervisor reports it
 	}
+	go releaseWhenIdle(st, idleRelease)
 	// Until the supervisor closes its end (or exits).
 	for {
 		n, err := unix.Read(ctlFD, buf)
@@ -93,4 +96,32 @@ func start(h netconf.Handoff) (*netstack.Stack, error) {
 		st.SpliceLoopback(os.NewFile(uintptr(firstPortFD+len(h.Ports)), "netns"))
 	}
 	return st, nil
+}
+
+// idleRelease is how long the network must be quiet, after traffic, before
+// rl-net gives its free memory back.
+const idleRelease = 5 * time.Second
+
+// releaseWhenIdle returns the heap's free pages to the kernel once no packet
+// has crossed the stack for a whole period after some did: the Go runtime
+// keeps them otherwise, and an idle container's rl-net stayed at its peak
+// (14 MB after an iperf3 burst, for minutes) instead of ~7 MB.
+func releaseWhenIdle(st *netstack.Stack, period time.Duration) {
+	var last uint64
+	busy := false
+	for range time.Tick(period) {
+		ip := st.Stats().IP
+		n := ip.PacketsReceived.Value() + ip.PacketsSent.Value()
+		if n != last {
+			last, busy = n, true
+			continue
+		}
+		if busy {
+			// Twice: the first collection moves the stack's buffer pools
+			// (sync.Pool) to their victim caches, the second frees them.
+			runtime.GC()
+			debug.FreeOSMemory()
+			busy = false
+		}
+	}
 }
