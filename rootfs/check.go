@@ -2,6 +2,7 @@ package rootfs
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -104,7 +105,7 @@ func checkRunDir(store storage.Store, o CheckOptions) []Problem {
 		}
 		// A supervisor that answers runs its container, whichever store
 		// it belongs to (stores with another --root share the run dir).
-		if answers(filepath.Join(dir, e.Name(), "ctl.sock")) {
+		if answers(filepath.Join(dir, e.Name(), "ctl.sock")) || inUse(store, filepath.Join(dir, e.Name())) {
 			continue
 		}
 		p := Problem{Kind: "run-dir", ID: e.Name(), What: "control directory of a container that does not run"}
@@ -142,6 +143,27 @@ func checkRunDir(store storage.Store, o CheckOptions) []Problem {
 		}
 	}
 	return out
+}
+
+// inUse says whether the container of the control directory ctl (named by
+// its short id) is held by an rl process: one starting it, before its
+// socket listens, or ending it, after the socket is closed and before the
+// directory is removed (its supervisor holds the container's lock from
+// before it makes the directory to after it removes it). So a directory
+// that outlives a free lock, or its container, is gone by the time we look
+// again, unless it is stale.
+func inUse(store storage.Store, ctl string) bool {
+	if c, err := LookupContainer(store, filepath.Base(ctl)); err == nil {
+		f, err := Lock(store, c.ID, false)
+		if errors.Is(err, ErrLocked) {
+			return true
+		}
+		if err == nil {
+			f.Close()
+		}
+	}
+	_, err := os.Stat(ctl)
+	return err != nil
 }
 
 // answers reports whether a control socket accepts a connection.

@@ -816,6 +816,41 @@ func TestSystemCheckRunDir(t *testing.T) {
 		if r := rlEnv(t, v, env, "run", "--rm", "busybox", "echo", "still"); r.Code != 0 || r.Stdout != "still\n" {
 			t.Errorf("rl run after the repair: %v", r)
 		}
+
+		// A control directory whose socket does not answer while an rl
+		// process holds its container (starting it before the socket
+		// listens, or ending it) is no problem; once the lock is free it is.
+		if r := rlEnv(t, v, env, "run", "--name", "held", "busybox", "true"); r.Code != 0 {
+			t.Fatalf("%v", r)
+		}
+		id := strings.TrimSpace(rlOKEnv(t, v, env, "inspect", "--format", "{{.Id}}", "held").Stdout)
+		ctrDirs, _ := filepath.Glob(filepath.Join(v.Home, ".local", "share", "rl", "storage", "*-containers", id, "userdata"))
+		if len(id) != 64 || len(ctrDirs) != 1 {
+			t.Fatalf("container held (%q): its directory: found %q", id, ctrDirs)
+		}
+		lock, err := os.Open(ctrDirs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Close()
+		if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		ctl := filepath.Join(dirs[0], id[:12])
+		if err := os.Mkdir(ctl, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if u.credential() != nil {
+			os.Chown(ctl, u.UID, u.GID)
+		}
+		if r := rlEnv(t, v, env, "system", "check"); r.Code != 0 || r.Stdout != "no problems found\n" {
+			t.Errorf("rl system check with the control directory of a container an rl process holds: want no problems:\n%v", r)
+		}
+		lock.Close()
+		if r := rlEnv(t, v, env, "system", "check", "--repair"); r.Code != 0 || !strings.Contains(r.Stdout, "repaired run-dir "+id[:12]) {
+			t.Errorf("rl system check --repair once the container is free: want its control directory repaired:\n%v", r)
+		}
+		rlOKEnv(t, v, env, "rm", "held")
 	})
 }
 
