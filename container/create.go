@@ -23,7 +23,7 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 	// The network's options come first: a bad -p fails before an image is
 	// looked up or pulled.
 	if _, err := prepareCheck(rootfs.Record{
-		Namespaces: o.Namespaces, Ports: o.Ports, DNS: o.DNS, AddHosts: o.AddHosts,
+		Namespaces: o.Namespaces, Ports: o.Ports, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
 		DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions,
 	}); err != nil {
 		return nil, rootfs.Record{}, err
@@ -54,7 +54,8 @@ func Create(ctx context.Context, rt *Runtime, o RunOptions) (*storage.Container,
 		TTY: o.TTY, Interactive: o.Interactive, AutoRm: o.Remove, Init: o.Init,
 		StopSignal: stopSignal(cfg), StopTimeout: o.StopTimeout,
 		Namespaces: o.Namespaces, UserNS: o.UserNS,
-		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS, AddHosts: o.AddHosts, DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions,
+		Ports: o.Ports, PublishAll: o.PublishAll, DNS: o.DNS, AddHosts: o.AddHosts, NoHosts: o.NoHosts,
+		DNSSearch: o.DNSSearch, DNSOptions: o.DNSOptions,
 		Caps: o.Caps, NoNewPrivs: o.NoNewPrivs, Privileged: o.Privileged, Unmask: o.Unmask, Seccomp: o.Seccomp,
 	}
 	for p := range cfg.Config.ExposedPorts {

@@ -620,10 +620,25 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 	if _, err := netconf.ParsePorts(rec.Ports); err != nil {
 		return "", err
 	}
-	for _, d := range rec.DNS {
-		if _, err := netip.ParseAddr(d); err != nil {
-			return "", fmt.Errorf("invalid --dns %q: give an IP address", d)
+	if imageResolvConf(rec) {
+		// As podman's --dns none: the image's file, as it is.
+		switch {
+		case len(rec.DNS) > 1:
+			return "", fmt.Errorf("--dns none keeps the image's /etc/resolv.conf and names no nameserver: give it alone, or drop it")
+		case len(rec.DNSSearch) > 0:
+			return "", fmt.Errorf("--dns none keeps the image's /etc/resolv.conf, which --dns-search cannot change: drop one of them")
+		case len(rec.DNSOptions) > 0:
+			return "", fmt.Errorf("--dns none keeps the image's /etc/resolv.conf, which --dns-option cannot change: drop one of them")
 		}
+	} else {
+		for _, d := range rec.DNS {
+			if _, err := netip.ParseAddr(d); err != nil {
+				return "", fmt.Errorf("invalid --dns %q: give an IP address, or none to keep the image's /etc/resolv.conf", d)
+			}
+		}
+	}
+	if rec.NoHosts && len(rec.AddHosts) > 0 {
+		return "", fmt.Errorf("--no-hosts keeps the image's /etc/hosts, where --add-host cannot write: drop one of them")
 	}
 	if _, err := addHosts(rec.AddHosts, mode); err != nil {
 		return "", err
@@ -636,5 +651,9 @@ func prepareCheck(rec rootfs.Record) (string, error) {
 	}
 	return mode, nil
 }
+
+// imageResolvConf tells a container that keeps its image's
+// /etc/resolv.conf (--dns none).
+func imageResolvConf(rec rootfs.Record) bool { return slices.Contains(rec.DNS, "none") }
 
 func netstackDefaults() netconf.Config { return netconf.DefaultConfig() }

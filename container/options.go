@@ -37,6 +37,7 @@ type RunOptions struct {
 	PublishAll  bool     // -P
 	DNS         []string // --dns
 	AddHosts    []string // --add-host NAME[;NAME...]:IP
+	NoHosts     bool     // --no-hosts: the image's /etc/hosts stays
 	DNSSearch   []string // --dns-search
 	DNSOptions  []string // --dns-option
 	Expose      []string // --expose: ports -P publishes besides the image's EXPOSE

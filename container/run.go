@@ -80,11 +80,14 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	if err != nil {
 		return nil, err
 	}
-	etc, err := writeEtcFiles(runDir, map[string]string{
-		"/etc/hostname":    hostname + "\n",
-		"/etc/hosts":       net.hosts(hostname, rec.Name),
-		"/etc/resolv.conf": net.resolvConf(),
-	})
+	files := map[string]string{"/etc/hostname": hostname + "\n"}
+	if !rec.NoHosts {
+		files["/etc/hosts"] = net.hosts(hostname, rec.Name)
+	}
+	if !imageResolvConf(rec) {
+		files["/etc/resolv.conf"] = net.resolvConf()
+	}
+	etc, err := writeEtcFiles(runDir, files)
 	if err != nil {
 		return nil, err
 	}

@@ -52,6 +52,7 @@ type Record struct {
 	ExposedPorts []string `json:"exposedPorts,omitempty"`
 	DNS          []string `json:"dns,omitempty"`
 	AddHosts     []string `json:"addHosts,omitempty"` // --add-host NAME[;NAME...]:IP
+	NoHosts      bool     `json:"noHosts,omitempty"`  // --no-hosts: the image's /etc/hosts stays
 	DNSSearch    []string `json:"dnsSearch,omitempty"`
 	DNSOptions   []string `json:"dnsOptions,omitempty"`
 	// Security: the capabilities the workload keeps, no_new_privs, and

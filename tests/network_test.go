@@ -23,6 +23,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -1092,6 +1093,68 @@ func TestNetAddHost(t *testing.T) {
 		}
 		if after := rlOK(t, u, "ps", "-a", "-q").Stdout; after != before {
 			t.Errorf("a refused --add-host left containers: before %q, after %q", before, after)
+		}
+	})
+}
+
+// TestNetImageEtcFiles: --no-hosts and --dns none keep the image's own
+// /etc/hosts and /etc/resolv.conf as podman's do (both for a kept and an
+// --rm container, which take different rootfs paths), the files rl writes
+// otherwise hide them, and the flags that would write into the files kept
+// (--add-host, --dns-search, --dns-option, another --dns) or a static
+// address (--ip, --mac-address: podman's "bridge only") fail with 125 and
+// one line naming both.
+func TestNetImageEtcFiles(t *testing.T) {
+	hreg, dir := startHostile(t)
+	forEachUser(t, func(t *testing.T, u User) {
+		h := newHostileSetup(t, hreg, dir, u)
+		const hosts, resolv = "192.0.2.7\timage-host\n", "nameserver 192.0.2.53\n"
+		img := h.image(t, "rl/etcfiles-"+u.Name, [][]testenv.LayerEntry{{reg("etc/hosts", hosts), reg("etc/resolv.conf", resolv)}},
+			testenv.HostileConfig{Cmd: []string{"sh"}}, testenv.FaultNone)
+		show := []string{"sh", "-c", "cat /etc/hosts; echo --; cat /etc/resolv.conf"}
+		for _, rm := range [][]string{{"--rm"}, nil} {
+			name := netName("etcfiles")
+			t.Cleanup(func() { rlEnv(t, h.v, h.env, "rm", "-f", name) })
+			args := slices.Concat([]string{"run", "--name", name}, rm, []string{"--no-hosts", "--dns", "none", img}, show)
+			if r := rlOKEnv(t, h.v, h.env, args...); r.Stdout != hosts+"--\n"+resolv {
+				t.Errorf("rl %s: want the image's files as they are\n%v", strings.Join(args, " "), r)
+			}
+		}
+		r := rlOKEnv(t, h.v, h.env, append([]string{"run", "--rm", "--no-hosts", img}, show...)...)
+		if !strings.HasPrefix(r.Stdout, hosts+"--\nnameserver 10.0.2.3\n") {
+			t.Errorf("--no-hosts alone: want the image's /etc/hosts and rl's resolv.conf\n%v", r)
+		}
+		r = rlOKEnv(t, h.v, h.env, append([]string{"run", "--rm", "--dns", "none", img}, show...)...)
+		if strings.Contains(r.Stdout, "image-host") || !strings.Contains(r.Stdout, "host.containers.internal") || !strings.HasSuffix(r.Stdout, "--\n"+resolv) {
+			t.Errorf("--dns none alone: want rl's /etc/hosts and the image's resolv.conf\n%v", r)
+		}
+		before := rlOKEnv(t, h.v, h.env, "ps", "-a", "-q").Stdout
+		for _, c := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--no-hosts", "--add-host", "db:192.0.2.1"}, []string{"--no-hosts", "--add-host"}},
+			{[]string{"--dns", "none", "--dns", "192.0.2.1"}, []string{"--dns none", "alone"}},
+			{[]string{"--dns", "none", "--dns-search", "example.com"}, []string{"--dns none", "--dns-search"}},
+			{[]string{"--dns", "none", "--dns-option", "ndots:2"}, []string{"--dns none", "--dns-option"}},
+			{[]string{"--dns", "nonsense"}, []string{`"nonsense"`, "none"}},
+			{[]string{"--ip", "10.0.2.50"}, []string{"--ip 10.0.2.50", "bridge", "drop --ip"}},
+			{[]string{"--mac-address", "02:42:ac:11:00:02"}, []string{"--mac-address", "bridge"}},
+			{[]string{"--network-alias", "db"}, []string{"--network-alias db", "bridge"}},
+		} {
+			args := append(append([]string{"run", "--rm"}, c.args...), img, "true")
+			r := rlEnv(t, h.v, h.env, args...)
+			lines := netErrLines(r.Stderr)
+			ok := r.Code == 125 && len(lines) == 1
+			for _, w := range c.want {
+				ok = ok && strings.Contains(lines[0], w)
+			}
+			if !ok {
+				t.Errorf("rl %s: want exit 125 and one line naming %q\n%v", strings.Join(args, " "), c.want, r)
+			}
+		}
+		if after := rlOKEnv(t, h.v, h.env, "ps", "-a", "-q").Stdout; after != before {
+			t.Errorf("a refused run left containers: before %q, after %q", before, after)
 		}
 	})
 }

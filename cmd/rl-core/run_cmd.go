@@ -36,7 +36,7 @@ func runRun(c *cli.CLI, s *session.Session) error {
 		Pull: r.Pull, Init: r.Init, StopTimeout: r.StopTimeout,
 		Namespaces: r.Namespaces(), UserNS: r.Userns,
 		Caps: r.Caps, NoNewPrivs: r.NoNewPrivs, Privileged: r.Privileged, Unmask: r.Unmask, Seccomp: r.Seccomp,
-		Ports: r.Publish, PublishAll: r.PublishAll, DNS: r.DNS, AddHosts: r.AddHost,
+		Ports: r.Publish, PublishAll: r.PublishAll, DNS: r.DNS, AddHosts: r.AddHost, NoHosts: r.NoHosts,
 		DNSSearch: r.DNSSearch, DNSOptions: r.DNSOption, Expose: r.Expose,
 	}, mode)
 	if err != nil {

@@ -38,11 +38,16 @@ type RunCmd struct {
 	Network     string   `aliases:"net" help:"Network: slirp[:OPTIONS] (user-mode, the default, also named bridge, pasta, slirp4netns and private; options mtu=, allow_host_loopback=, enable_ipv6=, cidr=, outbound_addr=, outbound_addr6=, bypass=), none, host or container:NAME." default:"slirp"`
 	Publish     []string `short:"p" help:"Publish a port: [IP:]HOSTPORT:CTRPORT[/tcp|/udp], ranges as 8000-8010:80-90." sep:"none"`
 	PublishAll  bool     `short:"P" name:"publish-all" help:"Publish the image's EXPOSE ports on free host ports."`
-	DNS         []string `name:"dns" help:"Nameserver for the container (default: rl's DNS relay to the host's resolvers)." sep:"none"`
+	DNS         []string `name:"dns" help:"Nameserver for the container (default: rl's DNS relay to the host's resolvers; none: the image's /etc/resolv.conf stays)." sep:"none"`
 	DNSSearch   []string `name:"dns-search" help:"Search domain for the container's /etc/resolv.conf (. for none; default: the host's)." sep:"none"`
 	DNSOption   []string `name:"dns-option" aliases:"dns-opt" help:"Resolver option for the container's /etc/resolv.conf (default: the host's)." sep:"none"`
 	Expose      []string `name:"expose" help:"Expose a port or range (PORT[-PORT][/tcp|/udp]), published with -P as the image's EXPOSE." sep:"none"`
 	AddHost     []string `name:"add-host" help:"Add NAME[;NAME...]:IP to the container's /etc/hosts (IP host-gateway: the host, as host.containers.internal)." sep:"none"`
+	NoHosts     bool     `name:"no-hosts" help:"Write no /etc/hosts for the container: the image's stays."`
+	IP          string   `name:"ip" hidden:"" help:"Refused: rl has no bridge network."`
+	IP6         string   `name:"ip6" hidden:"" help:"Refused: rl has no bridge network."`
+	MACAddress  string   `name:"mac-address" hidden:"" help:"Refused: rl has no bridge network."`
+	NetAlias    []string `name:"network-alias" hidden:"" help:"Refused: rl has no bridge network." sep:"none"`
 	PID         string   `name:"pid" help:"PID namespace: private, host or container:NAME (default: private; host when an outer container masks /proc)."`
 	IPC         string   `name:"ipc" help:"IPC namespace: private, shareable, host or container:NAME." default:"private"`
 	UTS         string   `name:"uts" help:"UTS namespace: private, host or container:NAME." default:"private"`
@@ -90,6 +95,12 @@ func (c *RunCmd) Validate() error {
 	}
 	if err := ValidateNetwork(c.Network); err != nil {
 		return err
+	}
+	for _, f := range []struct{ name, val string }{{"ip", c.IP}, {"ip6", c.IP6}, {"mac-address", c.MACAddress}, {"network-alias", strings.Join(c.NetAlias, ",")}} {
+		if f.val != "" {
+			// As podman refuses them with slirp4netns and pasta.
+			return fmt.Errorf("--%s %s: only a bridge network takes a static address or alias, and rl has none (a container is always the .100 of its subnet); drop --%s", f.name, f.val, f.name)
+		}
 	}
 	for _, ns := range []struct{ flag, mode string }{{"pid", c.PID}, {"ipc", c.IPC}, {"uts", c.UTS}, {"cgroupns", c.Cgroupns}} {
 		if err := ValidateNamespace(ns.flag, ns.mode); err != nil {

@@ -33,6 +33,7 @@ var pureRunFlags = map[string]bool{
 	"entrypoint": true, "tmpfs": true, "read-only": true, "hostname": true,
 	"pull": true, "network": true, "publish": true, "publish-all": true,
 	"dns": true, "dns-search": true, "dns-option": true, "add-host": true,
+	"no-hosts": true, "ip": true, "ip6": true, "mac-address": true, "network-alias": true,
 	"expose": true, "pid": true, "ipc": true, "uts": true, "cgroupns": true,
 	"userns": true, "cap-add": true, "cap-drop": true, "privileged": true,
 	"tls-verify": true, "quiet": true, "http-proxy": true,
