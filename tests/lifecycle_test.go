@@ -854,10 +854,19 @@ func TestLifecycleInspect(t *testing.T) {
 		if want := fmt.Sprintf("%s %d\n", id, v.State.ConmonPid); r.Code != 0 || r.Stdout != want {
 			t.Errorf("rl inspect -f '{{.Id}} {{.State.ConmonPid}}': want %q (the JSON's Id and State.ConmonPid):\n%v", want, r)
 		}
+		// Docker's address fields are there, empty as podman's are for a
+		// slirp4netns container; SandboxKey is the network namespace.
+		r = rlOK(t, u, "inspect", "-f", "[{{.NetworkSettings.IPAddress}}] [{{.NetworkSettings.Gateway}}] {{.NetworkSettings.SandboxKey}}", name)
+		if want := fmt.Sprintf("[] [] /proc/%d/ns/net\n", v.State.Pid); r.Stdout != want {
+			t.Errorf("rl inspect -f NetworkSettings: want %q\n%v", want, r)
+		}
 		rlOK(t, u, "stop", "-t", "0", name)
 		v = inspect(t, u, nil, name)
 		if v.State.Running || v.State.Status != "exited" || v.State.ExitCode != 137 || v.State.Pid != 0 {
 			t.Errorf("after rl stop: want exited 137, Pid 0: %+v", v.State)
+		}
+		if r := rlOK(t, u, "inspect", "-f", "[{{.NetworkSettings.SandboxKey}}]", name); r.Stdout != "[]\n" {
+			t.Errorf("rl inspect -f SandboxKey of a stopped container: want it empty\n%v", r)
 		}
 	})
 }

@@ -39,10 +39,28 @@ type inspectView struct {
 // inspectNetwork is NetworkSettings: the mode (rl's) and the published
 // ports as docker and podman key them ("80/tcp": [{HostIp, HostPort}]),
 // the host ports -P and -p CTRPORT chose included; none while the
-// container does not run.
+// container does not run. The address fields are podman's for a
+// slirp4netns container, empty: the container's address is not one the
+// host can reach (a template naming them prints "", not "<no value>").
+// SandboxKey is the running container's network namespace, when it has
+// one of its own.
 type inspectNetwork struct {
-	Mode  string                       `json:"Mode"`
-	Ports map[string][]inspectHostPort `json:"Ports"`
+	Mode                   string                       `json:"Mode"`
+	EndpointID             string                       `json:"EndpointID"`
+	Gateway                string                       `json:"Gateway"`
+	IPAddress              string                       `json:"IPAddress"`
+	IPPrefixLen            int                          `json:"IPPrefixLen"`
+	IPv6Gateway            string                       `json:"IPv6Gateway"`
+	GlobalIPv6Address      string                       `json:"GlobalIPv6Address"`
+	GlobalIPv6PrefixLen    int                          `json:"GlobalIPv6PrefixLen"`
+	MacAddress             string                       `json:"MacAddress"`
+	Bridge                 string                       `json:"Bridge"`
+	SandboxID              string                       `json:"SandboxID"`
+	HairpinMode            bool                         `json:"HairpinMode"`
+	LinkLocalIPv6Address   string                       `json:"LinkLocalIPv6Address"`
+	LinkLocalIPv6PrefixLen int                          `json:"LinkLocalIPv6PrefixLen"`
+	Ports                  map[string][]inspectHostPort `json:"Ports"`
+	SandboxKey             string                       `json:"SandboxKey"`
 }
 
 type inspectHostPort struct {
@@ -127,6 +145,9 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 			v.Namespaces[ns] = fmt.Sprintf("/proc/%d/ns/%s (%s)", st.Pid, ns, link)
 		}
 		v.Network = inspectNetwork{Mode: v.HostConfig.NetworkMode, Ports: map[string][]inspectHostPort{}}
+		if _, ok := st.Namespaces["net"]; ok && v.Network.Mode != "host" {
+			v.Network.SandboxKey = fmt.Sprintf("/proc/%d/ns/net", st.Pid)
+		}
 		for _, m := range published(st.Ports) {
 			k := m.Container()
 			v.Network.Ports[k] = append(v.Network.Ports[k], inspectHostPort{HostIP: m.HostAddr().String(), HostPort: strconv.Itoa(int(m.HostPort))})
