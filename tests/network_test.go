@@ -1159,6 +1159,50 @@ func TestNetImageEtcFiles(t *testing.T) {
 	})
 }
 
+// TestNetRestart: rl restart stops a running container (the stop signal,
+// SIGKILL after -t) and starts it again, or starts a stopped one, printing
+// its name; its published port serves again after each (the new
+// supervisor binds it once the old one let it go), also over a loop of
+// restarts. A container that does not exist fails with 125 and one line,
+// and the others named are restarted all the same.
+func TestNetRestart(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		doc := userDir(t, u, "www-restart")
+		writeUserFile(t, u, filepath.Join(doc, "index.html"), "again\n")
+		name := netName("restart")
+		port := netFreePort(t, "tcp")
+		netDetached(t, u, name, "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "-v", doc+":/www:ro", "busybox", "httpd", "-f", "-p", "80", "-h", "/www")
+		serves := func(when string) {
+			t.Helper()
+			if got, err := netHTTPGet(t, fmt.Sprintf("http://127.0.0.1:%d/", port)); err != nil || got != "again\n" {
+				t.Fatalf("%s: the published port does not serve: %q, %v", when, got, err)
+			}
+		}
+		serves("before rl restart")
+		pid := inspect(t, u, nil, name).State.Pid
+		if r := rlOK(t, u, "restart", "-t", "0", name); r.Stdout != name+"\n" {
+			t.Errorf("rl restart: want the name printed\n%v", r)
+		}
+		v := inspect(t, u, nil, name)
+		if !v.State.Running || v.State.Pid == pid || !alive(v.State.Pid) {
+			t.Fatalf("after rl restart: want it running with a new workload (was pid %d): %+v", pid, v.State)
+		}
+		serves("after rl restart")
+		rlOK(t, u, "stop", "-t", "0", name)
+		rlOK(t, u, "restart", name)
+		serves("after rl restart of a stopped container")
+		for i := 0; i < 5; i++ {
+			rlOK(t, u, "restart", "-t", "0", name)
+		}
+		serves("after five restarts")
+		r := rl(t, u, "restart", "-t", "0", "rl-no-such-container", name)
+		if lines := netErrLines(r.Stderr); r.Code != 125 || len(lines) != 1 || !strings.Contains(lines[0], "rl-no-such-container") || r.Stdout != name+"\n" {
+			t.Errorf("rl restart NOSUCH NAME: want exit 125, one line naming NOSUCH, and NAME restarted\n%v", r)
+		}
+		serves("after rl restart NOSUCH NAME")
+	})
+}
+
 // TestNetRunFlagsCompat: the network flags docker and podman users type:
 // --net, --network bridge and pasta (rl's user-mode network, no foreign
 // options), --dns-search (. for none) and --dns-option in place of the

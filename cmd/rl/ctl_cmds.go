@@ -106,6 +106,36 @@ func fastPath(c *cli.CLI, kctx *kong.Context, fallback func(args ...string) erro
 	})
 }
 
+// restart is rl restart: each container is stopped through its control
+// socket (when it runs: a stopped one is just started, as podman does),
+// then started by an rl-core of its own, which prints its name. The stop
+// answers once the workload exited; the new supervisor takes the
+// container's lock, and so its ports, after the old one let them go.
+func restart(c *cli.CLI, self, libexec string) error {
+	p, err := c.Globals.Paths()
+	if err != nil {
+		return err
+	}
+	if err := paths.CheckRunRoot(p); err != nil {
+		return err
+	}
+	timeout := -1 // the container's --stop-timeout
+	if c.Restart.Time != nil {
+		timeout = *c.Restart.Time
+	}
+	refs := c.Restart.Containers
+	return cli.Each(refs, refs, func(ref, _ string) error {
+		id, err := ctl.Resolve(p.RunRoot, ref)
+		if err == nil {
+			_, err = ctl.Stop(p.RunRoot, id, timeout)
+		}
+		if err != nil && !errors.Is(err, ctl.ErrNotRunning) {
+			return err
+		}
+		return runInside(self, libexec, "start", append(c.Globals.Args(), "start", "--", ref))
+	})
+}
+
 func execIn(c *cli.CLI, runRoot, id string) error {
 	e := c.Exec
 	preserved, err := preservedFiles(e.PreserveFDs)

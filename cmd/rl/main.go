@@ -89,6 +89,9 @@ func run(args []string) error {
 		}
 		return spawnIn(c, target, args, self, libexec)
 	}
+	if cli.Command(kctx) == "restart" {
+		return restart(c, self, libexec)
+	}
 	if cli.Command(kctx) == "start" && len(c.Start.Containers) > 1 {
 		// Each started container gets a supervisor process of its own.
 		return cli.Each(c.Start.Containers, c.Start.Containers, func(ref, _ string) error {

@@ -32,6 +32,7 @@ type CLI struct {
 	Exec    ExecCmd    `cmd:"" help:"Run a command in a running container."`
 	Start   StartCmd   `cmd:"" help:"Start stopped containers."`
 	Stop    StopCmd    `cmd:"" help:"Stop running containers (the stop signal, then SIGKILL)."`
+	Restart RestartCmd `cmd:"" help:"Stop containers that run, then start them again."`
 	Kill    KillCmd    `cmd:"" help:"Send a signal to running containers."`
 	Wait    WaitCmd    `cmd:"" help:"Wait for containers to exit and print their exit codes."`
 	Logs    LogsCmd    `cmd:"" help:"Show a detached container's output."`

@@ -221,6 +221,12 @@ type StopCmd struct {
 	Containers []string `arg:"" help:"Containers to stop."`
 }
 
+// RestartCmd is `rl restart`: rl stop, then rl start, of each container.
+type RestartCmd struct {
+	Time       *int     `short:"t" name:"time" help:"Seconds to wait before SIGKILL (default: the container's --stop-timeout, 10)."`
+	Containers []string `arg:"" help:"Containers to restart."`
+}
+
 // KillCmd is `rl kill`.
 type KillCmd struct {
 	Signal     string   `short:"s" help:"Signal to send (name or number)." default:"KILL"`
