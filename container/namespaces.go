@@ -162,15 +162,19 @@ func (p *nsPlan) joined(kind string) *nsJoin {
 	return nil
 }
 
-// hostname reads the hostname of a joined UTS namespace, from the
-// process the namespace was opened through (/proc/PID/root/etc/hostname
-// is the container's own file, bind-mounted by rl).
+// etcFile reads /etc/NAME of the container whose namespace j is, through
+// the process the namespace was opened through (/proc/PID/root/etc/NAME
+// is what that container sees: rl's file, bind-mounted, or its image's).
+func (j *nsJoin) etcFile(name string) (string, bool) {
+	pid := strings.TrimPrefix(strings.TrimSuffix(j.fd.Name(), "/ns/"+j.kind), "/proc/")
+	b, err := os.ReadFile("/proc/" + pid + "/root/etc/" + name)
+	return string(b), err == nil
+}
+
+// hostname reads the hostname of a joined UTS namespace.
 func (j *nsJoin) hostname() string {
-	pid := strings.TrimPrefix(strings.TrimSuffix(j.fd.Name(), "/ns/uts"), "/proc/")
-	if b, err := os.ReadFile("/proc/" + pid + "/root/etc/hostname"); err == nil {
-		return strings.TrimSpace(string(b))
-	}
-	return ""
+	s, _ := j.etcFile("hostname")
+	return strings.TrimSpace(s)
 }
 
 // pidMode adapts the PID namespace to a masked /proc (an outer container's

@@ -443,13 +443,64 @@ func (n *network) hosts(hostname, name string) string {
 	default:
 		s += "127.0.1.1\t" + hostname + "\n"
 	}
+	gateway := "127.0.0.1" // --network host: the host's own loopback
+	if n.mode == NetSlirp {
+		gateway = n.cfg.Gateway.String()
+	}
+	return s + n.addedHosts(gateway)
+}
+
+// joinedHosts is the /etc/hosts of a container in another's network
+// namespace (--network container:NAME): that one's file (its address, its
+// names, host.containers.internal, its --add-host entries), then this
+// one's hostname and name on the loopback unless that file names them
+// already (a shared UTS namespace), then this one's --add-host entries
+// (host-gateway: the address that file gives host.containers.internal).
+func (n *network) joinedHosts(theirs, hostname, name string) string {
+	s := theirs
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	known := hostsNames(theirs)
+	var mine []string
+	for _, h := range []string{hostname, name} {
+		if _, ok := known[h]; h != "" && !ok && !slices.Contains(mine, h) {
+			mine = append(mine, h)
+		}
+	}
+	if len(mine) > 0 {
+		s += "127.0.1.1\t" + strings.Join(mine, " ") + "\n"
+	}
+	gateway, ok := known["host.containers.internal"]
+	if !ok {
+		gateway = "127.0.0.1"
+	}
+	return s + n.addedHosts(gateway)
+}
+
+// hostsNames maps the names of an /etc/hosts file to their (first) address.
+func hostsNames(hosts string) map[string]string {
+	names := map[string]string{}
+	for _, line := range strings.Split(hosts, "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		if f := strings.Fields(line); len(f) > 1 {
+			for _, name := range f[1:] {
+				if _, ok := names[name]; !ok {
+					names[name] = f[0]
+				}
+			}
+		}
+	}
+	return names
+}
+
+// addedHosts are the --add-host lines, host-gateway as gateway.
+func (n *network) addedHosts(gateway string) string {
+	var s string
 	for _, e := range n.addHosts {
 		ip := e.ip
 		if ip == hostGateway {
-			ip = "127.0.0.1" // --network host: the host's own loopback
-			if n.mode == NetSlirp {
-				ip = n.cfg.Gateway.String()
-			}
+			ip = gateway
 		}
 		s += ip + "\t" + strings.Join(e.names, " ") + "\n"
 	}

@@ -87,6 +87,15 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	if !imageResolvConf(rec) {
 		files["/etc/resolv.conf"] = net.resolvConf()
 	}
+	if j := ns.joined("net"); j != nil {
+		// The other container's network, so its names and resolver.
+		if h, ok := j.etcFile("hosts"); ok && !rec.NoHosts {
+			files["/etc/hosts"] = net.joinedHosts(h, hostname, rec.Name)
+		}
+		if r, ok := j.etcFile("resolv.conf"); ok && !imageResolvConf(rec) && len(rec.DNS)+len(rec.DNSSearch)+len(rec.DNSOptions) == 0 {
+			files["/etc/resolv.conf"] = r
+		}
+	}
 	etc, err := writeEtcFiles(runDir, files)
 	if err != nil {
 		return nil, err

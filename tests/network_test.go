@@ -1203,6 +1203,33 @@ func TestNetRestart(t *testing.T) {
 	})
 }
 
+// TestNetJoinedEtcFiles: a container in another's network namespace
+// (--network container:NAME) gets that one's /etc/hosts (its address and
+// names, host.containers.internal, its --add-host entries) with its own
+// hostname, name and --add-host entries after, and that one's resolv.conf
+// unless --dns is given; a name in the joined network resolves from both.
+func TestNetJoinedEtcFiles(t *testing.T) {
+	forEachUser(t, func(t *testing.T, u User) {
+		name := netName("joinetc")
+		netDetached(t, u, name, "--add-host", "db:192.0.2.10", "--dns-search", "example.org", "busybox", "sleep", "60")
+		theirs := rlOK(t, u, "exec", name, "sh", "-c", "cat /etc/hosts; echo --; cat /etc/resolv.conf").Stdout
+		joiner := netName("joiner")
+		r := rlOK(t, u, "run", "--rm", "--name", joiner, "--hostname", "joiner-host", "--network", "container:"+name, "--add-host", "cache:192.0.2.11",
+			"busybox", "sh", "-c", "cat /etc/hosts; echo --; cat /etc/resolv.conf")
+		wantHosts, wantResolv, _ := strings.Cut(theirs, "--\n")
+		wantHosts += "127.0.1.1\tjoiner-host " + joiner + "\n192.0.2.11\tcache\n"
+		if r.Stdout != wantHosts+"--\n"+wantResolv {
+			t.Errorf("--network container:%s: want its /etc/hosts, this one's names and --add-host, and its resolv.conf:\nwant\n%s--\n%s\n%v", name, wantHosts, wantResolv, r)
+		}
+		if !strings.Contains(theirs, "10.0.2.2\thost.containers.internal") || !strings.Contains(theirs, "search example.org") {
+			t.Errorf("the joined container's own files lack host.containers.internal or its --dns-search:\n%s", theirs)
+		}
+		if r := rlOK(t, u, "run", "--rm", "--network", "container:"+name, "--dns", "192.0.2.53", "busybox", "cat", "/etc/resolv.conf"); !strings.HasPrefix(r.Stdout, "nameserver 192.0.2.53\n") {
+			t.Errorf("--network container:%s --dns 192.0.2.53: want that nameserver\n%v", name, r)
+		}
+	})
+}
+
 // TestNetRunFlagsCompat: the network flags docker and podman users type:
 // --net, --network bridge and pasta (rl's user-mode network, no foreign
 // options), --dns-search (. for none) and --dns-option in place of the
