@@ -118,7 +118,9 @@ func TestParsePorts(t *testing.T) {
 		{in: "8080:0", wantErr: "port 0"},
 		{in: "8080:70000", wantErr: "not a port"},
 		{in: "90-80", wantErr: "ends before it starts"},
-		{in: "localhost:8080:80", wantErr: "host address"},
+		{in: "localhost:8080:80", wantErr: `host address "localhost" is not an IP address`},
+		{in: "[fe80::1]:8080:80", wantErr: "link-local: name its interface, as [fe80::1%eth0]"},
+		{in: "[fe80::1%eth0]:8080:80", want: []PortMapping{{"tcp", netip.MustParseAddr("fe80::1%eth0"), 8080, 80}}},
 		{in: "1:2:3:4", wantErr: "want [IP:][HOSTPORT:]CTRPORT"},
 	} {
 		got, err := ParsePorts([]string{tc.in})

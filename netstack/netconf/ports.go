@@ -64,9 +64,12 @@ func ParsePort(spec string) ([]PortMapping, error) {
 	if ipStr != "" {
 		var err error
 		if ip, err = netip.ParseAddr(ipStr); err != nil {
-			return nil, fmt.Errorf("host address %q: %w", ipStr, err)
+			return nil, fmt.Errorf("host address %q is not an IP address: give one of the host's (127.0.0.1, [::1]) or none for all", ipStr)
 		}
 		ip = ip.Unmap()
+		if ip.Is6() && ip.IsLinkLocalUnicast() && ip.Zone() == "" {
+			return nil, fmt.Errorf("host address %s is link-local: name its interface, as [%s%%eth0]", ipStr, ipStr)
+		}
 		if ip.IsUnspecified() && ip.Is4() {
 			ip = netip.Addr{} // 0.0.0.0 means every address, as docker
 		}
