@@ -562,16 +562,75 @@ func (s *Store) DeleteContainer(id string) error {
 	}
 	// The run directory before the one it is for: a kill in between
 	// leaves .gone-<id>, which names both.
-	if err := os.RemoveAll(filepath.Join(s.rmRun, id)); err != nil {
+	if err := removeFlat(filepath.Join(s.rmRun, id)); err != nil {
 		return err
 	}
-	if err := os.RemoveAll(gone); err != nil {
+	if err := removeContainerDir(gone); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	delete(s.known, id)
 	s.mu.Unlock()
 	return nil
+}
+
+// containerLayout is what a container's directory holds once it ran, in
+// the order it is removed: the files rl writes (config.json, state.json),
+// what a volatile overlay leaves in its work directory, the directories
+// (merged only where the rootfs was mounted by path).
+var containerLayout = []struct {
+	name string
+	dir  bool
+}{
+	{"config.json", false}, {"state.json", false},
+	{"work/work/incompat/volatile/dirty", false}, {"work/work/incompat/volatile", true},
+	{"work/work/incompat", true}, {"work/work", true}, {"work", true},
+	{"upper", true}, {"merged", true},
+}
+
+// removeContainerDir removes a deleted container's directory: what
+// containerLayout names by name, then the directory; what else is there
+// (the workload's files in upper, a detached container's log) through
+// os.RemoveAll. os.RemoveAll alone tries every name as a file first, then
+// as a directory, and reads each directory before removing it: three
+// times the calls, ~0.3 ms more of `rl run --rm` on ext4.
+func removeContainerDir(dir string) error {
+	for _, e := range containerLayout {
+		p := filepath.Join(dir, e.name)
+		if e.dir {
+			unix.Rmdir(p) // what is left goes below
+		} else {
+			unix.Unlink(p)
+		}
+	}
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return os.RemoveAll(dir)
+}
+
+// removeFlat removes a directory of files (a run directory): one read of
+// its names, an unlink of each, and the directory; anything that is not a
+// plain file through os.RemoveAll.
+func removeFlat(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return os.RemoveAll(dir)
+	}
+	names, _ := f.Readdirnames(-1)
+	for _, n := range names {
+		if unix.Unlinkat(int(f.Fd()), n, 0) != nil {
+			os.RemoveAll(filepath.Join(dir, n))
+		}
+	}
+	f.Close()
+	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	return os.RemoveAll(dir)
 }
 
 // leftovers are, under s.lock, what killed rl processes left in rl-rm of
