@@ -15,6 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/icmp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
@@ -56,6 +57,7 @@ type Stack struct {
 	ep        stack.LinkEndpoint
 	listeners *Listeners
 	guestNS   atomic.Pointer[netconf.NetNS] // the container's network namespace (SpliceLoopback), or nil
+	pings     pings                         // the container's pings past the stack (ping.go)
 
 	ctx    context.Context // cancelled by Close: stops dials under way
 	cancel context.CancelFunc
@@ -102,7 +104,7 @@ func New(cfg Config, ep stack.LinkEndpoint, l *Listeners) (*Stack, error) {
 	}
 	s := stack.New(stack.Options{
 		NetworkProtocols:   netProtos,
-		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol},
+		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol, udp.NewProtocol, icmp.NewProtocol4, icmp.NewProtocol6},
 	})
 	n := &Stack{cfg: cfg, s: s, ep: ep, listeners: l}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -140,6 +142,8 @@ func (n *Stack) configure(ep stack.LinkEndpoint) error {
 
 	s.SetTransportProtocolHandler(tcp.ProtocolNumber, tcp.NewForwarder(s, 0, maxInFlightSYN, n.forwardTCP).HandlePacket)
 	s.SetTransportProtocolHandler(udp.ProtocolNumber, udp.NewForwarder(s, n.forwardUDP).HandlePacket)
+	s.SetTransportProtocolHandler(icmp.ProtocolNumber4, n.handleICMP(false))
+	s.SetTransportProtocolHandler(icmp.ProtocolNumber6, n.handleICMP(true))
 
 	// Frames to the guest go through a queue written to the TAP by a
 	// goroutine of its own (gVisor's FIFO queueing discipline): a TAP

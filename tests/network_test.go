@@ -711,6 +711,39 @@ func TestNetPing(t *testing.T) {
 	})
 }
 
+// TestNetPingNAT: an echo request past the gateway (to the test host, in
+// a network namespace of its own) goes out from the user's ICMP echo
+// socket on the host and its reply comes back from the test host's
+// address, where the host's ping_group_range lets the user open one; where
+// it does not, the request goes unanswered (no reply the stack makes up).
+func TestNetPingNAT(t *testing.T) {
+	ns := netTestHost(t)
+	nh := netNeedHelper(t)
+	vol := filepath.Dir(nh) + ":/nh:ro"
+	const rangeFile = "/proc/sys/net/ipv4/ping_group_range"
+	orig, err := os.ReadFile(rangeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.WriteFile(rangeFile, orig, 0o644) })
+	setRange := func(v string) {
+		if err := os.WriteFile(rangeFile, []byte(v), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forEachUser(t, func(t *testing.T, u User) {
+		setRange("0 2147483647")
+		to := ns.NSAddr.String()
+		if r := rl(t, u, "run", "--rm", "-v", vol, "busybox", "/nh/nethelper", "ping", to); r.Code != 0 || r.Stdout != "reply from "+to+"\n" {
+			t.Errorf("ping %s (the test host, through NAT): want an echo reply from it\n%v", to, r)
+		}
+		setRange("1 0") // the kernel's default: no group
+		if r := rl(t, u, "run", "--rm", "-v", vol, "busybox", "/nh/nethelper", "ping", to); r.Code != 1 || !strings.Contains(r.Stdout, "no reply") {
+			t.Errorf("ping %s with no ICMP echo socket for the user on the host: want no reply\n%v", to, r)
+		}
+	})
+}
+
 // TestNetHost: --network host shares the host's interfaces (the test
 // host's veth end is there), and a server the container starts on
 // 127.0.0.1 is reachable from the host.
