@@ -86,6 +86,7 @@ func Doctor(in DoctorInput) []Check {
 		CheckSeccomp(sec, nested),
 		CheckNestedUserns(nested, sec, sysctls),
 		CheckBypass(bypass.Probe()),
+		CheckPing(ProbePing()),
 		CheckRunDir(in.RunRoot, in.RunRootReason),
 		CheckCgroups(CheckCgroup()),
 	}
@@ -473,6 +474,23 @@ func CheckBypass(probe error) Check {
 	default:
 		c.Fix = "a kernel with seccomp user notification and SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9 or later) and pidfd_getfd (5.6)"
 	}
+	return c
+}
+
+// CheckPing reports whether containers can ping past their gateway: the
+// network sends their echo requests from an ICMP echo socket of the
+// user's on the host, which net.ipv4.ping_group_range must admit. (Read
+// inside rl's user namespace, the range shows unmapped groups as 65534.)
+func CheckPing(probe error) Check {
+	c := Check{Name: "ping"}
+	if probe == nil {
+		c.Status, c.Detail = OK, "containers ping past their gateway: ICMP echo sockets open for the user"
+		return c
+	}
+	c.Status = Degraded
+	c.Detail = "containers ping their gateway only: their echo requests to other hosts go unanswered"
+	c.Cause = "no ICMP echo socket for the user (" + probe.Error() + "): net.ipv4.ping_group_range excludes the user's groups"
+	c.Fix = "sudo sysctl -w net.ipv4.ping_group_range='0 2147483647' (systemd's default; keep it in /etc/sysctl.d)"
 	return c
 }
 

@@ -207,6 +207,16 @@ func TestCheckSeccomp(t *testing.T) {
 	}
 }
 
+func TestCheckPing(t *testing.T) {
+	if c := CheckPing(nil); c.Status != OK || c.Name != "ping" {
+		t.Errorf("%+v", c)
+	}
+	denied := fmt.Errorf("socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP): %w", syscall.EACCES)
+	if c := CheckPing(denied); c.Status != Degraded || !strings.Contains(c.Cause, "ping_group_range excludes") || !strings.Contains(c.Fix, "sysctl -w net.ipv4.ping_group_range") {
+		t.Errorf("%+v", c)
+	}
+}
+
 func TestCheckBypass(t *testing.T) {
 	if c := CheckBypass(nil); c.Status != OK || c.Name != "bypass" {
 		t.Errorf("%+v", c)

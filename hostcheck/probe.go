@@ -129,6 +129,17 @@ func ProbeTun() error {
 	return probe(ProbeTunName, unix.CLONE_NEWNET, "clone(CLONE_NEWNET)")
 }
 
+// ProbePing opens and closes an ICMP echo socket (SOCK_DGRAM) in the
+// host's network namespace, as rl's network does for a container's ping.
+func ProbePing() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+	if err != nil {
+		return fmt.Errorf("socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP): %w", err)
+	}
+	unix.Close(fd)
+	return nil
+}
+
 // ProbeUserns creates a user namespace nested in the current one (what
 // --userns keep-id and rl inside rl need; from the host, what every rl
 // command needs).
