@@ -1059,6 +1059,12 @@ func TestNetPort(t *testing.T) {
 		if r := rlOKEnv(t, h.v, h.env, "inspect", "-f", tmpl, name); r.Stdout != hostOf["80/tcp"]+"\n" {
 			t.Errorf("rl inspect NetworkSettings.Ports[80/tcp]: want %s\n%v", hostOf["80/tcp"], r)
 		}
+		// HostConfig.PortBindings: the bound ports while it runs, as
+		// podman's; the ports asked for once stopped (below).
+		r = rlOKEnv(t, h.v, h.env, "inspect", "-f", "{{json .HostConfig.PortBindings}} {{json .NetworkSettings.Ports}} {{.HostConfig.PublishAllPorts}} {{json .HostConfig.Dns}}", name)
+		if f := strings.Fields(r.Stdout); len(f) != 4 || f[0] != f[1] || f[2] != "true" || f[3] != "[]" {
+			t.Errorf("rl inspect: want HostConfig.PortBindings as NetworkSettings.Ports, PublishAllPorts true, Dns []\n%v", r)
+		}
 		for _, c := range []struct {
 			args []string
 			want string
@@ -1082,6 +1088,9 @@ func TestNetPort(t *testing.T) {
 		}
 		if r := rlOKEnv(t, h.v, h.env, "inspect", "-f", "{{json .NetworkSettings.Ports}}", name); r.Stdout != "{}\n" {
 			t.Errorf("inspect of a stopped container: want no ports\n%v", r)
+		}
+		if r := rlOKEnv(t, h.v, h.env, "inspect", "-f", "{{json .HostConfig.PortBindings}}", name); r.Stdout != `{"8080/tcp":[{"HostIp":"127.0.0.1","HostPort":""}]}`+"\n" {
+			t.Errorf("inspect of a stopped container: want HostConfig.PortBindings as asked (-p 127.0.0.1::8080)\n%v", r)
 		}
 	})
 }

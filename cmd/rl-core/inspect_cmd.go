@@ -10,6 +10,7 @@ import (
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
 	"github.com/rlcontainers/rl/container"
+	"github.com/rlcontainers/rl/netstack/netconf"
 	"github.com/rlcontainers/rl/rootfs"
 	"github.com/rlcontainers/rl/rootfs/mounts"
 )
@@ -91,18 +92,25 @@ type inspectConfig struct {
 }
 
 type inspectHostConfig struct {
-	AutoRemove     bool              `json:"AutoRemove"`
-	Init           bool              `json:"Init"`
-	ReadonlyRootfs bool              `json:"ReadonlyRootfs"`
-	NetworkMode    string            `json:"NetworkMode"`
-	ExtraHosts     []string          `json:"ExtraHosts"`
-	Privileged     bool              `json:"Privileged"`
-	EffectiveCaps  []string          `json:"EffectiveCaps"`
-	NoNewPrivs     bool              `json:"NoNewPrivileges"`
-	Unmask         []string          `json:"Unmask,omitempty"`
-	Seccomp        string            `json:"SeccompProfilePath"`
-	Namespaces     map[string]string `json:"NamespaceModes"`
-	UsernsMode     string            `json:"UsernsMode"`
+	AutoRemove     bool     `json:"AutoRemove"`
+	Init           bool     `json:"Init"`
+	ReadonlyRootfs bool     `json:"ReadonlyRootfs"`
+	NetworkMode    string   `json:"NetworkMode"`
+	ExtraHosts     []string `json:"ExtraHosts"`
+	// PortBindings are the ports asked for (-p, -P's EXPOSE), with the
+	// host ports chosen while the container runs; Dns* are its flags.
+	PortBindings    map[string][]inspectHostPort `json:"PortBindings"`
+	PublishAllPorts bool                         `json:"PublishAllPorts"`
+	DNS             []string                     `json:"Dns"`
+	DNSSearch       []string                     `json:"DnsSearch"`
+	DNSOptions      []string                     `json:"DnsOptions"`
+	Privileged      bool                         `json:"Privileged"`
+	EffectiveCaps   []string                     `json:"EffectiveCaps"`
+	NoNewPrivs      bool                         `json:"NoNewPrivileges"`
+	Unmask          []string                     `json:"Unmask,omitempty"`
+	Seccomp         string                       `json:"SeccompProfilePath"`
+	Namespaces      map[string]string            `json:"NamespaceModes"`
+	UsernsMode      string                       `json:"UsernsMode"`
 }
 
 func runInspect(all *cli.CLI, s *session.Session) error {
@@ -130,7 +138,9 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 				AutoRemove: rec.AutoRm, Init: rec.Init, ReadonlyRootfs: rec.ReadOnly,
 				NetworkMode: mode(rec.Namespaces["net"]), ExtraHosts: append([]string{}, rec.AddHosts...), Namespaces: rec.Namespaces, UsernsMode: rec.UserNS,
 				Privileged: rec.Privileged, EffectiveCaps: rec.Caps, NoNewPrivs: rec.NoNewPrivs, Unmask: rec.Unmask,
-				Seccomp: seccompName(rec),
+				Seccomp:      seccompName(rec),
+				PortBindings: map[string][]inspectHostPort{}, PublishAllPorts: rec.PublishAll,
+				DNS: nonNil(rec.DNS), DNSSearch: nonNil(rec.DNSSearch), DNSOptions: nonNil(rec.DNSOptions),
 			},
 			Mounts: rec.Volumes, Tmpfs: rec.Tmpfs, Driver: s.Driver.Name, LogPath: logPath,
 			Namespaces: map[string]string{},
@@ -152,6 +162,21 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 			k := m.Container()
 			v.Network.Ports[k] = append(v.Network.Ports[k], inspectHostPort{HostIP: m.HostAddr().String(), HostPort: strconv.Itoa(int(m.HostPort))})
 		}
+		for k, hp := range v.Network.Ports {
+			v.HostConfig.PortBindings[k] = hp
+		}
+		if len(st.Ports) == 0 {
+			// Not running: the ports as asked for (0: a port chosen at start).
+			asked, _ := netconf.ParsePorts(rec.Ports)
+			for _, m := range asked {
+				port := ""
+				if m.HostPort != 0 {
+					port = strconv.Itoa(int(m.HostPort))
+				}
+				k := m.Container()
+				v.HostConfig.PortBindings[k] = append(v.HostConfig.PortBindings[k], inspectHostPort{HostIP: m.HostAddr().String(), HostPort: port})
+			}
+		}
 		views = append(views, v)
 		return nil
 	})
@@ -170,6 +195,14 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 		return eerr
 	}
 	return err
+}
+
+// nonNil is s, or an empty list for none (JSON [] as podman shows it).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func mode(m string) string {
