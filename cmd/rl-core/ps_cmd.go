@@ -1,9 +1,11 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"text/template"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/rlcontainers/rl/cmd/internal/cli"
 	"github.com/rlcontainers/rl/cmd/internal/session"
+	"github.com/rlcontainers/rl/netstack/netconf"
 	"github.com/rlcontainers/rl/rootfs"
 )
 
@@ -86,7 +89,7 @@ func runPs(all *cli.CLI, s *session.Session) error {
 		rows = append(rows, psRow{
 			ID: id, Image: rec.Image, ImageID: rec.ImageID, Command: cmd,
 			Created: ctr.Created, CreatedAt: cli.Ago(ctr.Created), Status: status(st), State: st.Status,
-			ExitCode: st.ExitCode, Pid: st.Pid, Names: rec.Name, Ports: strings.Join(st.Ports, ", "),
+			ExitCode: st.ExitCode, Pid: st.Pid, Names: rec.Name, Ports: portsSummary(st.Ports),
 			fullCommand: rec.Command,
 		})
 	}
@@ -171,4 +174,39 @@ func status(st rootfs.State) string {
 		return fmt.Sprintf("Exited (%d) %s", st.ExitCode, cli.Ago(st.FinishedAt))
 	}
 	return "Created"
+}
+
+// portsSummary is rl ps's PORTS: the published ports by container port,
+// a run of consecutive ports published alike as one range, as docker and
+// podman show them ("0.0.0.0:8000-8002->80-82/tcp").
+func portsSummary(ports []string) string {
+	ms := published(ports)
+	// Alike ones together, in port order, to find the runs.
+	slices.SortFunc(ms, func(a, b netconf.PortMapping) int {
+		return cmp.Or(strings.Compare(a.Proto, b.Proto), a.HostAddr().Compare(b.HostAddr()), cmp.Compare(a.GuestPort, b.GuestPort))
+	})
+	type entry struct {
+		first netconf.PortMapping
+		s     string
+	}
+	var out []entry
+	for i := 0; i < len(ms); {
+		j := i
+		for j+1 < len(ms) && ms[j+1].Proto == ms[i].Proto && ms[j+1].HostAddr() == ms[i].HostAddr() &&
+			ms[j+1].GuestPort == ms[j].GuestPort+1 && ms[j+1].HostPort == ms[j].HostPort+1 {
+			j++
+		}
+		e := entry{ms[i], ms[i].String()}
+		if j > i {
+			e.s = fmt.Sprintf("%s-%d->%d-%d/%s", ms[i].Host(), ms[j].HostPort, ms[i].GuestPort, ms[j].GuestPort, ms[i].Proto)
+		}
+		out = append(out, e)
+		i = j + 1
+	}
+	slices.SortStableFunc(out, func(a, b entry) int { return cmp.Compare(a.first.GuestPort, b.first.GuestPort) })
+	var ss []string
+	for _, e := range out {
+		ss = append(ss, e.s)
+	}
+	return strings.Join(ss, ", ")
 }
