@@ -126,7 +126,8 @@ func prepareNetwork(rec rootfs.Record) (*network, error) {
 	if n.helperPath, err = netHelperPath(); err != nil {
 		return nil, err
 	}
-	if n.cfg.DNSServers, err = netconf.HostResolvers("/etc/resolv.conf"); err != nil && len(rec.DNS) == 0 {
+	n.cfg.ResolvConf = "/etc/resolv.conf"
+	if n.cfg.DNSServers, err = netconf.HostResolvers(n.cfg.ResolvConf); err != nil && len(rec.DNS) == 0 {
 		return nil, err
 	}
 	specs := append([]string{}, rec.Ports...)

@@ -2,12 +2,19 @@ package netstack
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/adapters/gonet"
+
+	"github.com/rlcontainers/rl/netstack/netconf"
 )
 
 const (
@@ -25,7 +32,8 @@ const (
 // upstreams nothing listens, so queries fail at once (ICMP unreachable,
 // RST) rather than time out.
 func (n *Stack) startDNS() {
-	if len(n.cfg.DNSServers) == 0 {
+	n.upstreams = upstreams{servers: n.cfg.DNSServers, path: n.cfg.ResolvConf, stamp: resolvStamp(n.cfg.ResolvConf)}
+	if len(n.cfg.DNSServers) == 0 && n.cfg.ResolvConf == "" {
 		return
 	}
 	addrs := []netip.Addr{n.cfg.DNS}
@@ -70,7 +78,7 @@ func (n *Stack) serveDNSUDP(pc *gonet.UDPConn, sem chan struct{}) {
 // askUpstream sends query to each upstream in turn and returns the first
 // answer, or nil.
 func (n *Stack) askUpstream(query []byte) []byte {
-	for _, up := range n.cfg.DNSServers {
+	for _, up := range n.upstreams.get() {
 		c, err := net.DialUDP("udp", n.localUDP(up.Addr()), net.UDPAddrFromAddrPort(up))
 		if err != nil {
 			continue
@@ -105,7 +113,7 @@ func (n *Stack) serveDNSTCP(ln *gonet.TCPListener) {
 		}
 		guest := c.(*gonet.TCPConn)
 		n.goTracked(func() {
-			for _, up := range n.cfg.DNSServers {
+			for _, up := range n.upstreams.get() {
 				d := n.dialer(up.Addr(), dnsTimeout)
 				host, err := d.DialContext(n.ctx, "tcp", up.String())
 				if err == nil {
@@ -116,4 +124,52 @@ func (n *Stack) serveDNSTCP(ln *gonet.TCPListener) {
 			guest.Close()
 		})
 	}
+}
+
+// upstreams are the relay's upstream resolvers: the host's, read again
+// (netconf.HostResolvers) when its resolv.conf or systemd-resolved's
+// changes, looked at no more than once per resolvRecheck.
+type upstreams struct {
+	path string // the host's resolv.conf; "": the servers stay
+
+	mu      sync.Mutex
+	servers []netip.AddrPort
+	stamp   string
+	checked time.Time
+}
+
+const resolvRecheck = time.Second
+
+func (u *upstreams) get() []netip.AddrPort {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.path == "" || time.Since(u.checked) < resolvRecheck {
+		return u.servers
+	}
+	u.checked = time.Now()
+	if st := resolvStamp(u.path); st != u.stamp {
+		// A file being replaced may be missing or empty for a moment: the
+		// old servers stay until the new ones are there.
+		if servers, err := netconf.HostResolvers(u.path); err == nil && len(servers) > 0 {
+			u.servers, u.stamp = servers, st
+		}
+	}
+	return u.servers
+}
+
+// resolvStamp tells whether path or systemd-resolved's resolv.conf
+// changed: their inode, size and modification time.
+func resolvStamp(path string) string {
+	if path == "" {
+		return ""
+	}
+	var b strings.Builder
+	for _, p := range []string{path, netconf.SystemdResolvConf} {
+		if fi, err := os.Stat(p); err == nil {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				fmt.Fprintf(&b, "%d/%d/%d;", st.Ino, st.Size, fi.ModTime().UnixNano())
+			}
+		}
+	}
+	return b.String()
 }

@@ -58,6 +58,7 @@ type Stack struct {
 	listeners *Listeners
 	guestNS   atomic.Pointer[netconf.NetNS] // the container's network namespace (SpliceLoopback), or nil
 	pings     pings                         // the container's pings past the stack (ping.go)
+	upstreams upstreams                     // the DNS relay's upstream resolvers (dns.go)
 
 	ctx    context.Context // cancelled by Close: stops dials under way
 	cancel context.CancelFunc

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +28,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"github.com/rlcontainers/rl/netstack/netconf"
 )
 
 const guestMAC = tcpip.LinkAddress("\x02\x00\x0a\x00\x02\x64")
@@ -318,6 +321,60 @@ func TestDNSRelay(t *testing.T) {
 		if string(got) != "answer:query" {
 			t.Fatalf("query to %s: answer %q", dns, got)
 		}
+	}
+}
+
+// TestDNSRelayFollowsResolvConf: when the host's resolv.conf changes (a
+// laptop's network or VPN), the relay asks the new servers, read from it
+// again within a second; a moment with no nameserver in it (a file being
+// replaced) keeps the old ones.
+func TestDNSRelayFollowsResolvConf(t *testing.T) {
+	// resolv.conf names no port: the servers listen on 53, on two
+	// loopback addresses of their own.
+	for _, a := range []string{"127.0.88.1:53", "127.0.88.2:53"} {
+		if pc, err := net.ListenPacket("udp", a); err != nil {
+			t.Skipf("a test DNS server on %s: %v (needs root, as make test runs)", a, err)
+		} else {
+			pc.Close()
+		}
+	}
+	before := udpEchoServer(t, "127.0.88.1:53", "before:")
+	after := udpEchoServer(t, "127.0.88.2:53", "after:")
+	defer func(old string) { netconf.SystemdResolvConf = old }(netconf.SystemdResolvConf)
+	netconf.SystemdResolvConf = filepath.Join(t.TempDir(), "none")
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	write := func(body string) {
+		if err := os.WriteFile(conf+".new", []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(conf+".new", conf); err != nil { // as resolvconf and NetworkManager do
+			t.Fatal(err)
+		}
+	}
+	nameserver := func(a netip.AddrPort) string { return "nameserver " + a.Addr().String() + "\n" }
+	write(nameserver(before))
+	cfg := DefaultConfig()
+	cfg.DNSServers, cfg.ResolvConf = []netip.AddrPort{before}, conf
+	tn := newTestNet(t, cfg, nil)
+	ask := func() string {
+		got, err := guestUDP(t, tn, netip.MustParseAddrPort("10.0.2.3:53"), []byte("q"))
+		if err != nil {
+			t.Fatalf("query: %v", err)
+		}
+		return string(got)
+	}
+	if got := ask(); got != "before:q" {
+		t.Fatalf("answer %q, want the first server's", got)
+	}
+	write("# no nameserver for a moment\n")
+	time.Sleep(resolvRecheck + 100*time.Millisecond)
+	if got := ask(); got != "before:q" {
+		t.Fatalf("with no nameserver in the file: answer %q, want the old server's", got)
+	}
+	write(nameserver(after))
+	time.Sleep(resolvRecheck + 100*time.Millisecond)
+	if got := ask(); got != "after:q" {
+		t.Fatalf("after the file changed: answer %q, want the new server's", got)
 	}
 }
 

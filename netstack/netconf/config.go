@@ -96,6 +96,11 @@ type Config struct {
 	Bypass bool
 	// DNSServers are the upstream resolvers the DNS relay asks, in order (HostResolvers).
 	DNSServers []netip.AddrPort
+	// ResolvConf is the host's resolv.conf DNSServers were read from: the
+	// relay reads it (HostResolvers) again once it or systemd-resolved's
+	// changes, as a laptop's network or VPN comes and goes. Empty: the
+	// DNSServers stay.
+	ResolvConf string `json:",omitempty"`
 	// Ports are the published ports; New serves those of its Listeners.
 	Ports []PortMapping
 }

@@ -151,8 +151,8 @@ func TestHostResolvers(t *testing.T) {
 		return p
 	}
 	upstream := write("upstream.conf", "# systemd-resolved\nnameserver 192.0.2.1\nnameserver 2001:db8::53\nsearch example.org\n")
-	defer func(old string) { systemdResolvConf = old }(systemdResolvConf)
-	systemdResolvConf = upstream
+	defer func(old string) { SystemdResolvConf = old }(SystemdResolvConf)
+	SystemdResolvConf = upstream
 
 	for _, tc := range []struct {
 		name, conf string
@@ -185,7 +185,7 @@ func TestHostResolvers(t *testing.T) {
 
 	// A stub without systemd-resolved's file: the stub itself, reachable
 	// from the supervisor (it lives in the host's network namespace).
-	systemdResolvConf = filepath.Join(dir, "missing")
+	SystemdResolvConf = filepath.Join(dir, "missing")
 	got, err := HostResolvers(write("stub-only", "nameserver 127.0.0.53\n"))
 	if err != nil || len(got) != 1 || got[0].String() != "127.0.0.53:53" {
 		t.Errorf("stub without resolved's file: %v %v", got, err)

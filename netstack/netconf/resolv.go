@@ -9,9 +9,9 @@ import (
 	"strings"
 )
 
-// systemdResolvConf lists systemd-resolved's real upstream servers when
+// SystemdResolvConf lists systemd-resolved's real upstream servers when
 // /etc/resolv.conf points at its stub (127.0.0.53).
-var systemdResolvConf = "/run/systemd/resolve/resolv.conf"
+var SystemdResolvConf = "/run/systemd/resolve/resolv.conf"
 
 // HostResolvers reads the nameservers of a resolv.conf (/etc/resolv.conf on
 // the host) as upstreams for the DNS relay. A loopback nameserver (the
@@ -30,7 +30,7 @@ func HostResolvers(resolvConf string) ([]netip.AddrPort, error) {
 		allLoopback = allLoopback && s.Addr().IsLoopback()
 	}
 	if allLoopback {
-		if up, err := readNameservers(systemdResolvConf); err == nil && len(up) > 0 {
+		if up, err := readNameservers(SystemdResolvConf); err == nil && len(up) > 0 {
 			var real []netip.AddrPort
 			for _, s := range up {
 				if !s.Addr().IsLoopback() {
