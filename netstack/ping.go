@@ -83,28 +83,50 @@ func (n *Stack) ownAddr(a netip.Addr) bool {
 }
 
 // forwardEcho sends the container's echo request msg to dst from the host
-// socket of its ping (opened on its first request).
+// socket of its ping (opened on its first request, and again when the
+// last one closed on idling just now).
 func (n *Stack) forwardEcho(k pingKey, dst netip.Addr, msg []byte) {
+	for try := 0; try < 2; try++ {
+		f := n.pingFlow(k, dst)
+		if f == nil {
+			return // no ICMP echo socket for this user (ping_group_range): unanswered
+		}
+		// The kernel sets the socket's own identifier and the checksum.
+		if _, err := f.conn.WriteTo(msg, &net.UDPAddr{IP: dst.AsSlice()}); !errors.Is(err, net.ErrClosed) {
+			return
+		}
+		n.dropPing(k, f)
+	}
+}
+
+// pingFlow is the flow of ping k, made now if there is none, touched.
+func (n *Stack) pingFlow(k pingKey, dst netip.Addr) *pingFlow {
 	n.pings.mu.Lock()
+	defer n.pings.mu.Unlock()
 	f := n.pings.m[k]
 	if f == nil {
 		conn, err := n.pingSocket(k.v6, dst)
 		if err != nil {
-			n.pings.mu.Unlock()
-			return // no ICMP echo socket for this user (ping_group_range): unanswered
+			return nil
 		}
 		f = &pingFlow{conn: conn}
-		f.touch()
 		if n.pings.m == nil {
 			n.pings.m = map[pingKey]*pingFlow{}
 		}
 		n.pings.m[k] = f
 		n.goTracked(func() { n.relayEchoReplies(k, f) })
 	}
-	n.pings.mu.Unlock()
 	f.touch()
-	// The kernel sets the socket's own identifier and the checksum.
-	_, _ = f.conn.WriteTo(msg, &net.UDPAddr{IP: dst.AsSlice()})
+	return f
+}
+
+// dropPing forgets flow f of ping k (not a newer one of the same ping).
+func (n *Stack) dropPing(k pingKey, f *pingFlow) {
+	n.pings.mu.Lock()
+	if n.pings.m[k] == f {
+		delete(n.pings.m, k)
+	}
+	n.pings.mu.Unlock()
 }
 
 // pingSocket opens an ICMP echo socket on the host, bound to the outbound
@@ -154,9 +176,7 @@ func (n *Stack) relayEchoReplies(k pingKey, f *pingFlow) {
 		}
 	}()
 	defer func() {
-		n.pings.mu.Lock()
-		delete(n.pings.m, k)
-		n.pings.mu.Unlock()
+		n.dropPing(k, f)
 		f.conn.Close()
 	}()
 	reply := uint8(header.ICMPv4EchoReply)
