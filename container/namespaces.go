@@ -164,8 +164,12 @@ func (p *nsPlan) joined(kind string) *nsJoin {
 
 // etcFile reads /etc/NAME of the container whose namespace j is, through
 // the process the namespace was opened through (/proc/PID/root/etc/NAME
-// is what that container sees: rl's file, bind-mounted, or its image's).
+// is what that container sees: rl's file, bind-mounted, or its image's);
+// false without j.
 func (j *nsJoin) etcFile(name string) (string, bool) {
+	if j == nil {
+		return "", false
+	}
 	pid := strings.TrimPrefix(strings.TrimSuffix(j.fd.Name(), "/ns/"+j.kind), "/proc/")
 	b, err := os.ReadFile("/proc/" + pid + "/root/etc/" + name)
 	return string(b), err == nil

@@ -456,7 +456,7 @@ func (n *network) hosts(hostname, name string) string {
 // names, host.containers.internal, its --add-host entries), then this
 // one's hostname and name on the loopback unless that file names them
 // already (a shared UTS namespace), then this one's --add-host entries
-// (host-gateway: the address that file gives host.containers.internal).
+// (never host-gateway: addHosts refuses it in another's network).
 func (n *network) joinedHosts(theirs, hostname, name string) string {
 	s := theirs
 	if s != "" && !strings.HasSuffix(s, "\n") {
@@ -465,30 +465,24 @@ func (n *network) joinedHosts(theirs, hostname, name string) string {
 	known := hostsNames(theirs)
 	var mine []string
 	for _, h := range []string{hostname, name} {
-		if _, ok := known[h]; h != "" && !ok && !slices.Contains(mine, h) {
+		if h != "" && !known[h] && !slices.Contains(mine, h) {
 			mine = append(mine, h)
 		}
 	}
 	if len(mine) > 0 {
 		s += "127.0.1.1\t" + strings.Join(mine, " ") + "\n"
 	}
-	gateway, ok := known["host.containers.internal"]
-	if !ok {
-		gateway = "127.0.0.1"
-	}
-	return s + n.addedHosts(gateway)
+	return s + n.addedHosts("")
 }
 
-// hostsNames maps the names of an /etc/hosts file to their (first) address.
-func hostsNames(hosts string) map[string]string {
-	names := map[string]string{}
+// hostsNames are the names an /etc/hosts file gives addresses to.
+func hostsNames(hosts string) map[string]bool {
+	names := map[string]bool{}
 	for _, line := range strings.Split(hosts, "\n") {
 		line, _, _ = strings.Cut(line, "#")
 		if f := strings.Fields(line); len(f) > 1 {
 			for _, name := range f[1:] {
-				if _, ok := names[name]; !ok {
-					names[name] = f[0]
-				}
+				names[name] = true
 			}
 		}
 	}

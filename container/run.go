@@ -80,21 +80,26 @@ func buildSpec(rt *Runtime, c *storage.Container, rec rootfs.Record, net *networ
 	if err != nil {
 		return nil, err
 	}
+	// In another container's network (--network container:NAME) its
+	// names and resolver are this one's too.
+	joined := ns.joined("net")
 	files := map[string]string{"/etc/hostname": hostname + "\n"}
 	if !rec.NoHosts {
-		files["/etc/hosts"] = net.hosts(hostname, rec.Name)
+		if h, ok := joined.etcFile("hosts"); ok {
+			files["/etc/hosts"] = net.joinedHosts(h, hostname, rec.Name)
+		} else {
+			files["/etc/hosts"] = net.hosts(hostname, rec.Name)
+		}
 	}
 	if !imageResolvConf(rec) {
-		files["/etc/resolv.conf"] = net.resolvConf()
-	}
-	if j := ns.joined("net"); j != nil {
-		// The other container's network, so its names and resolver.
-		if h, ok := j.etcFile("hosts"); ok && !rec.NoHosts {
-			files["/etc/hosts"] = net.joinedHosts(h, hostname, rec.Name)
+		r, ok := "", false
+		if len(rec.DNS)+len(rec.DNSSearch)+len(rec.DNSOptions) == 0 {
+			r, ok = joined.etcFile("resolv.conf")
 		}
-		if r, ok := j.etcFile("resolv.conf"); ok && !imageResolvConf(rec) && len(rec.DNS)+len(rec.DNSSearch)+len(rec.DNSOptions) == 0 {
-			files["/etc/resolv.conf"] = r
+		if !ok {
+			r = net.resolvConf()
 		}
+		files["/etc/resolv.conf"] = r
 	}
 	etc, err := writeEtcFiles(runDir, files)
 	if err != nil {

@@ -164,17 +164,9 @@ func (f *udpFlow) pump(src net.Conn, send func([]byte) error) {
 	for {
 		k, err := src.Read(buf)
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				last := time.Unix(0, f.last.Load())
-				if time.Since(last) < udpIdle {
-					src.SetReadDeadline(last.Add(udpIdle))
-					continue
-				}
-				return
-			}
 			// A host socket reports an ICMP unreachable for an earlier
 			// datagram on the next read; the flow itself goes on.
-			if errors.Is(err, syscall.ECONNREFUSED) {
+			if f.awake(src, err) || errors.Is(err, syscall.ECONNREFUSED) {
 				continue
 			}
 			return
@@ -182,6 +174,21 @@ func (f *udpFlow) pump(src net.Conn, send func([]byte) error) {
 		f.touch()
 		_ = send(buf[:k]) // UDP: a datagram that cannot be sent is lost
 	}
+}
+
+// awake says whether a read of src that failed with err may go on: its
+// deadline fired but the flow has not idled (the deadline is moved to
+// udpIdle after the flow's last datagram).
+func (f *udpFlow) awake(src interface{ SetReadDeadline(time.Time) error }, err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	last := time.Unix(0, f.last.Load())
+	if time.Since(last) >= udpIdle {
+		return false
+	}
+	src.SetReadDeadline(last.Add(udpIdle))
+	return true
 }
 
 // isPortInUse reports whether a bind failed on a port the stack already uses.

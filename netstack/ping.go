@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -87,7 +88,7 @@ func (n *Stack) ownAddr(a netip.Addr) bool {
 // last one closed on idling just now).
 func (n *Stack) forwardEcho(k pingKey, dst netip.Addr, msg []byte) {
 	for try := 0; try < 2; try++ {
-		f := n.pingFlow(k, dst)
+		f := n.flowFor(k, dst)
 		if f == nil {
 			return // no ICMP echo socket for this user (ping_group_range): unanswered
 		}
@@ -99,8 +100,8 @@ func (n *Stack) forwardEcho(k pingKey, dst netip.Addr, msg []byte) {
 	}
 }
 
-// pingFlow is the flow of ping k, made now if there is none, touched.
-func (n *Stack) pingFlow(k pingKey, dst netip.Addr) *pingFlow {
+// flowFor is the flow of ping k, made now if there is none, touched.
+func (n *Stack) flowFor(k pingKey, dst netip.Addr) *pingFlow {
 	n.pings.mu.Lock()
 	defer n.pings.mu.Unlock()
 	f := n.pings.m[k]
@@ -166,15 +167,8 @@ func (n *Stack) pingSocket(v6 bool, dst netip.Addr) (*net.UDPConn, error) {
 // relayEchoReplies hands the echo replies of a ping's host socket to the
 // container until the ping idles or the stack closes.
 func (n *Stack) relayEchoReplies(k pingKey, f *pingFlow) {
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		select {
-		case <-n.ctx.Done():
-			f.conn.Close()
-		case <-stop:
-		}
-	}()
+	stop := context.AfterFunc(n.ctx, func() { f.conn.Close() })
+	defer stop()
 	defer func() {
 		n.dropPing(k, f)
 		f.conn.Close()
@@ -183,38 +177,25 @@ func (n *Stack) relayEchoReplies(k pingKey, f *pingFlow) {
 	if k.v6 {
 		reply = uint8(header.ICMPv6EchoReply)
 	}
-	buf := make([]byte, 65536)
+	bp := datagramBufs.Get().(*[]byte)
+	defer datagramBufs.Put(bp)
+	buf := *bp
+	f.conn.SetReadDeadline(time.Now().Add(udpIdle))
 	for {
-		got, from, err := f.read(f.conn, buf)
+		got, from, err := f.conn.ReadFromUDP(buf)
 		if err != nil {
+			if f.awake(f.conn, err) {
+				continue
+			}
 			return
 		}
-		if from == nil || got < header.ICMPv4MinimumSize || buf[0] != reply {
+		f.touch()
+		if got < header.ICMPv4MinimumSize || buf[0] != reply {
 			continue
 		}
 		if src, ok := netip.AddrFromSlice(from.IP); ok {
 			n.sendEchoReply(k, src.Unmap(), buf[:got])
 		}
-	}
-}
-
-// read reads a datagram and its sender from c until the flow idles (an
-// error then).
-func (f *udpFlow) read(c *net.UDPConn, buf []byte) (int, *net.UDPAddr, error) {
-	c.SetReadDeadline(time.Now().Add(udpIdle))
-	for {
-		k, from, err := c.ReadFromUDP(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			last := time.Unix(0, f.last.Load())
-			if time.Since(last) < udpIdle {
-				c.SetReadDeadline(last.Add(udpIdle))
-				continue
-			}
-		}
-		if err == nil {
-			f.touch()
-		}
-		return k, from, err
 	}
 }
 

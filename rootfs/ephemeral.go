@@ -593,7 +593,8 @@ var containerLayout = []struct {
 // (the workload's files in upper, a detached container's log) through
 // os.RemoveAll. os.RemoveAll alone tries every name as a file first, then
 // as a directory, and reads each directory before removing it: three
-// times the calls, ~0.3 ms more of `rl run --rm` on ext4.
+// times the calls (bench/trace's deletion phase, ext4: 1.11 and 1.16 ms
+// with it, 1.06 and 0.92 ms with this).
 func removeContainerDir(dir string) error {
 	for _, e := range containerLayout {
 		p := filepath.Join(dir, e.name)
@@ -603,10 +604,7 @@ func removeContainerDir(dir string) error {
 			unix.Unlink(p)
 		}
 	}
-	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
-		return nil
-	}
-	return os.RemoveAll(dir)
+	return rmdirOrAll(dir)
 }
 
 // removeFlat removes a directory of files (a run directory): one read of
@@ -627,6 +625,12 @@ func removeFlat(dir string) error {
 		}
 	}
 	f.Close()
+	return rmdirOrAll(dir)
+}
+
+// rmdirOrAll removes dir, emptied of what was known to be in it, or
+// through os.RemoveAll what else is there.
+func rmdirOrAll(dir string) error {
 	if err := unix.Rmdir(dir); err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
 	}

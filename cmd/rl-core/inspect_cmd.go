@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"strconv"
 	"time"
@@ -162,9 +163,7 @@ func runInspect(all *cli.CLI, s *session.Session) error {
 			k := m.Container()
 			v.Network.Ports[k] = append(v.Network.Ports[k], inspectHostPort{HostIP: m.HostAddr().String(), HostPort: strconv.Itoa(int(m.HostPort))})
 		}
-		for k, hp := range v.Network.Ports {
-			v.HostConfig.PortBindings[k] = hp
-		}
+		maps.Copy(v.HostConfig.PortBindings, v.Network.Ports)
 		if len(st.Ports) == 0 {
 			// Not running: the ports as asked for (0: a port chosen at start).
 			asked, _ := netconf.ParsePorts(rec.Ports)
