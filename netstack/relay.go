@@ -59,9 +59,9 @@ func (g guestTCP) abort(host *net.TCPConn) {
 // loopback socket runs the receiver's TCP input and takes long enough
 // (20-100 us for 64 KiB) that, made as an ordinary system call, sysmon
 // hands rl-net's one processor (cmd/rl-net) to another thread meanwhile,
-// woken for the purpose: 3x the context switches. NAT through the stack,
-// iperf3, 3 interleaved rounds: container->host 13.4 -> 14.0 Gbit/s,
-// host->container (-R) 13.1 -> 15.7.
+// woken for the purpose. On one processor, ordinary against raw calls
+// (NAT, iperf3, 3 interleaved rounds): container->host 13.4 -> 14.0
+// Gbit/s, host->container (-R) 13.1 -> 15.7.
 func rawSend(fd int, b []byte) (int, unix.Errno) {
 	n, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)), unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT, 0, 0)
 	return int(n), errno
