@@ -55,17 +55,17 @@ func spliceHalf(dst, src *net.TCPConn) {
 // (iperf3 through -p both ways, 6 interleaved rounds); this one at 0.99x
 // and 1.04x.
 func spliceOneWay(dst, src *net.TCPConn) error {
-	p, err := getPipe()
-	if err != nil {
-		_, err := io.Copy(dst, src)
-		return err
-	}
 	from, err := src.SyscallConn()
 	if err != nil {
 		return err
 	}
 	to, err := dst.SyscallConn()
 	if err != nil {
+		return err
+	}
+	p, err := getPipe()
+	if err != nil {
+		_, err := io.Copy(dst, src)
 		return err
 	}
 	moved := false
@@ -88,6 +88,9 @@ func spliceOneWay(dst, src *net.TCPConn) error {
 		moved = true
 		for n > 0 {
 			m, err := rawSplice(to.Write, p.r, true)
+			if err == nil && m == 0 {
+				err = io.ErrNoProgress // not from a pipe that holds n bytes
+			}
 			if err != nil {
 				p.close()
 				return err
