@@ -73,7 +73,7 @@ type sockResult struct {
 // (cmd/rl-net) each wake hands the processor to that thread and back:
 // refilled after every socket (4 kept), connections through -p from 8
 // clients at a time went 5500 -> 4800/s against two processors; refilled
-// by 8, 5050/s.
+// by 8, 4600-5050/s.
 const ready = 16
 
 // NewNetNS takes netns (an open /proc/PID/ns/net), which Close closes.
