@@ -899,7 +899,9 @@ func TestRmStrayMountpoint(t *testing.T) {
 			// an --rm one's is its own directory of rl's (docs/mounts.md).
 			pattern, sub := filepath.Join(v.Home, ".local", "share", "rl", "storage", "overlay", "*", "lower"), "merged"
 			if rm {
-				pattern, sub = filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm", "*", "config.json"), ""
+				// Not ".new-<id>": the directory being made, renamed to
+				// "<id>-<name>" once whole (rootfs/ephemeral.go).
+				pattern, sub = filepath.Join(v.Home, ".local", "share", "rl", "storage", "rl-rm", "[0-9a-f]*", "config.json"), ""
 			}
 			var merged2 string
 			for deadline := time.Now().Add(10 * time.Second); merged2 == "" && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
