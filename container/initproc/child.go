@@ -322,6 +322,12 @@ func execWorkload(spec *Spec) (int, error) {
 	if err := fds.CloseOnExecFrom(3 + int(spec.Preserve)); err != nil {
 		return ExitRlError, err
 	}
+	// A change of user cleared the parent-death signal (the kernel does at
+	// every change of euid, egid or a gain of capabilities): set again, so
+	// that the workload still dies with its supervisor. Best effort: a
+	// --security-opt seccomp profile may deny prctl(2), and rl's commands
+	// end a workload that outlives its supervisor (rootfs.ReadState).
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	if spec.NoNewPrivs {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
 			return ExitRlError, fmt.Errorf("setting no_new_privs: %w", err)
