@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/rlcontainers/rl/userns"
@@ -76,6 +77,10 @@ func ReadState(store storage.Store, id string) State {
 		_ = json.Unmarshal(b, &st)
 	}
 	if st.Status == "running" && !userns.ProcessAlive(st.Supervisor, st.SupervisorStart) {
+		// Its lock is free, and its workload ended, by the time this says
+		// exited.
+		userns.WaitExited(st.Supervisor, st.SupervisorStart, 2*time.Second)
+		endOrphan(st.Pid, st.Namespaces)
 		st.Status = "exited"
 		st.ExitCode = -1
 		st.Pid = 0
@@ -83,6 +88,35 @@ func ReadState(store storage.Store, id string) State {
 		st.SupervisorGone = true
 	}
 	return st
+}
+
+// endOrphan ends the workload of a container whose supervisor is gone, so
+// that "exited" means nothing of it runs. The supervisor's death sent it
+// SIGKILL (its parent-death signal), but the kernel may still be ending it
+// (the unmounts of its mount namespace take a while on a busy machine),
+// and a workload that changed its user itself (su-exec, setpriv) has lost
+// that signal. It is told from a process that took its pid since by the
+// namespaces recorded while it ran: killed while it is still in the
+// container's mount namespace, and waited for (up to 2 s) while it is the
+// container's and has not exited.
+func endOrphan(pid int, ns map[string]string) {
+	if pid <= 0 || ns["pid"] == "" || ns["mnt"] == "" {
+		return
+	}
+	link := func(kind string) string {
+		l, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/ns/" + kind)
+		return l
+	}
+	if link("mnt") == ns["mnt"] {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	// An exiting process has left its mount namespace (no link) but is
+	// still in its pid namespace until it is reaped.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if m := link("mnt"); link("pid") != ns["pid"] || (m != "" && m != ns["mnt"]) || !userns.Running(pid) {
+			return
+		}
+	}
 }
 
 // ErrLocked means another rl process holds the container (it is running,

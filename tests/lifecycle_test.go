@@ -530,65 +530,86 @@ func TestLifecycleRmRunning(t *testing.T) {
 
 // TestLifecycleSupervisorKilled: kill -9 of a detached container's
 // supervisor: the container is reported exited, not running forever, and
-// can be removed, leaving nothing running.
+// can be removed, leaving nothing running. Also for a workload that is not
+// the container's root (--user, --userns keep-id, or su in the workload
+// itself, as su-exec and gosu entry points do): the kernel clears the
+// parent-death signal of a process whose user changes, so its death does
+// not follow from the supervisor's.
 func TestLifecycleSupervisorKilled(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
-		name := "conmon-" + u.Name
-		detach(t, u, nil, name, "busybox", "sleep", "1000")
-		v := inspect(t, u, nil, name)
-		// podman's template for it.
-		r := rl(t, u, "inspect", "-f", "{{.State.ConmonPid}}", name)
-		if r.Code != 0 || strings.TrimSpace(r.Stdout) != strconv.Itoa(v.State.ConmonPid) {
-			t.Errorf("rl inspect -f '{{.State.ConmonPid}}': want %d (as in the JSON):\n%v", v.State.ConmonPid, r)
-		}
-		sup := v.State.ConmonPid
-		if sup <= 1 || !alive(sup) {
-			t.Fatalf("no live supervisor pid in rl inspect: %+v", v.State)
-		}
-		if err := killPid(sup); err != nil {
-			t.Fatal(err)
-		}
-		start := time.Now()
-		var status string
-		zombie := false
-		for time.Since(start) < 10*time.Second {
-			ps := rlOK(t, u, "ps", "-a", "--format", "{{.Names}} {{.State}}")
-			status = ""
-			for _, l := range strings.Split(ps.Stdout, "\n") {
-				if n, s, _ := strings.Cut(l, " "); n == name {
-					status = s
-				}
+		sleep := []string{"busybox", "sleep", "1000"}
+		for _, c := range []struct {
+			name string
+			args []string
+		}{
+			{"root", sleep},
+			{"user", append([]string{"--user", "1000:1000"}, sleep...)},
+			{"keep-id", append([]string{"--userns", "keep-id"}, sleep...)},
+			{"su", []string{"busybox", "su", "tester", "-c", "exec sleep 1000"}},
+		} {
+			if (c.name == "user" || c.name == "su") && u.Name == single.Name {
+				continue // one id in the container: only root
 			}
-			if status != "running" {
-				break
-			}
-			if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", sup)); err == nil {
-				if _, rest, _ := strings.Cut(string(b), ") "); strings.HasPrefix(rest, "Z") {
-					zombie = true
-				}
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		took := time.Since(start)
-		if status == "running" || took > time.Second {
-			t.Errorf("after kill -9 of the supervisor: rl ps -a shows %s %q after %v, want not running within 1 s (while it said running, the dead supervisor was a zombie not yet reaped: %v)",
-				name, status, took.Round(10*time.Millisecond), zombie)
-		}
-		if status == "exited" && alive(v.State.Pid) {
-			t.Errorf("rl ps -a says exited but the workload (pid %d) still runs", v.State.Pid)
-		}
-		rmr := rl(t, u, "rm", name)
-		if rmr.Code != 0 || rmr.Stdout != name+"\n" {
-			t.Errorf("rl rm after the supervisor died: want exit 0 and the name as given (as docker and podman print it):\n%v", rmr)
-			rl(t, u, "rm", "-f", name)
-		}
-		if ps := rlOK(t, u, "ps", "-a"); psRow(ps.Stdout, name) != "" {
-			t.Errorf("still listed after rl rm:\n%v", ps)
-		}
-		if !waitGone(v.State.Pid, 5*time.Second) {
-			t.Errorf("the workload (pid %d) still runs after its supervisor was killed and the container removed", v.State.Pid)
+			t.Run(c.name, func(t *testing.T) { supervisorKilled(t, u, "conmon-"+c.name+"-"+u.Name, c.args) })
 		}
 	})
+}
+
+func supervisorKilled(t *testing.T, u User, name string, args []string) {
+	detach(t, u, nil, name, args...)
+	v := inspect(t, u, nil, name)
+	// podman's template for it.
+	r := rl(t, u, "inspect", "-f", "{{.State.ConmonPid}}", name)
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != strconv.Itoa(v.State.ConmonPid) {
+		t.Errorf("rl inspect -f '{{.State.ConmonPid}}': want %d (as in the JSON):\n%v", v.State.ConmonPid, r)
+	}
+	sup := v.State.ConmonPid
+	if sup <= 1 || !alive(sup) || !alive(v.State.Pid) {
+		t.Fatalf("no live supervisor and workload pids in rl inspect: %+v", v.State)
+	}
+	if err := killPid(sup); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var status string
+	zombie := false
+	for time.Since(start) < 10*time.Second {
+		ps := rlOK(t, u, "ps", "-a", "--format", "{{.Names}} {{.State}}")
+		status = ""
+		for _, l := range strings.Split(ps.Stdout, "\n") {
+			if n, s, _ := strings.Cut(l, " "); n == name {
+				status = s
+			}
+		}
+		if status != "running" {
+			break
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", sup)); err == nil {
+			if _, rest, _ := strings.Cut(string(b), ") "); strings.HasPrefix(rest, "Z") {
+				zombie = true
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	took := time.Since(start)
+	if status == "running" || took > time.Second {
+		t.Errorf("after kill -9 of the supervisor: rl ps -a shows %s %q after %v, want not running within 1 s (while it said running, the dead supervisor was a zombie not yet reaped: %v)",
+			name, status, took.Round(10*time.Millisecond), zombie)
+	}
+	if status == "exited" && alive(v.State.Pid) {
+		t.Errorf("rl ps -a says exited but the workload (pid %d) still runs", v.State.Pid)
+	}
+	rmr := rl(t, u, "rm", name)
+	if rmr.Code != 0 || rmr.Stdout != name+"\n" {
+		t.Errorf("rl rm after the supervisor died: want exit 0 and the name as given (as docker and podman print it):\n%v", rmr)
+		rl(t, u, "rm", "-f", name)
+	}
+	if ps := rlOK(t, u, "ps", "-a"); psRow(ps.Stdout, name) != "" {
+		t.Errorf("still listed after rl rm:\n%v", ps)
+	}
+	if !waitGone(v.State.Pid, 5*time.Second) {
+		t.Errorf("the workload (pid %d) still runs after its supervisor was killed and the container removed", v.State.Pid)
+	}
 }
 
 // waitReaped waits up to timeout for /proc/PID to go (exited and reaped).

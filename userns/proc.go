@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // A process is named by its pid and its start time, since pids are
@@ -25,6 +26,29 @@ func ProcessAlive(pid int, start uint64) bool {
 	}
 	got, err := strconv.ParseUint(f[19], 10, 64)
 	return err == nil && got == start
+}
+
+// Running reports whether pid is a process that has not exited (a zombie
+// has).
+func Running(pid int) bool {
+	f, err := statFields(pid)
+	return err == nil && f[0] != "Z" && f[0] != "X"
+}
+
+// WaitExited waits, up to timeout, until the process pid that started at
+// start has ended with all its threads. It reads as a zombie once its
+// first thread has exited, while the others may still be closing its
+// files, and letting go of the locks it held with them.
+func WaitExited(pid int, start uint64, timeout time.Duration) {
+	task := "/proc/" + strconv.Itoa(pid) + "/task"
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if got, err := StartTime(pid); err != nil || got != start {
+			return
+		}
+		if threads, err := os.ReadDir(task); err != nil || len(threads) <= 1 {
+			return
+		}
+	}
 }
 
 // StartTime is field 22 of /proc/PID/stat: when the process started, in
