@@ -753,6 +753,9 @@ func TestLifecycleConcurrentStart(t *testing.T) {
 			if !alive(v.State.Pid) {
 				t.Errorf("round %d: inspect says running, pid %d is not", i, v.State.Pid)
 			}
+			// The workload's word before the next round's stop, which
+			// could kill it before it says it on a busy machine.
+			waitLogs(t, u, name, "^(started\n){"+strconv.Itoa(2+i)+"}", 10*time.Second)
 		}
 		// Each start ran the workload once: 1 + rounds "started".
 		want := strings.Repeat("started\n", 1+rounds)
