@@ -232,6 +232,14 @@ func (m *Tmux) Type(text string) {
 	m.tmux("send-keys", "-t", "rl", "Enter")
 }
 
+// Prompt waits until re matches the screen's last line, a shell's prompt.
+// A line typed before the prompt shows is echoed ahead of it, and what the
+// line prints then follows the prompt on one line.
+func (m *Tmux) Prompt(re string) {
+	m.t.Helper()
+	m.WaitFor(`(?m)^`+re+`\s*\z`, 30*time.Second)
+}
+
 // Keys sends tmux key names: "C-c", "C-d", "Enter", "Up".
 func (m *Tmux) Keys(keys ...string) {
 	m.t.Helper()

@@ -195,6 +195,7 @@ func TestLifecycleDetachSurvivesTerminal(t *testing.T) {
 		name := "hup-" + u.Name
 		t.Cleanup(func() { rl(t, u, "rm", "-f", name) })
 		m := tmuxRun(t, u, "/bin/sh")
+		m.Prompt(`\$`)
 		m.Type(fmt.Sprintf(`%s run -d --name %s busybox sh -c 'echo before; sleep 1000'; echo "RC $?"`, rlBin, name))
 		screen := m.WaitFor(`(?m)^RC \d+$`, 30*time.Second)
 		if !regexp.MustCompile(`(?m)^[0-9a-f]{64}\nRC 0$`).MatchString(screen) {

@@ -34,6 +34,7 @@ func TestRegistryServesBusybox(t *testing.T) {
 func TestTmuxHarness(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		m := tmuxRun(t, u, "/bin/busybox", "sh")
+		m.Prompt(`.*[$#]`)
 		m.Type("echo $((6*7)); id -u")
 		m.WaitFor(fmt.Sprintf(`(?m)^42\n%d$`, u.UID), 0)
 		m.Type("exit 3")

@@ -54,12 +54,9 @@ func TestRunInteractiveShell(t *testing.T) {
 func TestRunTTYRestoresTerminal(t *testing.T) {
 	forEachUser(t, func(t *testing.T, u User) {
 		m := tmuxRun(t, u, "/bin/sh")
-		// Each line is typed at a prompt: typed ahead, its output would
-		// follow the prompt on one line (the shell echoes no typeahead).
-		prompt := func(p string) { m.WaitFor(`(?m)^`+p+`\s*\z`, 30*time.Second) }
-		prompt(`\$`)
+		m.Prompt(`\$`)
 		m.Type(`PS1='host$ '`)
-		prompt(`host\$`)
+		m.Prompt(`host\$`)
 		m.Type(`echo "BEFORE $(stty -g)"`)
 		before := settings(t, m.WaitFor(`(?m)^BEFORE \S+$`, 0), "BEFORE")
 
@@ -75,7 +72,7 @@ func TestRunTTYRestoresTerminal(t *testing.T) {
 			{"run -it --rm --user nosuchuser busybox sh", 125, ""},
 			{"run -it --rm busybox nosuchcmd", 127, ""},
 		} {
-			prompt(`host\$`)
+			m.Prompt(`host\$`)
 			m.Type(rlBin + " " + c.args + fmt.Sprintf(`; echo "RC%d $?"`, i))
 			if c.inside != "" {
 				m.WaitFor(rootPrompt, 30*time.Second)
@@ -89,7 +86,7 @@ func TestRunTTYRestoresTerminal(t *testing.T) {
 				t.Errorf("rl %s: exit %d, want %d; screen:\n%s", c.args, code, c.code, screen)
 			}
 			tag := fmt.Sprintf("AFTER%d", i)
-			prompt(`host\$`)
+			m.Prompt(`host\$`)
 			m.Type(fmt.Sprintf(`echo "%s $(stty -g)"; stty -a | tr ' ;' '\n\n' | grep -x -e icanon -e echo -e isig -e icrnl -e opost | tr '\n' ' '; echo`, tag))
 			screen = m.WaitFor(`(?m)^`+tag+` \S+\n.*\S`, 0)
 			if after := settings(t, screen, tag); after != before {
