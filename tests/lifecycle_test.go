@@ -670,6 +670,18 @@ func TestLifecycleStaleRunDir(t *testing.T) {
 		t.Cleanup(func() { lcRL(t, v, env, "rm", "-f", exited) })
 		lcRLOK(t, v, env, "run", "--name", exited, "busybox", "true")
 		detach(t, v, env, crashed, "busybox", "sleep", "1000")
+		// Its word before the stop, which could kill it before it says it
+		// on a busy machine.
+		logsSay := func(want string) Result {
+			var r Result
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				if r = lcRL(t, v, env, "logs", stopped); r.Code == 0 && r.Stdout == want {
+					break
+				}
+			}
+			return r
+		}
+		logsSay("up\n")
 		lcRLOK(t, v, env, "stop", "-t", "0", stopped)
 		// The crash: the supervisor and the workload die with the machine.
 		c := inspect(t, v, env, crashed)
@@ -703,7 +715,7 @@ func TestLifecycleStaleRunDir(t *testing.T) {
 		if w := waitStatus(t, v, env, stopped, "running", 5*time.Second); !alive(w.State.Pid) {
 			t.Errorf("rl start: not running: %+v", w.State)
 		}
-		if r := lcRL(t, v, env, "logs", stopped); r.Code != 0 || r.Stdout != "up\nup\n" {
+		if r := logsSay("up\nup\n"); r.Code != 0 || r.Stdout != "up\nup\n" {
 			t.Errorf("rl logs after the restart: want up twice:\n%v", r)
 		}
 		for _, n := range []string{exited, crashed} {
