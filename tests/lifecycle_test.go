@@ -119,15 +119,26 @@ func waitStatus(t *testing.T, u User, env []string, name, want string, timeout t
 // waitLogs polls `rl logs name` until its stdout matches re and returns it.
 func waitLogs(t *testing.T, u User, name, re string, timeout time.Duration) Result {
 	t.Helper()
+	r, ok := pollLogs(t, u, nil, name, re, timeout)
+	if !ok {
+		t.Fatalf("rl logs %s: no %s after %v:\n%v", name, re, timeout, r)
+	}
+	return r
+}
+
+// pollLogs polls `rl logs name` (with env) until its stdout matches re, up
+// to timeout, and returns the last result and whether it matched.
+func pollLogs(t *testing.T, u User, env []string, name, re string, timeout time.Duration) (Result, bool) {
+	t.Helper()
 	rx := regexp.MustCompile(re)
 	deadline := time.Now().Add(timeout)
 	for {
-		r := rl(t, u, "logs", name)
+		r := lcRL(t, u, env, "logs", name)
 		if r.Code == 0 && rx.MatchString(r.Stdout) {
-			return r
+			return r, true
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("rl logs %s: no %s after %v:\n%v", name, re, timeout, r)
+			return r, false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -672,16 +683,7 @@ func TestLifecycleStaleRunDir(t *testing.T) {
 		detach(t, v, env, crashed, "busybox", "sleep", "1000")
 		// Its word before the stop, which could kill it before it says it
 		// on a busy machine.
-		logsSay := func(want string) Result {
-			var r Result
-			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-				if r = lcRL(t, v, env, "logs", stopped); r.Code == 0 && r.Stdout == want {
-					break
-				}
-			}
-			return r
-		}
-		logsSay("up\n")
+		pollLogs(t, v, env, stopped, "^up\n$", 10*time.Second)
 		lcRLOK(t, v, env, "stop", "-t", "0", stopped)
 		// The crash: the supervisor and the workload die with the machine.
 		c := inspect(t, v, env, crashed)
@@ -715,7 +717,7 @@ func TestLifecycleStaleRunDir(t *testing.T) {
 		if w := waitStatus(t, v, env, stopped, "running", 5*time.Second); !alive(w.State.Pid) {
 			t.Errorf("rl start: not running: %+v", w.State)
 		}
-		if r := logsSay("up\nup\n"); r.Code != 0 || r.Stdout != "up\nup\n" {
+		if r, _ := pollLogs(t, v, env, stopped, "^up\nup\n$", 10*time.Second); r.Code != 0 || r.Stdout != "up\nup\n" {
 			t.Errorf("rl logs after the restart: want up twice:\n%v", r)
 		}
 		for _, n := range []string{exited, crashed} {
